@@ -1,0 +1,380 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/tools/runner"
+	"github.com/daprshop/suite/tools/runner/runnertest"
+)
+
+// env is the running suite every test talks to. It is started once: the apps
+// share app IDs, and two suites with the same IDs on one machine would find
+// each other's sidecars through mDNS.
+var env *suite
+
+type suite struct {
+	profile string
+	run     *runner.Run
+	probe   *probe
+	secrets map[string]string // what this run's secret store holds
+	logPath string
+	spec    *contracts
+}
+
+// daprdPath finds daprd the way the Makefile provides it.
+func daprdPath() string {
+	if p := os.Getenv("DAPRD"); p != "" {
+		return p
+	}
+	p, _ := filepath.Abs("../.bin/daprd")
+	return p
+}
+
+func TestMain(m *testing.M) {
+	if _, err := os.Stat(daprdPath()); err != nil {
+		if os.Getenv("E2E_REQUIRED") != "" {
+			fmt.Fprintf(os.Stderr, "e2e: daprd not found at %s: run `make tools`\n", daprdPath())
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "e2e: skipped, no daprd at %s (run `make tools`, or `make test`)\n", daprdPath())
+		os.Exit(0)
+	}
+	os.Exit(runSuite(m))
+}
+
+// profiles are the component profiles the whole suite runs on, one after the
+// other, with the same binaries: E2E_PROFILES narrows them.
+func profiles() []string {
+	if p := os.Getenv("E2E_PROFILES"); p != "" {
+		return strings.Split(p, ",")
+	}
+	return []string{"redis", "kafka-postgres"}
+}
+
+func runSuite(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	spec, err := loadContracts("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: contracts:", err)
+		return 1
+	}
+	f, err := runner.Load("../dapr.yaml")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if binaries, err = build(f.Apps, filepath.Join(tmp, "bin")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	code := 0
+	for _, profile := range profiles() {
+		fmt.Printf("=== e2e profile %s\n", profile)
+		if c := runProfile(m, profile, filepath.Join(tmp, profile), spec); c != 0 {
+			fmt.Printf("=== e2e profile %s FAILED\n", profile)
+			code = c
+		}
+	}
+	return code
+}
+
+// runProfile starts the suite on one component profile, runs every test
+// against it, and stops it.
+func runProfile(m *testing.M, profile, dir string, spec *contracts) int {
+	infra, err := startInfra(profile, dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e %s: %v\n", profile, err)
+		return 1
+	}
+	defer infra.close()
+	marker := runnertest.NewMarker()
+	s, err := startSuite(profile, dir, marker, infra.secrets)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e %s: starting the suite: %v\n", profile, err)
+		dumpLog(filepath.Join(dir, "suite.log"))
+		return 1
+	}
+	s.spec = spec
+	env = s
+	code := m.Run()
+	s.run.Stop()
+	s.probe.close()
+	// Stopping must leave nothing behind, whatever the tests did.
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e %s: processes left after stop:\n%s\n", profile, strings.Join(left, "\n"))
+		code = 1
+	}
+	if code != 0 {
+		dumpLog(s.logPath)
+	}
+	return code
+}
+
+func dumpLog(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 300 {
+		lines = lines[len(lines)-300:]
+	}
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the suite's output (%s) ---\n%s\n", len(lines), path, strings.Join(lines, "\n"))
+}
+
+// adminEmail is this run's admin account.
+var adminEmail = "admin-" + randomHex(6) + "@daprshop.local"
+
+// binaries maps each app ID to the binary built for it, once for all profiles.
+var binaries map[string]string
+
+// build compiles every app into dir.
+func build(apps []runner.App, dir string) (map[string]string, error) {
+	out := map[string]string{}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, a := range apps {
+		bin := filepath.Join(dir, a.ID)
+		out[a.ID] = bin
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("go", "build", "-o", bin, ".")
+			cmd.Dir = a.Dir
+			if b, err := cmd.CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("building %s: %v\n%s", a.ID, err, b))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// startSuite starts every app of the repo's dapr.yaml on profile's components
+// (a private copy whose secret store holds secrets), plus a probe subscriber,
+// all on free ports.
+func startSuite(profile, dir, marker string, secrets map[string]string) (*suite, error) {
+	f, err := runner.Load("../dapr.yaml")
+	if err != nil {
+		return nil, err
+	}
+	for i := range f.Apps {
+		a := &f.Apps[i]
+		a.Command = []string{binaries[a.ID]}
+		a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalGRPCPort, a.MetricsPort = 0, 0, 0, 0, 0
+		if a.ID == "users" {
+			// Fast hashing keeps sign-ups cheap in tests; production keeps the default.
+			a.Env["BCRYPT_COST"] = "4"
+			// Accounts outlive a run in the machine's Redis: a fresh admin each run.
+			a.Env["ADMIN_EMAIL"] = adminEmail
+			// Every test logs in from 127.0.0.1; the per-account limit stays.
+			a.Env["LOGIN_ATTEMPTS_PER_ADDRESS"] = "100000"
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	resources, err := privateResources(filepath.Join("..", "components", profile), dir, secrets)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newProbe()
+	if err != nil {
+		return nil, err
+	}
+	f.Apps = append(f.Apps, runner.App{
+		ID: "e2e-probe", Dir: dir, AppPort: p.port, AppProtocol: "http", HealthPath: "/healthz",
+		ConfigFile: f.Apps[0].ConfigFile, LogLevel: "info",
+	})
+	for i := range f.Apps {
+		f.Apps[i].ResourcesPaths = []string{resources}
+	}
+	logPath := filepath.Join(dir, "suite.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	r, err := runner.Start(context.Background(), f, runner.Options{
+		Daprd: daprdPath(), Out: logFile, ReadyTimeout: 2 * time.Minute, StopGrace: 10 * time.Second,
+		Env:       []string{marker},
+		DaprdArgs: []string{"--dapr-graceful-shutdown-seconds", "1"},
+	})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	return &suite{profile: profile, run: r, probe: p, secrets: secrets, logPath: logPath}, nil
+}
+
+// privateResources copies the profile's resources into dir, pointing the
+// local secret store at a secrets file holding secrets.
+func privateResources(src, dir string, secrets map[string]string) (string, error) {
+	file := filepath.Join(dir, "secrets.json")
+	b, _ := json.Marshal(secrets)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, "resources")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return "", err
+	}
+	files, _ := filepath.Glob(filepath.Join(src, "*.yaml"))
+	if len(files) == 0 {
+		return "", fmt.Errorf("no components in %s", src)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		s := string(b)
+		// The probe publishes test events and listens to every topic.
+		for _, scope := range []string{"publishingScopes", "subscriptionScopes"} {
+			s = addScope(s, scope, "e2e-probe="+strings.Join(probeTopics, ","))
+		}
+		if strings.Contains(s, "secretstores.local.file") {
+			lines := strings.Split(s, "\n")
+			for j, l := range lines {
+				if strings.Contains(l, "- name: secretsFile") && j+1 < len(lines) {
+					lines[j+1] = "      value: " + file
+				}
+			}
+			s = strings.Join(lines, "\n")
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), []byte(s), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dst, nil
+}
+
+// addScope appends entry to the value of the pub/sub scope metadata named
+// name in the component text s, if it has one.
+func addScope(s, name, entry string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "- name: "+name && i+1 < len(lines) {
+			lines[i+1] = strings.TrimSuffix(lines[i+1], `"`) + ";" + entry + `"`
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// probe is a subscriber app running inside the test process behind its own
+// daprd: it subscribes to every topic and dead-letter topic and keeps what
+// arrives.
+type probe struct {
+	port int
+	srv  *http.Server
+	// since drops events made before this run: the machine's Redis keeps the
+	// streams, and the probe's consumer group, from run to run.
+	since time.Time
+	mu    sync.Mutex
+	got   []cloudEvent
+}
+
+// cloudEvent is the envelope Dapr delivers to subscribers.
+type cloudEvent struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Source     string          `json:"source"`
+	Topic      string          `json:"topic"`
+	PubSubName string          `json:"pubsubname"`
+	Time       time.Time       `json:"time"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// probeTopics are the topics the probe listens to.
+var probeTopics = []string{"orders", "payments", "orders-deadletter", "payments-deadletter"}
+
+func newProbe() (*probe, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	// CloudEvent times have whole seconds.
+	p := &probe{port: l.Addr().(*net.TCPAddr).Port, since: time.Now().Add(-time.Second).Truncate(time.Second)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /dapr/subscribe", func(w http.ResponseWriter, _ *http.Request) {
+		var subs []map[string]string
+		for _, t := range probeTopics {
+			subs = append(subs, map[string]string{"pubsubname": "events", "topic": t, "route": "/events/" + t})
+		}
+		_ = json.NewEncoder(w).Encode(subs)
+	})
+	mux.HandleFunc("POST /events/{topic}", func(w http.ResponseWriter, r *http.Request) {
+		var ev cloudEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		ev.Topic = r.PathValue("topic")
+		if ev.Time.Before(p.since) {
+			_, _ = w.Write([]byte(`{"status":"SUCCESS"}`))
+			return
+		}
+		p.mu.Lock()
+		p.got = append(p.got, ev)
+		p.mu.Unlock()
+		_, _ = w.Write([]byte(`{"status":"SUCCESS"}`))
+	})
+	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = p.srv.Serve(l) }()
+	return p, nil
+}
+
+func (p *probe) close() { _ = p.srv.Close() }
+
+// events returns the events received on topic whose data has order_id.
+func (p *probe) events(topic, orderID string) []cloudEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []cloudEvent
+	for _, ev := range p.got {
+		var d struct {
+			OrderID string `json:"order_id"`
+		}
+		if ev.Topic == topic && json.Unmarshal(ev.Data, &d) == nil && d.OrderID == orderID {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// all returns every event received so far.
+func (p *probe) all() []cloudEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]cloudEvent(nil), p.got...)
+}

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// hashes of the binaries, taken in the first profile's run, for comparing
+// with the next: switching profile must not change a byte of Go.
+var (
+	hashesMu sync.Mutex
+	hashes   = map[string]string{}
+)
+
+func fileHash(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// TestSameBinariesOnEveryProfile: the processes serving this profile run the
+// binaries built once for all profiles, byte for byte.
+func TestSameBinariesOnEveryProfile(t *testing.T) {
+	hashesMu.Lock()
+	defer hashesMu.Unlock()
+	for _, a := range env.run.Apps {
+		if len(a.Command) == 0 {
+			continue // the probe lives in the test process
+		}
+		if a.Command[0] != binaries[a.ID] {
+			t.Fatalf("%s runs %s, not the shared build %s", a.ID, a.Command[0], binaries[a.ID])
+		}
+		h := fileHash(t, a.Command[0])
+		if prev, ok := hashes[a.ID]; ok && prev != h {
+			t.Fatalf("%s's binary changed between profiles", a.ID)
+		}
+		hashes[a.ID] = h
+	}
+	t.Logf("profile %s: %d services on the shared binaries", env.profile, len(hashes))
+}
+
+// TestDataIsolation: a sidecar has only its own app's state store loaded, so
+// no service can read another service's data, even by asking its sidecar.
+func TestDataIsolation(t *testing.T) {
+	stores := []string{"users", "products", "orders", "payments", "notifications"}
+	for _, a := range env.run.Apps {
+		for _, owner := range stores {
+			status, body := sidecarGet(t, a.ID, "/v1.0/state/"+owner+"-store/probe-key")
+			loaded := status == http.StatusNoContent || status == http.StatusOK
+			if owner == a.ID && !loaded {
+				t.Errorf("%s cannot read its own store: %d %s", a.ID, status, body)
+			}
+			// NOT_FOUND: the sidecar has other stores; NOT_CONFIGURED: none at all.
+			notLoaded := strings.Contains(string(body), "ERR_STATE_STORE_NOT_FOUND") || strings.Contains(string(body), "ERR_STATE_STORE_NOT_CONFIGURED")
+			if owner != a.ID && (loaded || !notLoaded) {
+				t.Errorf("%s's sidecar answers for %s-store: %d %s", a.ID, owner, status, body)
+			}
+		}
+	}
+}
+
+// TestOnlySidecarsGetIn: a sidecar refuses callers without its API token, and
+// an app refuses requests that do not come from its sidecar (no app token);
+// health endpoints stay open for probes.
+func TestOnlySidecarsGetIn(t *testing.T) {
+	o := env.run.App("orders")
+	daprd := fmt.Sprintf("http://127.0.0.1:%d", o.DaprHTTPPort)
+	app := fmt.Sprintf("http://127.0.0.1:%d", o.AppPort)
+	cases := []struct {
+		name, method, url, token string
+		want                     int
+	}{
+		{"sidecar without token", "GET", daprd + "/v1.0/state/orders-store/x", "", http.StatusUnauthorized},
+		{"sidecar, wrong token", "GET", daprd + "/v1.0/state/orders-store/x", "wrong", http.StatusUnauthorized},
+		{"sidecar, invoke without token", "GET", daprd + "/v1.0/invoke/orders/method/orders?user_id=usr_x", "", http.StatusUnauthorized},
+		{"sidecar with token", "GET", daprd + "/v1.0/state/orders-store/x", o.APIToken, http.StatusNoContent},
+		{"sidecar health", "GET", daprd + "/v1.0/healthz", "", http.StatusNoContent},
+		{"app directly", "GET", app + "/orders?user_id=usr_x", "", http.StatusUnauthorized},
+		{"app, sidecar's API token", "GET", app + "/orders?user_id=usr_x", o.APIToken, http.StatusUnauthorized},
+		{"app with the app token", "GET", app + "/orders?user_id=usr_x", o.AppToken, http.StatusOK},
+		{"app health", "GET", app + "/healthz", "", http.StatusOK},
+	}
+	for _, tc := range cases {
+		if status, body := rawCall(t, tc.method, tc.url, "", tc.token); status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, status, body, tc.want)
+		}
+	}
+}
+
+// TestPubSubScopes: only orders publishes orders events and only payments
+// publishes payments events, whatever another sidecar is asked to do.
+func TestPubSubScopes(t *testing.T) {
+	event := `{"type":"order.paid"}`
+	for _, tc := range []struct{ app, topic string }{
+		{"products", "orders"}, {"payments", "orders"}, {"gateway", "orders"}, {"users", "orders"},
+		{"orders", "payments"}, {"notifications", "payments"}, {"gateway", "payments"},
+	} {
+		a := env.run.App(tc.app)
+		url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/publish/events/%s", a.DaprHTTPPort, tc.topic)
+		if status, body := rawCall(t, "POST", url, event, a.APIToken); status != http.StatusForbidden {
+			t.Errorf("%s publishing to %s: %d %s, want 403", tc.app, tc.topic, status, body)
+		}
+	}
+}
+
+// TestSecretScopes: each sidecar hands out only the secrets its app needs.
+func TestSecretScopes(t *testing.T) {
+	allowed := map[string][]string{
+		"gateway":  {"jwt-signing-key"},
+		"users":    {"jwt-signing-key", "admin-password"},
+		"payments": {"payments-provider-key"},
+	}
+	for _, app := range []string{"gateway", "users", "payments", "orders", "products", "notifications"} {
+		for _, secret := range []string{"jwt-signing-key", "admin-password", "payments-provider-key"} {
+			status, body := sidecarGet(t, app, "/v1.0/secrets/secrets/"+secret)
+			want := http.StatusForbidden
+			if slices.Contains(allowed[app], secret) {
+				want = http.StatusOK
+			}
+			if status != want {
+				t.Errorf("%s reading %s: %d %s, want %d", app, secret, status, body, want)
+			}
+		}
+	}
+}

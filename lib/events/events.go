@@ -1,0 +1,91 @@
+// Package events is the consumer side of the suite's pub/sub: it decodes the
+// CloudEvent envelope Dapr delivers and answers with the status Dapr
+// understands, SUCCESS, RETRY or DROP (a dropped event goes to the route's
+// dead-letter topic).
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/daprshop/suite/lib/apierr"
+)
+
+// Event is a delivered CloudEvent.
+type Event struct {
+	ID              string          `json:"id"`
+	Type            string          `json:"type"`
+	Source          string          `json:"source"`
+	Topic           string          `json:"topic"`
+	PubSubName      string          `json:"pubsubname"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Decode unmarshals the event's data into v; a failure means a poison event.
+func (e Event) Decode(v any) error {
+	if err := json.Unmarshal(e.Data, v); err != nil {
+		return Drop(err)
+	}
+	return nil
+}
+
+// errDrop marks an event that no retry can help.
+var errDrop = errors.New("event dropped")
+
+// Drop wraps err to say the event can never be processed: it is sent to the
+// dead-letter topic instead of being retried.
+func Drop(err error) error { return errors.Join(errDrop, err) }
+
+// IsDrop reports whether err asks for the event to be dropped. A client error
+// from a service the handler called (invalid, not found...) is a drop too: the
+// same event would get the same answer again.
+func IsDrop(err error) bool {
+	if errors.Is(err, errDrop) {
+		return true
+	}
+	switch apierr.CodeOf(err) {
+	case apierr.Invalid, apierr.NotFound, apierr.Forbidden:
+		return true
+	}
+	return false
+}
+
+// Status is a subscriber's reply to Dapr.
+type Status string
+
+// The replies Dapr understands.
+const (
+	Success Status = "SUCCESS"
+	Retry   Status = "RETRY"
+	DropIt  Status = "DROP"
+)
+
+// Handler adapts fn into a subscription endpoint: nil means SUCCESS, a drop
+// error (or an undecodable envelope) DROP, anything else RETRY.
+func Handler(log *slog.Logger, fn func(ctx context.Context, e Event) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var e Event
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err == nil {
+			err = json.Unmarshal(b, &e)
+		}
+		status := Success
+		if err != nil {
+			log.WarnContext(r.Context(), "undecodable event dropped", "err", err)
+			status = DropIt
+		} else if err = fn(r.Context(), e); err != nil {
+			status = Retry
+			if IsDrop(err) {
+				status = DropIt
+			}
+			log.WarnContext(r.Context(), "event not processed", "event_id", e.ID, "topic", e.Topic, "type", e.Type, "status", status, "err", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]Status{"status": status})
+	}
+}

@@ -1,0 +1,78 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/events"
+)
+
+func reply(t *testing.T, body string, fn func(context.Context, events.Event) error) events.Status {
+	t.Helper()
+	w := httptest.NewRecorder()
+	events.Handler(slog.New(slog.DiscardHandler), fn)(w, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)))
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	var r map[string]events.Status
+	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r["status"]
+}
+
+const ce = `{"id":"e1","type":"order.paid","source":"orders","topic":"orders","pubsubname":"events","datacontenttype":"application/json","data":{"order_id":"ord_1"}}`
+
+func TestHandlerReplies(t *testing.T) {
+	var seen events.Event
+	ok := func(_ context.Context, e events.Event) error { seen = e; return nil }
+	if s := reply(t, ce, ok); s != events.Success || seen.ID != "e1" || seen.Topic != "orders" {
+		t.Fatalf("ok: %s %+v", s, seen)
+	}
+	var data struct {
+		OrderID string `json:"order_id"`
+	}
+	if err := seen.Decode(&data); err != nil || data.OrderID != "ord_1" {
+		t.Fatalf("decode: %v %+v", err, data)
+	}
+	cases := map[string]struct {
+		body string
+		err  error
+		want events.Status
+	}{
+		"transient":      {ce, apierr.Unavailablef(errors.New("x"), "store unavailable"), events.Retry},
+		"plain error":    {ce, errors.New("boom"), events.Retry},
+		"explicit drop":  {ce, events.Drop(errors.New("bad")), events.DropIt},
+		"client error":   {ce, apierr.Invalidf("order_id", "unknown"), events.DropIt},
+		"not an event":   {`not json`, nil, events.DropIt},
+		"undecodable in": {ce, events.Event{Data: json.RawMessage(`"x"`)}.Decode(&data), events.DropIt},
+	}
+	for name, tc := range cases {
+		if s := reply(t, tc.body, func(context.Context, events.Event) error { return tc.err }); s != tc.want {
+			t.Errorf("%s: %s, want %s", name, s, tc.want)
+		}
+	}
+}
+
+// FuzzHandler: whatever Dapr delivers, the reply is a status Dapr understands.
+func FuzzHandler(f *testing.F) {
+	for _, seed := range []string{ce, `{}`, `{"data":`, `null`, `{"id":1}`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		s := reply(t, body, func(_ context.Context, e events.Event) error {
+			var v map[string]any
+			return e.Decode(&v)
+		})
+		if s != events.Success && s != events.Retry && s != events.DropIt {
+			t.Fatalf("status %q for %q", s, body)
+		}
+	})
+}

@@ -1,0 +1,227 @@
+// Package sidecar is how a service reaches its Dapr sidecar: a go-sdk client on
+// daprd's gRPC API for state, pub/sub and secrets, and an HTTP client for service
+// invocation through daprd (/v1.0/invoke/<app>/method/<path>), which keeps the
+// callee's HTTP status and JSON error body intact. Both send DAPR_API_TOKEN.
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	dapr "github.com/dapr/go-sdk/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/daprshop/suite/lib/apierr"
+)
+
+// Config is the sidecar part of every service's configuration, under the
+// names the runner and the Dapr CLI set.
+type Config struct {
+	HTTPPort int    `env:"DAPR_HTTP_PORT" default:"3500"`
+	GRPCPort int    `env:"DAPR_GRPC_PORT" default:"50001"`
+	APIToken string `env:"DAPR_API_TOKEN" secret:"true"`
+}
+
+// Dial returns a go-sdk client for the sidecar's gRPC API.
+func (c Config) Dial() (dapr.Client, error) { return Dial(Local(c.GRPCPort), c.APIToken) }
+
+// HTTP returns a client of the sidecar's HTTP API.
+func (c Config) HTTP(timeout time.Duration) *HTTP {
+	return NewHTTP(Local(c.HTTPPort), c.APIToken, timeout)
+}
+
+// CallTimeout bounds a gRPC call to the sidecar whose context has no deadline.
+const CallTimeout = 5 * time.Second
+
+// Dial returns a go-sdk client for daprd's gRPC API at addr (host:port). The
+// connection is lazy and reconnects by itself, so a service can start before its
+// sidecar and survive a sidecar restart: calls wait for the connection (up to
+// their deadline, CallTimeout by default) instead of failing while it is down,
+// and reconnection attempts stay at most a second apart. token, when set, is
+// sent on every call.
+func Dial(addr, token string) (dapr.Client, error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		}),
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)),
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if _, ok := ctx.Deadline(); !ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, CallTimeout)
+				defer cancel()
+			}
+			if token != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token)
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dapr grpc client for %s: %w", addr, err)
+	}
+	return dapr.NewClientWithConnection(conn), nil
+}
+
+// HTTP is a client of the local daprd's HTTP API: service invocation (which
+// keeps the callee's status and error body intact), state transactions with
+// an outbox event, and the sidecar's health.
+type HTTP struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewHTTP returns a client for the daprd HTTP API at addr (host:port).
+// timeout bounds each call, including Dapr's own resiliency retries.
+func NewHTTP(addr, token string, timeout time.Duration) *HTTP {
+	return &HTTP{
+		base:  "http://" + addr,
+		token: token,
+		http: &http.Client{Timeout: timeout, Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}},
+	}
+}
+
+// Invoke sends in (JSON, may be nil) with method to path on app and decodes a
+// 2xx JSON reply into out (may be nil). A non-2xx reply becomes an *apierr.Error
+// with the callee's code and message; 5xx and transport failures are Unavailable.
+func (c *HTTP) Invoke(ctx context.Context, app, method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding request to %s: %w", app, err)
+		}
+		body = b
+	}
+	reply, err := c.Raw(ctx, app, method, path, body, nil)
+	if err != nil {
+		return err
+	}
+	status, raw := reply.Status, reply.Body
+	if status/100 != 2 {
+		return ReplyError(app, status, raw)
+	}
+	if out == nil || len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decoding reply from %s: %w", app, err)
+	}
+	return nil
+}
+
+// Reply is an app's (or the sidecar's) answer, as it came.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Raw sends body (JSON, may be nil) with method to path on app, with the given
+// extra headers, and returns the reply as it is. Only a failure to get any
+// reply is an error (Unavailable).
+func (c *HTTP) Raw(ctx context.Context, app, method, path string, body []byte, header http.Header) (Reply, error) {
+	return c.do(ctx, app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
+}
+
+// do sends one request to the sidecar; what names the dependency in errors.
+func (c *HTTP) do(ctx context.Context, what, method, path string, body []byte, header http.Header) (Reply, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return Reply{}, fmt.Errorf("request to %s: %w", what, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("dapr-api-token", c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return Reply{}, ctx.Err()
+		}
+		return Reply{}, apierr.Unavailablef(err, "%s unavailable", what)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return Reply{}, apierr.Unavailablef(err, "%s unavailable", what)
+	}
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
+}
+
+// ReplyError rebuilds the error an app's non-2xx reply stands for. The callee's own message is kept for
+// client errors; for server errors only the fact that the app is unavailable is
+// passed on, since the caller's client cannot act on the details.
+func ReplyError(app string, status int, raw []byte) error {
+	code := apierr.FromStatus(status)
+	var body struct {
+		Error struct {
+			Code    apierr.Code         `json:"code"`
+			Message string              `json:"message"`
+			Fields  []apierr.FieldError `json:"fields"`
+		} `json:"error"`
+		// daprd's own errors (target not found, sidecar not ready...).
+		ErrorCode string `json:"errorCode"`
+		Message   string `json:"message"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	if code == apierr.Unavailable {
+		detail := body.Error.Message
+		if detail == "" {
+			detail = strings.TrimSpace(body.ErrorCode + " " + body.Message)
+		}
+		return apierr.Unavailablef(fmt.Errorf("%d %s", status, detail), "%s unavailable", app)
+	}
+	if body.Error.Code != "" {
+		return &apierr.Error{Code: body.Error.Code, Message: body.Error.Message, Fields: body.Error.Fields}
+	}
+	return &apierr.Error{Code: code, Message: fmt.Sprintf("%s answered %d %s", app, status, strings.TrimSpace(body.ErrorCode+" "+body.Message))}
+}
+
+// Healthy reports whether the daprd HTTP API at addr answers its health endpoint.
+func (c *HTTP) Healthy(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1.0/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("dapr sidecar: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("dapr sidecar health: %s", resp.Status)
+	}
+	return nil
+}
+
+// Local returns the loopback address of a sidecar port: an app and its daprd
+// always share a host (a machine locally, a pod in Kubernetes).
+func Local(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

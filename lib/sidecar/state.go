@@ -1,0 +1,211 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	dapr "github.com/dapr/go-sdk/client"
+
+	"github.com/daprshop/suite/lib/apierr"
+)
+
+// StateGetter is the part of the Dapr client GetJSON needs.
+type StateGetter interface {
+	GetState(ctx context.Context, store, key string, meta map[string]string) (*dapr.StateItem, error)
+}
+
+// GetJSON reads key from store into v. found is false when the key does not
+// exist. A sidecar or store failure is an apierr Unavailable error.
+func GetJSON(ctx context.Context, c StateGetter, store, key string, v any) (etag string, found bool, err error) {
+	item, err := c.GetState(ctx, store, key, nil)
+	if err != nil {
+		return "", false, apierr.Unavailablef(err, "%s unavailable", store)
+	}
+	if item == nil || len(item.Value) == 0 {
+		return "", false, nil
+	}
+	if err := json.Unmarshal(item.Value, v); err != nil {
+		return "", false, fmt.Errorf("decoding %s/%s: %w", store, key, err)
+	}
+	return item.Etag, true, nil
+}
+
+// BulkGetter is the part of the Dapr client GetBulkJSON needs.
+type BulkGetter interface {
+	GetBulkState(ctx context.Context, store string, keys []string, meta map[string]string, parallelism int32) ([]*dapr.BulkStateItem, error)
+}
+
+// GetBulkJSON reads keys from store, in the order given, skipping missing keys.
+func GetBulkJSON[T any](ctx context.Context, c BulkGetter, store string, keys []string) ([]T, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	items, err := c.GetBulkState(ctx, store, keys, nil, 8)
+	if err != nil {
+		return nil, apierr.Unavailablef(err, "%s unavailable", store)
+	}
+	byKey := make(map[string]*dapr.BulkStateItem, len(items))
+	for _, it := range items {
+		byKey[it.Key] = it
+	}
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		it := byKey[k]
+		if it == nil || len(it.Value) == 0 {
+			continue
+		}
+		if it.Error != "" {
+			return nil, apierr.Unavailablef(fmt.Errorf("%s", it.Error), "%s unavailable", store)
+		}
+		var v T
+		if err := json.Unmarshal(it.Value, &v); err != nil {
+			return nil, fmt.Errorf("decoding %s/%s: %w", store, k, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// JSONMeta marks a saved value as JSON, so stores that understand it (and the
+// outbox) keep it as a JSON document rather than bytes.
+var JSONMeta = map[string]string{"contentType": "application/json"}
+
+// IsETagMismatch reports whether a SaveState or DeleteState call failed
+// because the ETag given is no longer current (first-write-wins lost): the
+// caller should re-read and try again.
+func IsETagMismatch(err error) bool {
+	return status.Code(errors.Unwrap(err)) == codes.Aborted || status.Code(err) == codes.Aborted
+}
+
+// SaveWithEvent writes value under key in store and publishes event in one
+// state transaction, through the Dapr outbox configured on the store's
+// component (outboxPublishPubsub, outboxPublishTopic): the event is published
+// if and only if the write commits, at least once. The event is the outbox
+// projection of the write, and eventType becomes its CloudEvent type. A
+// non-empty etag makes the write conditional (first-write-wins); a failed
+// write is an apierr Unavailable error (the store does not say why).
+//
+// It uses daprd's HTTP API: only there (Dapr 1.14) does the projection keep
+// its JSON content type, so subscribers get the event as a JSON object. Redis
+// runs a transaction's writes without rollback: when the ETag check fails,
+// the outbox marker may still commit and publish the event, so callers keep
+// ETag conflicts out of transactions (serialise writers of a key) there;
+// PostgreSQL rolls back.
+func (c *HTTP) SaveWithEvent(ctx context.Context, store, key string, value any, etag string, event any, eventType string) error {
+	type request struct {
+		Key         string            `json:"key"`
+		Value       any               `json:"value"`
+		ETag        string            `json:"etag,omitempty"`
+		ContentType string            `json:"contentType,omitempty"`
+		Options     map[string]string `json:"options,omitempty"`
+		Metadata    map[string]string `json:"metadata"`
+	}
+	type op struct {
+		Operation string  `json:"operation"`
+		Request   request `json:"request"`
+	}
+	// The outbox copies the write's metadata into the CloudEvent: "type"
+	// names it. No contentType on the write itself: Dapr 1.14's Redis store
+	// would switch to RedisJSON commands, which a plain Redis lacks.
+	write := request{Key: key, Value: value, Metadata: map[string]string{"type": eventType}}
+	if etag != "" {
+		write.ETag, write.Options = etag, map[string]string{"concurrency": "first-write"}
+	}
+	projection := request{Key: key, Value: event, ContentType: "application/json",
+		Metadata: map[string]string{"outbox.projection": "true"}}
+	body, err := json.Marshal(map[string]any{"operations": []op{{"upsert", write}, {"upsert", projection}}})
+	if err != nil {
+		return err
+	}
+	reply, err := c.do(ctx, store, http.MethodPost, "/v1.0/state/"+store+"/transaction", body, nil)
+	if err != nil {
+		return err
+	}
+	if reply.Status/100 != 2 {
+		return apierr.Unavailablef(fmt.Errorf("%d %s", reply.Status, reply.Body), "%s unavailable", store)
+	}
+	return nil
+}
+
+// firstWrite makes a write conditional: without an ETag it inserts, with one
+// it overwrites only that version.
+var firstWrite = dapr.WithConcurrency(dapr.StateConcurrencyFirstWrite)
+
+// Inserter is the part of the Dapr client InsertJSON needs.
+type Inserter interface {
+	StateGetter
+	SaveState(ctx context.Context, store, key string, data []byte, meta map[string]string, so ...dapr.StateOption) error
+}
+
+// InsertJSON writes value under key only if key does not exist yet, and
+// reports whether it did. Stores refuse a taken key with an error that does
+// not say why, so a refusal is checked by reading the key: present means
+// taken, absent means the store failed (Unavailable).
+func InsertJSON(ctx context.Context, c Inserter, store, key string, value any) (bool, error) {
+	b, err := json.Marshal(value)
+	if err != nil {
+		return false, err
+	}
+	serr := c.SaveState(ctx, store, key, b, JSONMeta, firstWrite)
+	if serr == nil {
+		return true, nil
+	}
+	var existing json.RawMessage
+	if _, found, err := GetJSON(ctx, c, store, key, &existing); err != nil || !found {
+		return false, apierr.Unavailablef(serr, "%s unavailable", store)
+	}
+	return false, nil
+}
+
+// Modifier is the part of the Dapr client ModifyJSON needs.
+type Modifier interface {
+	StateGetter
+	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...dapr.StateOption) error
+}
+
+// ModifyAttempts bounds ModifyJSON's retries.
+const ModifyAttempts = 50
+
+// ModifyJSON reads key into a T (the zero value when missing), lets change
+// edit it, and writes it back over the version it read (an insert when it was
+// missing), starting again from the read when another writer got there
+// first. change returns false when there is nothing to write.
+func ModifyJSON[T any](ctx context.Context, c Modifier, store, key string, change func(*T) bool) error {
+	for attempt := 0; attempt < ModifyAttempts; attempt++ {
+		var v T
+		etag, _, err := GetJSON(ctx, c, store, key, &v)
+		if err != nil {
+			return err
+		}
+		if !change(&v) {
+			return nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		err = c.SaveStateWithETag(ctx, store, key, b, etag, JSONMeta, firstWrite)
+		if err == nil {
+			return nil
+		}
+		// A refused insert (no ETag) means the key appeared meanwhile; a
+		// store outage shows up in the next read.
+		if etag != "" && !IsETagMismatch(err) {
+			return apierr.Unavailablef(err, "%s unavailable", store)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(1+rand.IntN(10)) * time.Millisecond):
+		}
+	}
+	return &apierr.Error{Code: apierr.Unavailable, Message: key + " is busy, retry", RetryAfter: time.Second}
+}

@@ -1,0 +1,283 @@
+// Package web is the HTTP plumbing every service shares: strict JSON decoding
+// that names the offending field, JSON responses, the error response written from
+// an apierr code, panic recovery, and a server that shuts down gracefully.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/metrics"
+)
+
+// MaxBodyBytes bounds every request body a service decodes.
+const MaxBodyBytes = 1 << 20
+
+// Decode reads one JSON object from r's body into v. Unknown fields, trailing
+// data, wrong types and oversized bodies are Invalid errors naming the field.
+func Decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return apierr.Errorf(apierr.Invalid, "content type must be application/json, got %q", ct)
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return apierr.Errorf(apierr.Invalid, "body must hold a single JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apierr.Errorf(apierr.Invalid, "body must hold a single JSON object")
+	}
+	return nil
+}
+
+// decodeError turns encoding/json's errors into client-facing field errors.
+func decodeError(err error) error {
+	var (
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return apierr.Errorf(apierr.Invalid, "request body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return apierr.Errorf(apierr.Invalid, "request body is truncated JSON")
+	case errors.As(err, &syntax):
+		return apierr.Errorf(apierr.Invalid, "malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return apierr.Errorf(apierr.Invalid, "body must be a JSON %s", "object")
+		}
+		return apierr.Invalidf(field, "must be a %s", jsonKind(typ.Type.Kind().String()))
+	case errors.As(err, &tooLarge):
+		return apierr.Errorf(apierr.Invalid, "request body exceeds %d bytes", tooLarge.Limit)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return apierr.Invalidf(field, "is not a known field")
+	default:
+		return apierr.Errorf(apierr.Invalid, "invalid JSON body")
+	}
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(goKind string) string {
+	switch {
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "integer"
+	case strings.HasPrefix(goKind, "float"):
+		return "number"
+	case goKind == "slice", goKind == "array":
+		return "array"
+	case goKind == "struct", goKind == "map":
+		return "object"
+	case goKind == "bool":
+		return "boolean"
+	default:
+		return goKind
+	}
+}
+
+// Respond writes v as JSON with the given status.
+func Respond(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the content of an error response.
+type ErrorDetail struct {
+	Code    apierr.Code         `json:"code"`
+	Message string              `json:"message"`
+	Fields  []apierr.FieldError `json:"fields,omitempty"`
+}
+
+// RespondError writes err as an error response. Errors that are not an
+// *apierr.Error are logged and shown to the client as a generic internal error.
+func RespondError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var e *apierr.Error
+	if !errors.As(err, &e) {
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &apierr.Error{Code: apierr.Internal, Message: "internal error"}
+	} else if e.Cause != nil {
+		log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	Respond(w, apierr.Status(e.Code), ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message, Fields: e.Fields}})
+}
+
+// Recover turns a panic in a handler into a logged 500 instead of a dropped connection.
+func Recover(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					RespondError(w, r, log, fmt.Errorf("panic: %v", v))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Live answers liveness probes: the process is up and serving HTTP.
+func Live(w http.ResponseWriter, _ *http.Request) {
+	Respond(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// Ready returns a readiness handler that reports 503 while check fails.
+func Ready(log *slog.Logger, check func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := check(ctx); err != nil {
+			log.WarnContext(ctx, "not ready", "err", err)
+			Respond(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+		Respond(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// Config is the listener part of every service's configuration.
+type Config struct {
+	Host string `env:"APP_HOST" default:"127.0.0.1"`
+	// Port is set by the runner and the Dapr CLI as APP_PORT.
+	Port          int           `env:"APP_PORT" default:"8080"`
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" default:"10s"`
+	// AppAPIToken, when set, is what the sidecar sends in dapr-api-token
+	// (daprd's APP_API_TOKEN): requests without it did not come from the
+	// sidecar and are refused.
+	AppAPIToken string `env:"APP_API_TOKEN" secret:"true"`
+}
+
+// Addr is the address to listen on.
+func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// Router returns a gorilla/mux router with the routes every service has
+// (/healthz, /readyz answering from ready, /metrics) and the middleware every
+// route gets (panic recovery, RED metrics). Services add their own routes.
+func Router(log *slog.Logger, m *metrics.Metrics, ready func(context.Context) error) *mux.Router {
+	r := mux.NewRouter()
+	r.Use(Recover(log), m.Middleware)
+	r.HandleFunc("/healthz", Live).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", Ready(log, ready)).Methods(http.MethodGet)
+	r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
+	return r
+}
+
+// NewServer returns an http.Server with the timeouts every service uses.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+}
+
+// Serve runs srv until ctx is done or the server fails, then shuts it down,
+// giving in-flight requests up to grace to finish.
+func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() {
+		log.Info("listening", "addr", srv.Addr)
+		errc <- srv.ListenAndServe()
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving on %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+// Serve listens on the configured address and serves h until ctx is done,
+// admitting only requests from the sidecar (see AppAPIToken).
+func (c Config) Serve(ctx context.Context, log *slog.Logger, h http.Handler) error {
+	return Serve(ctx, log, NewServer(c.Addr(), SidecarOnly(c.AppAPIToken, log, h)), c.ShutdownGrace)
+}
+
+// ServePublic is Serve for the public edge, which clients reach directly.
+func (c Config) ServePublic(ctx context.Context, log *slog.Logger, h http.Handler) error {
+	return Serve(ctx, log, NewServer(c.Addr(), h), c.ShutdownGrace)
+}
+
+// probePaths stay open without the app token: the runner, Kubernetes and
+// Prometheus call them directly, not through the sidecar.
+var probePaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// SidecarOnly refuses (401) requests whose dapr-api-token header is not
+// token, except the probe paths. An empty token admits everything, for runs
+// without tokens (the Dapr CLI sets none).
+func SidecarOnly(token string, log *slog.Logger, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !probePaths[r.URL.Path] && subtle.ConstantTimeCompare([]byte(r.Header.Get("dapr-api-token")), want) != 1 {
+			RespondError(w, r, log, apierr.Errorf(apierr.Unauthenticated, "requests must come through the Dapr sidecar"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Main is what a service's main does: JSON logs tagged with the service
+// name, a context cancelled by SIGINT or SIGTERM, run, and exit status 1 when
+// run fails.
+func Main(service string, run func(ctx context.Context, log *slog.Logger) error) {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("service", service)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, log)
+	stop()
+	if err != nil {
+		log.Error("exit", "err", err)
+		os.Exit(1)
+	}
+}

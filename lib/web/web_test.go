@@ -1,0 +1,166 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/web"
+)
+
+type item struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+type order struct {
+	UserID string `json:"user_id"`
+	Items  []item `json:"items"`
+}
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		name      string
+		body      string
+		ctype     string
+		wantField string // "" means no field error expected
+		wantOK    bool
+	}{
+		{name: "valid", body: `{"user_id":"u1","items":[{"sku":"a","quantity":2}]}`, wantOK: true},
+		{name: "unknown field", body: `{"user_id":"u1","coupon":"x"}`, wantField: "coupon"},
+		{name: "wrong type nested", body: `{"items":[{"sku":"a","quantity":"two"}]}`, wantField: "items.quantity"},
+		{name: "wrong type top", body: `{"user_id":7}`, wantField: "user_id"},
+		{name: "empty", body: ``},
+		{name: "truncated", body: `{"user_id":`},
+		{name: "syntax", body: `{"user_id" "u1"}`},
+		{name: "two objects", body: `{"user_id":"a"}{"user_id":"b"}`},
+		{name: "array body", body: `[1,2]`},
+		{name: "wrong content type", body: `{"user_id":"u1"}`, ctype: "text/plain"},
+		{name: "too large", body: `{"user_id":"` + strings.Repeat("x", web.MaxBodyBytes) + `"}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				r.Header.Set("Content-Type", tc.ctype)
+			}
+			var o order
+			err := web.Decode(r, &o)
+			if tc.wantOK {
+				if err != nil {
+					t.Fatalf("Decode: %v", err)
+				}
+				if o.UserID != "u1" || len(o.Items) != 1 || o.Items[0].Quantity != 2 {
+					t.Fatalf("decoded %+v", o)
+				}
+				return
+			}
+			if apierr.CodeOf(err) != apierr.Invalid {
+				t.Fatalf("err = %v, want an invalid error", err)
+			}
+			if tc.wantField != "" {
+				var e *apierr.Error
+				errors.As(err, &e)
+				if len(e.Fields) != 1 || e.Fields[0].Field != tc.wantField {
+					t.Fatalf("fields = %+v, want %q", e.Fields, tc.wantField)
+				}
+			}
+		})
+	}
+}
+
+func TestRespondErrorHidesInternalDetails(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	w := httptest.NewRecorder()
+	web.RespondError(w, httptest.NewRequest(http.MethodGet, "/x", nil), log, io.ErrClosedPipe)
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status = %d", w.Code)
+	}
+	if strings.Contains(w.Body.String(), "closed pipe") {
+		t.Fatalf("internal detail leaked: %s", w.Body)
+	}
+	if !strings.Contains(logs.String(), "closed pipe") {
+		t.Fatalf("internal error not logged: %s", logs.String())
+	}
+}
+
+func TestRespondErrorBodyAndRetryAfter(t *testing.T) {
+	w := httptest.NewRecorder()
+	err := &apierr.Error{Code: apierr.Unavailable, Message: "payments unavailable", RetryAfter: 1500 * time.Millisecond}
+	web.RespondError(w, httptest.NewRequest(http.MethodGet, "/", nil), slog.New(slog.DiscardHandler), err)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "2" {
+		t.Fatalf("status %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	var body web.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Error.Code != apierr.Unavailable || body.Error.Message != "payments unavailable" {
+		t.Fatalf("body = %+v", body)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	h := web.Recover(slog.New(slog.DiscardHandler))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("boom")
+	}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status = %d", w.Code)
+	}
+}
+
+func TestSidecarOnly(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := web.SidecarOnly("s3cret", slog.New(slog.DiscardHandler), ok)
+	cases := []struct {
+		path, token string
+		want        int
+	}{
+		{"/orders", "", http.StatusUnauthorized},
+		{"/orders", "wrong", http.StatusUnauthorized},
+		{"/orders", "s3cret", http.StatusTeapot},
+		{"/healthz", "", http.StatusTeapot},
+		{"/metrics", "", http.StatusTeapot},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		if tc.token != "" {
+			r.Header.Set("dapr-api-token", tc.token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s with %q: %d, want %d", tc.path, tc.token, w.Code, tc.want)
+		}
+	}
+	w := httptest.NewRecorder()
+	web.SidecarOnly("", slog.New(slog.DiscardHandler), ok).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/orders", nil))
+	if w.Code != http.StatusTeapot {
+		t.Fatalf("no token configured: %d", w.Code)
+	}
+}
+
+// FuzzDecode: no body makes Decode panic, and every failure is a client error.
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{`{"user_id":"u1","items":[{"sku":"a","quantity":2}]}`, `{`, `[]`, `{"items":[{"quantity":1e309}]}`, "\x00", `{"user_id":"a"} x`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var o order
+		err := web.Decode(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)), &o)
+		if err != nil && apierr.CodeOf(err) != apierr.Invalid {
+			t.Fatalf("Decode(%q) = %v, want an invalid error", body, err)
+		}
+	})
+}

@@ -1,0 +1,21 @@
+// Smoke: one user walks every journey a few times. Seconds long; CI runs it
+// against the suite so the scripts cannot rot.
+import { sleep } from 'k6';
+import { thresholds, seedProducts, signUp, browse, order } from './lib/suite.js';
+
+export const options = {
+  vus: 1,
+  iterations: 5,
+  thresholds,
+};
+
+export function setup() {
+  return { ids: seedProducts(2, 1000) };
+}
+
+export default function (data) {
+  browse(data.ids);
+  const token = signUp();
+  order(token, data.ids);
+  sleep(0.1);
+}

@@ -1,0 +1,41 @@
+// Package httpapi is the notifications HTTP API and its event endpoints.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/daprshop/suite/lib/events"
+	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/web"
+	"github.com/daprshop/suite/services/notifications/internal/notifications"
+)
+
+// Notifier is what the API needs from the domain.
+type Notifier interface {
+	Handle(ctx context.Context, e events.Event) error
+	List(ctx context.Context, userID string) ([]notifications.Notification, error)
+}
+
+// List is the reply to a list request.
+type List struct {
+	Notifications []notifications.Notification `json:"notifications"`
+}
+
+// Routes returns the service's handler with every route registered. The event
+// routes are where the declarative subscriptions deliver.
+func Routes(svc Notifier, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
+	r := web.Router(log, m, ready)
+	r.HandleFunc("/notifications", func(w http.ResponseWriter, r *http.Request) {
+		ns, err := svc.List(r.Context(), r.URL.Query().Get("user_id"))
+		if err != nil {
+			web.RespondError(w, r, log, err)
+			return
+		}
+		web.Respond(w, http.StatusOK, List{Notifications: ns})
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/events/orders", events.Handler(log, svc.Handle)).Methods(http.MethodPost)
+	r.HandleFunc("/events/payments", events.Handler(log, svc.Handle)).Methods(http.MethodPost)
+	return r
+}

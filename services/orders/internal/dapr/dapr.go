@@ -1,0 +1,228 @@
+// Package dapr holds the orders adapters that go through the Dapr sidecar: the
+// order store on the service's own state store (with the Dapr outbox, so an
+// order change and its event are written together), and the clients of users,
+// products and payments over service invocation.
+package dapr
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	daprc "github.com/dapr/go-sdk/client"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/services/orders/internal/orders"
+)
+
+// StateClient is the part of the Dapr client the store uses.
+type StateClient interface {
+	sidecar.StateGetter
+	sidecar.BulkGetter
+	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...daprc.StateOption) error
+}
+
+// Outbox writes a value and publishes its event in one transaction
+// (sidecar.HTTP.SaveWithEvent).
+type Outbox interface {
+	SaveWithEvent(ctx context.Context, store, key string, value any, etag string, event any, eventType string) error
+}
+
+// Store keeps orders in a Dapr state store whose component has the outbox
+// configured: an order change and its event are written together (Outbox). orders.Service serialises the changes of one order,
+// which keeps ETag conflicts out of Redis transactions.
+type Store struct {
+	Client StateClient
+	Outbox Outbox
+	Name   string // state store component name
+}
+
+var _ orders.Store = (*Store)(nil)
+
+func orderKey(id string) string    { return "order:" + id }
+func userKey(userID string) string { return "user-orders:" + userID }
+
+// Get implements orders.Store.
+func (s *Store) Get(ctx context.Context, id string) (orders.Order, string, error) {
+	var o orders.Order
+	etag, found, err := sidecar.GetJSON(ctx, s.Client, s.Name, orderKey(id), &o)
+	if err != nil {
+		return orders.Order{}, "", err
+	}
+	if !found {
+		return orders.Order{}, "", apierr.Errorf(apierr.NotFound, "order %s not found", id)
+	}
+	return o, etag, nil
+}
+
+// Put implements orders.Store.
+func (s *Store) Put(ctx context.Context, o orders.Order, etag string, ev *orders.Event) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if ev == nil {
+		err = s.Client.SaveStateWithETag(ctx, s.Name, orderKey(o.ID), b, etag, sidecar.JSONMeta, daprc.WithConcurrency(daprc.StateConcurrencyFirstWrite))
+		if sidecar.IsETagMismatch(err) {
+			return apierr.Errorf(apierr.Conflict, "order %s changed meanwhile", o.ID)
+		}
+	} else {
+		err = s.Outbox.SaveWithEvent(ctx, s.Name, orderKey(o.ID), o, etag, ev, ev.Type)
+	}
+	if err != nil {
+		return s.explain(ctx, o.ID, etag, err)
+	}
+	if etag == "" {
+		return s.index(ctx, o.UserID, o.ID)
+	}
+	return nil
+}
+
+// explain turns a failed write into Conflict when the order's ETag moved (the
+// sidecar reports an ETag failure inside a transaction only as an internal
+// error) and into Unavailable otherwise.
+func (s *Store) explain(ctx context.Context, id, etag string, err error) error {
+	if apierr.CodeOf(err) == apierr.Conflict {
+		return err
+	}
+	if etag != "" {
+		if _, now, gerr := s.Get(ctx, id); gerr == nil && now != etag {
+			return apierr.Errorf(apierr.Conflict, "order %s changed meanwhile", id)
+		}
+	}
+	return apierr.Unavailablef(err, "order store unavailable")
+}
+
+// userOrders is the per-user index, newest first.
+type userOrders struct {
+	IDs []string `json:"ids"`
+}
+
+// maxIndexed bounds a user's order list.
+const maxIndexed = 500
+
+// index adds a new order to its user's list.
+func (s *Store) index(ctx context.Context, userID, orderID string) error {
+	return sidecar.ModifyJSON(ctx, s.Client, s.Name, userKey(userID), func(idx *userOrders) bool {
+		if slices.Contains(idx.IDs, orderID) {
+			return false
+		}
+		idx.IDs = append([]string{orderID}, idx.IDs...)
+		if len(idx.IDs) > maxIndexed {
+			idx.IDs = idx.IDs[:maxIndexed]
+		}
+		return true
+	})
+}
+
+// ListByUser implements orders.Store.
+func (s *Store) ListByUser(ctx context.Context, userID string) ([]orders.Order, error) {
+	var idx userOrders
+	if _, _, err := sidecar.GetJSON(ctx, s.Client, s.Name, userKey(userID), &idx); err != nil {
+		return nil, err
+	}
+	out, err := sidecar.GetBulkJSON[orders.Order](ctx, s.Client, s.Name, prefixed(idx.IDs, orderKey))
+	if out == nil && err == nil {
+		out = []orders.Order{}
+	}
+	return out, err
+}
+
+func prefixed(ids []string, key func(string) string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = key(id)
+	}
+	return out
+}
+
+// Invoker calls another app through the sidecar.
+type Invoker interface {
+	Invoke(ctx context.Context, app, method, path string, in, out any) error
+}
+
+// Guard runs a call through a circuit breaker.
+type Guard interface {
+	Do(fn func() error) error
+}
+
+// Users checks users through the users app.
+type Users struct {
+	Invoker Invoker
+	AppID   string
+}
+
+var _ orders.Users = (*Users)(nil)
+
+// Exists implements orders.Users.
+func (u *Users) Exists(ctx context.Context, userID string) error {
+	return u.Invoker.Invoke(ctx, u.AppID, http.MethodGet, "users/"+url.PathEscape(userID), nil, nil)
+}
+
+// Inventory reserves stock through the products app, behind a breaker.
+type Inventory struct {
+	Invoker Invoker
+	Breaker Guard
+	AppID   string
+}
+
+var _ orders.Inventory = (*Inventory)(nil)
+
+// Reserve implements orders.Inventory.
+func (i *Inventory) Reserve(ctx context.Context, orderID, productID string, quantity int) (orders.Reservation, error) {
+	var r struct {
+		orders.Reservation
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
+	err := i.Breaker.Do(func() error {
+		return i.Invoker.Invoke(ctx, i.AppID, http.MethodPost, fmt.Sprintf("products/%s/reservations", url.PathEscape(productID)),
+			map[string]any{"order_id": orderID, "quantity": quantity}, &r)
+	})
+	if err == nil && r.Status != "reserved" {
+		// products answers a refusal with 2xx (see its package doc).
+		err = apierr.Errorf(apierr.Conflict, "%s: %s", productID, r.Reason)
+	}
+	return r.Reservation, err
+}
+
+// Release implements orders.Inventory.
+func (i *Inventory) Release(ctx context.Context, orderID, productID string) error {
+	return i.Breaker.Do(func() error {
+		return i.Invoker.Invoke(ctx, i.AppID, http.MethodDelete,
+			fmt.Sprintf("products/%s/reservations/%s", url.PathEscape(productID), url.PathEscape(orderID)), nil, nil)
+	})
+}
+
+// Payments charges orders by invoking the payments app, behind a breaker.
+type Payments struct {
+	Invoker Invoker
+	Breaker Guard
+	AppID   string
+}
+
+var _ orders.Payments = (*Payments)(nil)
+
+// Charge implements orders.Payments.
+func (p *Payments) Charge(ctx context.Context, c orders.Charge) (orders.Receipt, error) {
+	var rc orders.Receipt
+	err := p.Breaker.Do(func() error {
+		return p.Invoker.Invoke(ctx, p.AppID, http.MethodPost, "charges", c, &rc)
+	})
+	return rc, err
+}
+
+// Refund implements orders.Payments.
+func (p *Payments) Refund(ctx context.Context, idempotencyKey string) error {
+	err := p.Breaker.Do(func() error {
+		return p.Invoker.Invoke(ctx, p.AppID, http.MethodPost, "refunds", map[string]string{"idempotency_key": idempotencyKey}, nil)
+	})
+	if apierr.CodeOf(err) == apierr.NotFound {
+		return nil // nothing was charged
+	}
+	return err
+}

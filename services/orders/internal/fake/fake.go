@@ -1,0 +1,194 @@
+// Package fake holds in-memory stand-ins for the orders service's
+// dependencies, for unit tests of the domain and the HTTP API. Integration
+// tests use the real sidecars instead.
+package fake
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/orders/internal/orders"
+)
+
+// Store keeps orders in memory with integer ETags and records every event.
+type Store struct {
+	mu     sync.Mutex
+	orders map[string]orders.Order
+	etags  map[string]int
+	Events []orders.Event
+	// FailPut, when set, is returned by the next Put instead of storing.
+	FailPut error
+}
+
+var _ orders.Store = (*Store)(nil)
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{orders: map[string]orders.Order{}, etags: map[string]int{}}
+}
+
+// Get implements orders.Store.
+func (s *Store) Get(_ context.Context, id string) (orders.Order, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.orders[id]
+	if !ok {
+		return orders.Order{}, "", apierr.Errorf(apierr.NotFound, "order %s not found", id)
+	}
+	return o, fmt.Sprint(s.etags[id]), nil
+}
+
+// Put implements orders.Store.
+func (s *Store) Put(_ context.Context, o orders.Order, etag string, ev *orders.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.FailPut; err != nil {
+		s.FailPut = nil
+		return err
+	}
+	cur, exists := s.etags[o.ID]
+	if (etag == "" && exists) || (etag != "" && etag != fmt.Sprint(cur)) {
+		return apierr.Errorf(apierr.Conflict, "etag mismatch")
+	}
+	s.orders[o.ID] = o
+	s.etags[o.ID] = cur + 1
+	if ev != nil {
+		s.Events = append(s.Events, *ev)
+	}
+	return nil
+}
+
+// ListByUser implements orders.Store.
+func (s *Store) ListByUser(_ context.Context, userID string) ([]orders.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []orders.Order{}
+	for _, o := range s.orders {
+		if o.UserID == userID {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// EventTypes returns the types of the events stored for order id, in order.
+func (s *Store) EventTypes(id string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.Events {
+		if e.OrderID == id {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+// Users knows a fixed set of users.
+type Users map[string]bool
+
+// Exists implements orders.Users.
+func (u Users) Exists(_ context.Context, id string) error {
+	if !u[id] {
+		return apierr.Errorf(apierr.NotFound, "user %s not found", id)
+	}
+	return nil
+}
+
+// Inventory holds stock and reservations per product.
+type Inventory struct {
+	mu       sync.Mutex
+	Stock    map[string]int
+	Prices   map[string]int64
+	Currency map[string]string
+	Held     map[string]map[string]int // product -> order -> quantity
+	// Down, when set, fails every call.
+	Down error
+}
+
+var _ orders.Inventory = (*Inventory)(nil)
+
+// NewInventory returns an inventory with the given products (id -> stock),
+// all priced price EUR.
+func NewInventory(price int64, stock map[string]int) *Inventory {
+	inv := &Inventory{Stock: stock, Prices: map[string]int64{}, Currency: map[string]string{}, Held: map[string]map[string]int{}}
+	for id := range stock {
+		inv.Prices[id], inv.Currency[id] = price, "EUR"
+	}
+	return inv
+}
+
+// Reserve implements orders.Inventory.
+func (i *Inventory) Reserve(_ context.Context, orderID, productID string, q int) (orders.Reservation, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.Down != nil {
+		return orders.Reservation{}, i.Down
+	}
+	stock, ok := i.Stock[productID]
+	if !ok {
+		return orders.Reservation{}, apierr.Errorf(apierr.NotFound, "product %s not found", productID)
+	}
+	r := orders.Reservation{ProductID: productID, Quantity: q, UnitPrice: i.Prices[productID], Currency: i.Currency[productID]}
+	if i.Held[productID][orderID] > 0 {
+		return r, nil
+	}
+	if stock < q {
+		return orders.Reservation{}, apierr.Errorf(apierr.Conflict, "insufficient stock")
+	}
+	i.Stock[productID] = stock - q
+	if i.Held[productID] == nil {
+		i.Held[productID] = map[string]int{}
+	}
+	i.Held[productID][orderID] = q
+	return r, nil
+}
+
+// Release implements orders.Inventory.
+func (i *Inventory) Release(_ context.Context, orderID, productID string) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.Down != nil {
+		return i.Down
+	}
+	if q := i.Held[productID][orderID]; q > 0 {
+		i.Stock[productID] += q
+		delete(i.Held[productID], orderID)
+	}
+	return nil
+}
+
+// Payments answers charges with Status (and Err), and records charges and refunds.
+type Payments struct {
+	mu      sync.Mutex
+	Status  string
+	Err     error
+	Charges []orders.Charge
+	Refunds []string
+}
+
+var _ orders.Payments = (*Payments)(nil)
+
+// Charge implements orders.Payments.
+func (p *Payments) Charge(_ context.Context, c orders.Charge) (orders.Receipt, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Charges = append(p.Charges, c)
+	if p.Err != nil {
+		return orders.Receipt{}, p.Err
+	}
+	return orders.Receipt{ID: "ch_" + c.IdempotencyKey, Status: p.Status}, nil
+}
+
+// Refund implements orders.Payments.
+func (p *Payments) Refund(_ context.Context, key string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.Err != nil {
+		return p.Err
+	}
+	p.Refunds = append(p.Refunds, key)
+	return nil
+}

@@ -1,0 +1,122 @@
+// Package httpapi is the orders HTTP API: routes in one function, handlers
+// that decode, call the domain and encode.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/events"
+	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/web"
+	"github.com/daprshop/suite/services/orders/internal/orders"
+)
+
+// Orders is what the API needs from the domain.
+type Orders interface {
+	Place(ctx context.Context, req orders.PlaceRequest) (orders.Order, error)
+	Get(ctx context.Context, id, userID string) (orders.Order, error)
+	List(ctx context.Context, userID string) ([]orders.Order, error)
+	Cancel(ctx context.Context, id, userID string) (orders.Order, error)
+	PaymentSettled(ctx context.Context, orderID, paymentID string) error
+}
+
+// List is the reply to a list request.
+type List struct {
+	Orders []orders.Order `json:"orders"`
+}
+
+// CancelRequest names who cancels.
+type CancelRequest struct {
+	UserID string `json:"user_id"`
+}
+
+// Routes returns the service's handler with every route registered.
+func Routes(svc Orders, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
+	h := &handlers{svc: svc, log: log}
+	r := web.Router(log, m, ready)
+	r.HandleFunc("/orders", h.place).Methods(http.MethodPost)
+	r.HandleFunc("/orders", h.list).Methods(http.MethodGet)
+	r.HandleFunc("/orders/{id}", h.get).Methods(http.MethodGet)
+	r.HandleFunc("/orders/{id}/cancel", h.cancel).Methods(http.MethodPost)
+	r.HandleFunc("/events/payments", events.Handler(log, h.paymentEvent)).Methods(http.MethodPost)
+	return r
+}
+
+type handlers struct {
+	svc Orders
+	log *slog.Logger
+}
+
+func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
+	var req orders.PlaceRequest
+	if err := web.Decode(r, &req); err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	o, err := h.svc.Place(r.Context(), req)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "order placed", "order_id", o.ID, "status", o.Status, "total", o.Total)
+	web.Respond(w, http.StatusCreated, o)
+}
+
+func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
+	os, err := h.svc.List(r.Context(), r.URL.Query().Get("user_id"))
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	web.Respond(w, http.StatusOK, List{Orders: os})
+}
+
+func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
+	o, err := h.svc.Get(r.Context(), mux.Vars(r)["id"], r.URL.Query().Get("user_id"))
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	web.Respond(w, http.StatusOK, o)
+}
+
+func (h *handlers) cancel(w http.ResponseWriter, r *http.Request) {
+	var req CancelRequest
+	if err := web.Decode(r, &req); err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	if !orders.ValidUserID(req.UserID) {
+		web.RespondError(w, r, h.log, invalidUser())
+		return
+	}
+	o, err := h.svc.Cancel(r.Context(), mux.Vars(r)["id"], req.UserID)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	web.Respond(w, http.StatusOK, o)
+}
+
+// paymentEvent confirms orders whose payment settled.
+func (h *handlers) paymentEvent(ctx context.Context, e events.Event) error {
+	var p struct {
+		Type     string `json:"type"`
+		OrderID  string `json:"order_id"`
+		ChargeID string `json:"charge_id"`
+	}
+	if err := e.Decode(&p); err != nil {
+		return err
+	}
+	if p.Type != "payment.succeeded" {
+		return nil
+	}
+	return h.svc.PaymentSettled(ctx, p.OrderID, p.ChargeID)
+}
+
+func invalidUser() error { return apierr.Invalidf("user_id", "must be a user ID (usr_...)") }

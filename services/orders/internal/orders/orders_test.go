@@ -1,0 +1,229 @@
+package orders_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/orders/internal/fake"
+	"github.com/daprshop/suite/services/orders/internal/orders"
+)
+
+type world struct {
+	svc   *orders.Service
+	store *fake.Store
+	inv   *fake.Inventory
+	pay   *fake.Payments
+}
+
+func newWorld() *world {
+	w := &world{
+		store: fake.NewStore(),
+		inv:   fake.NewInventory(500, map[string]int{"prd_a": 10, "prd_b": 1}),
+		pay:   &fake.Payments{Status: "succeeded"},
+	}
+	w.svc = &orders.Service{Store: w.store, Users: fake.Users{"usr_1": true, "usr_2": true}, Inventory: w.inv, Payments: w.pay,
+		Now: func() time.Time { return time.Unix(1_700_000_000, 0) }}
+	return w
+}
+
+var twoLines = orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 2}, {ProductID: "prd_b", Quantity: 1}}}
+
+func TestPlacePaid(t *testing.T) {
+	w := newWorld()
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != orders.Paid || o.Total != 1500 || o.Currency != "EUR" || o.PaymentID == "" || o.Items[0].UnitPrice != 500 {
+		t.Fatalf("order %+v", o)
+	}
+	if w.inv.Stock["prd_a"] != 8 || w.inv.Stock["prd_b"] != 0 {
+		t.Fatalf("stock %v", w.inv.Stock)
+	}
+	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid}) {
+		t.Fatalf("events %v", got)
+	}
+	if len(w.pay.Charges) != 1 || w.pay.Charges[0].IdempotencyKey != o.ID || w.pay.Charges[0].Amount != 1500 || w.pay.Charges[0].UserID != "usr_1" {
+		t.Fatalf("charges %+v", w.pay.Charges)
+	}
+}
+
+func TestPlaceDeclinedReleasesStock(t *testing.T) {
+	w := newWorld()
+	w.pay.Status = "declined"
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if err != nil || o.Status != orders.Cancelled || o.CancelReason != "payment declined" {
+		t.Fatalf("order %+v err %v", o, err)
+	}
+	if w.inv.Stock["prd_a"] != 10 || w.inv.Stock["prd_b"] != 1 {
+		t.Fatalf("stock not released: %v", w.inv.Stock)
+	}
+	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventCancelled}) {
+		t.Fatalf("events %v", got)
+	}
+}
+
+func TestPlaceOutOfStockCancels(t *testing.T) {
+	w := newWorld()
+	req := orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 3}, {ProductID: "prd_b", Quantity: 2}}}
+	o, err := w.svc.Place(context.Background(), req)
+	if err != nil || o.Status != orders.Cancelled || o.CancelReason != "out of stock: prd_b" {
+		t.Fatalf("order %+v err %v", o, err)
+	}
+	if w.inv.Stock["prd_a"] != 10 || len(w.pay.Charges) != 0 {
+		t.Fatalf("stock %v charges %d", w.inv.Stock, len(w.pay.Charges))
+	}
+}
+
+func TestPlaceUnknownProductIsInvalid(t *testing.T) {
+	w := newWorld()
+	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 1}, {ProductID: "prd_zz", Quantity: 1}}})
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.Invalid || e.Fields[0].Field != "items[1].product_id" {
+		t.Fatalf("err = %v", err)
+	}
+	if w.inv.Stock["prd_a"] != 10 {
+		t.Fatalf("stock not released: %v", w.inv.Stock)
+	}
+}
+
+func TestPlaceUnknownUserIsInvalid(t *testing.T) {
+	w := newWorld()
+	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_nobody", Items: twoLines.Items})
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.Invalid || e.Fields[0].Field != "user_id" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
+	w := newWorld()
+	w.pay.Err = &apierr.Error{Code: apierr.Unavailable, Message: "payments unavailable (circuit open)", RetryAfter: 10 * time.Second}
+	o, err := w.svc.Place(context.Background(), twoLines)
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.Unavailable || e.RetryAfter != 10*time.Second {
+		t.Fatalf("err = %v", err)
+	}
+	stored, _, _ := w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Pending || stored.Total != 1500 {
+		t.Fatalf("stored %+v: must stay pending with its prices", stored)
+	}
+	// A settled payment announced later confirms it.
+	if err := w.svc.PaymentSettled(context.Background(), o.ID, "ch_x"); err != nil {
+		t.Fatal(err)
+	}
+	stored, _, _ = w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Confirmed || stored.PaymentID != "ch_x" {
+		t.Fatalf("after settlement %+v", stored)
+	}
+}
+
+func TestPaymentSettledConfirmsOnce(t *testing.T) {
+	w := newWorld()
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	for range 2 {
+		if err := w.svc.PaymentSettled(context.Background(), o.ID, o.PaymentID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid, orders.EventConfirmed}) {
+		t.Fatalf("events %v", got)
+	}
+	if err := w.svc.PaymentSettled(context.Background(), "ord_missing", "x"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("unknown order: %v", err)
+	}
+}
+
+func TestCancelRefundsAndReleases(t *testing.T) {
+	w := newWorld()
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_2"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("someone else's order: %v", err)
+	}
+	c, err := w.svc.Cancel(context.Background(), o.ID, "usr_1")
+	if err != nil || c.Status != orders.Cancelled {
+		t.Fatalf("cancel %+v %v", c, err)
+	}
+	if !slices.Equal(w.pay.Refunds, []string{o.ID}) || w.inv.Stock["prd_a"] != 10 {
+		t.Fatalf("refunds %v stock %v", w.pay.Refunds, w.inv.Stock)
+	}
+	if again, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); err != nil || again.Status != orders.Cancelled || len(w.pay.Refunds) != 1 {
+		t.Fatalf("second cancel %+v %v refunds %v", again, err, w.pay.Refunds)
+	}
+}
+
+func TestCancelConfirmedConflicts(t *testing.T) {
+	w := newWorld()
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	_ = w.svc.PaymentSettled(context.Background(), o.ID, o.PaymentID)
+	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCancelWithPaymentsDownChangesNothing(t *testing.T) {
+	w := newWorld()
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	w.pay.Err = apierr.Errorf(apierr.Unavailable, "down")
+	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("err = %v", err)
+	}
+	stored, _, _ := w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Paid || w.inv.Stock["prd_a"] != 8 {
+		t.Fatalf("order %s stock %v: nothing may change while the refund is undone", stored.Status, w.inv.Stock)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	line := func(p string, q int) orders.LineRequest { return orders.LineRequest{ProductID: p, Quantity: q} }
+	cases := map[string]struct {
+		req    orders.PlaceRequest
+		fields []string
+	}{
+		"ok":        {twoLines, nil},
+		"no user":   {orders.PlaceRequest{Items: twoLines.Items}, []string{"user_id"}},
+		"no items":  {orders.PlaceRequest{UserID: "usr_1"}, []string{"items"}},
+		"bad qty":   {orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{line("prd_a", 0)}}, []string{"items[0].quantity"}},
+		"bad id":    {orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{line("a/b", 1)}}, []string{"items[0].product_id"}},
+		"duplicate": {orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{line("prd_a", 1), line("prd_a", 1)}}, []string{"items[1].product_id"}},
+		"many":      {orders.PlaceRequest{UserID: "u 1", Items: []orders.LineRequest{line("prd_a", 5000)}}, []string{"user_id", "items[0].quantity"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := tc.req.Validate()
+			if tc.fields == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var e *apierr.Error
+			if !errors.As(err, &e) || e.Code != apierr.Invalid || len(e.Fields) != len(tc.fields) {
+				t.Fatalf("err = %v", err)
+			}
+			for i, f := range tc.fields {
+				if e.Fields[i].Field != f {
+					t.Errorf("field %d = %s, want %s", i, e.Fields[i].Field, f)
+				}
+			}
+		})
+	}
+}
+
+func TestGetHidesOtherUsersOrders(t *testing.T) {
+	w := newWorld()
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	if _, err := w.svc.Get(context.Background(), o.ID, "usr_2"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("err = %v", err)
+	}
+	if got, err := w.svc.Get(context.Background(), o.ID, "usr_1"); err != nil || got.ID != o.ID {
+		t.Fatalf("owner: %v", err)
+	}
+	if _, err := w.svc.Get(context.Background(), "../etc", ""); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("malformed: %v", err)
+	}
+}

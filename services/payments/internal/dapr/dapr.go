@@ -1,0 +1,108 @@
+// Package dapr holds the payments adapters that go through the Dapr sidecar:
+// the charge store on the service's own state store (decided charges are
+// announced through the Dapr outbox) and the provider key read from the secret
+// store.
+package dapr
+
+import (
+	"context"
+
+	daprc "github.com/dapr/go-sdk/client"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/services/payments/internal/payments"
+)
+
+// StateClient is the part of the Dapr client the store uses.
+type StateClient interface {
+	GetState(ctx context.Context, store, key string, meta map[string]string) (*daprc.StateItem, error)
+	SaveState(ctx context.Context, store, key string, data []byte, meta map[string]string, so ...daprc.StateOption) error
+	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...daprc.StateOption) error
+	DeleteStateWithETag(ctx context.Context, store, key string, etag *daprc.ETag, meta map[string]string, opts *daprc.StateOptions) error
+}
+
+// Outbox writes a value and publishes its event in one transaction
+// (sidecar.HTTP.SaveWithEvent).
+type Outbox interface {
+	SaveWithEvent(ctx context.Context, store, key string, value any, etag string, event any, eventType string) error
+}
+
+// Store keeps charges in a Dapr state store, one key per charge.
+type Store struct {
+	Client StateClient
+	Outbox Outbox
+	Name   string // state store component name
+}
+
+var _ payments.Store = (*Store)(nil)
+
+func chargeKey(id string) string { return "charge:" + id }
+
+// Get implements payments.Store.
+func (s *Store) Get(ctx context.Context, id string) (payments.Charge, error) {
+	c, _, err := s.GetWithETag(ctx, id)
+	return c, err
+}
+
+// GetWithETag implements payments.Store.
+func (s *Store) GetWithETag(ctx context.Context, id string) (payments.Charge, string, error) {
+	var c payments.Charge
+	etag, found, err := sidecar.GetJSON(ctx, s.Client, s.Name, chargeKey(id), &c)
+	if err != nil {
+		return payments.Charge{}, "", err
+	}
+	if !found {
+		return payments.Charge{}, "", apierr.Errorf(apierr.NotFound, "charge %s not found", id)
+	}
+	return c, etag, nil
+}
+
+// Create implements payments.Store with a first-write-wins insert: the state
+// store refuses it when the key already exists.
+func (s *Store) Create(ctx context.Context, c payments.Charge) (string, error) {
+	inserted, err := sidecar.InsertJSON(ctx, s.Client, s.Name, chargeKey(c.ID), c)
+	if err != nil {
+		return "", err
+	}
+	if !inserted {
+		return "", apierr.Errorf(apierr.Conflict, "charge %s exists", c.ID)
+	}
+	_, etag, err := s.GetWithETag(ctx, c.ID)
+	return etag, err
+}
+
+// Update implements payments.Store. A charge has one writer at a time (its
+// claim), so the ETag check inside the transaction does not race on Redis.
+func (s *Store) Update(ctx context.Context, c payments.Charge, etag string, ev *payments.Event) error {
+	err := s.Outbox.SaveWithEvent(ctx, s.Name, chargeKey(c.ID), c, etag, ev, ev.Type)
+	if err == nil {
+		return nil
+	}
+	if _, now, gerr := s.GetWithETag(ctx, c.ID); gerr == nil && now != etag {
+		return apierr.Errorf(apierr.Conflict, "charge %s changed meanwhile", c.ID)
+	}
+	return unavailable("saving charge", err)
+}
+
+// Delete implements payments.Store.
+func (s *Store) Delete(ctx context.Context, id, etag string) error {
+	opts := &daprc.StateOptions{Concurrency: daprc.StateConcurrencyFirstWrite}
+	if err := s.Client.DeleteStateWithETag(ctx, s.Name, chargeKey(id), &daprc.ETag{Value: etag}, nil, opts); err != nil {
+		return unavailable("deleting charge", err)
+	}
+	return nil
+}
+
+// Keys reads the provider API key from the secret store.
+type Keys struct{ Secret *sidecar.Secret }
+
+var _ payments.Keys = Keys{}
+
+// ProviderKey implements payments.Keys.
+func (k Keys) ProviderKey(ctx context.Context) (string, error) { return k.Secret.Value(ctx) }
+
+// unavailable reports a sidecar failure: the caller may retry later.
+func unavailable(what string, err error) error {
+	return apierr.Unavailablef(err, "%s: store unavailable", what)
+}

@@ -1,0 +1,93 @@
+// Package fake holds in-memory stand-ins for the payments service's
+// dependencies, for unit tests. Integration tests use the real sidecars.
+package fake
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/payments/internal/payments"
+)
+
+// Store is an in-memory payments.Store with integer ETags that records the
+// events its updates publish.
+type Store struct {
+	mu     sync.Mutex
+	m      map[string]payments.Charge
+	etags  map[string]int
+	Events []payments.Event
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{m: map[string]payments.Charge{}, etags: map[string]int{}}
+}
+
+var _ payments.Store = (*Store)(nil)
+
+// Get implements payments.Store.
+func (s *Store) Get(ctx context.Context, id string) (payments.Charge, error) {
+	c, _, err := s.GetWithETag(ctx, id)
+	return c, err
+}
+
+// GetWithETag implements payments.Store.
+func (s *Store) GetWithETag(_ context.Context, id string) (payments.Charge, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.m[id]
+	if !ok {
+		return c, "", apierr.Errorf(apierr.NotFound, "no %s", id)
+	}
+	return c, fmt.Sprint(s.etags[id]), nil
+}
+
+// Create implements payments.Store.
+func (s *Store) Create(_ context.Context, c payments.Charge) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[c.ID]; ok {
+		return "", apierr.Errorf(apierr.Conflict, "exists")
+	}
+	s.m[c.ID] = c
+	s.etags[c.ID] = 1
+	return "1", nil
+}
+
+// Update implements payments.Store.
+func (s *Store) Update(_ context.Context, c payments.Charge, etag string, ev *payments.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if etag != fmt.Sprint(s.etags[c.ID]) {
+		return apierr.Errorf(apierr.Conflict, "etag %q", etag)
+	}
+	s.m[c.ID] = c
+	s.etags[c.ID]++
+	s.Events = append(s.Events, *ev)
+	return nil
+}
+
+// Delete implements payments.Store.
+func (s *Store) Delete(_ context.Context, id, etag string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if etag != fmt.Sprint(s.etags[id]) {
+		return apierr.Errorf(apierr.Conflict, "etag %q", etag)
+	}
+	delete(s.m, id)
+	delete(s.etags, id)
+	return nil
+}
+
+// EventTypes lists the types of the events published so far.
+func (s *Store) EventTypes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.Events {
+		out = append(out, e.Type)
+	}
+	return out
+}

@@ -1,0 +1,259 @@
+// Package payments is the payments domain: charges and refunds against a
+// payment provider, made idempotent by a client-chosen key so the same key
+// never charges (or refunds) twice. Every decided charge is announced on the
+// payments topic together with the write that records it.
+package payments
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+)
+
+// Status is the outcome of a charge.
+type Status string
+
+// Charge outcomes. A processing charge has been claimed by a request that has
+// not yet heard back from the provider.
+const (
+	Processing Status = "processing"
+	Succeeded  Status = "succeeded"
+	Declined   Status = "declined"
+	Refunded   Status = "refunded"
+)
+
+// Charge is one attempt to take money for an order.
+type Charge struct {
+	ID             string    `json:"id"`
+	OrderID        string    `json:"order_id"`
+	UserID         string    `json:"user_id"`
+	Amount         int64     `json:"amount"`
+	Currency       string    `json:"currency"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	Status         Status    `json:"status"`
+	DeclineReason  string    `json:"decline_reason,omitempty"`
+	ProviderRef    string    `json:"provider_ref,omitempty"`
+	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// ChargeRequest asks for a charge.
+type ChargeRequest struct {
+	OrderID        string `json:"order_id"`
+	UserID         string `json:"user_id"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+var (
+	keyPattern      = regexp.MustCompile(`^[A-Za-z0-9_\-:.]{1,128}$`)
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// MaxAmount bounds a single charge (in minor units) to catch unit mistakes.
+const MaxAmount = 100_000_000
+
+// Validate reports every invalid field of r at once.
+func (r ChargeRequest) Validate() error {
+	var fields apierr.FieldErrors
+	bad := fields.Add
+	if !keyPattern.MatchString(r.OrderID) {
+		bad("order_id", "is required: 1-128 letters, digits or _-:.")
+	}
+	if !keyPattern.MatchString(r.UserID) {
+		bad("user_id", "is required: 1-128 letters, digits or _-:.")
+	}
+	if r.Amount <= 0 || r.Amount > MaxAmount {
+		bad("amount", fmt.Sprintf("must be between 1 and %d minor units", MaxAmount))
+	}
+	if !currencyPattern.MatchString(r.Currency) {
+		bad("currency", "must be an ISO 4217 code such as EUR")
+	}
+	if !keyPattern.MatchString(r.IdempotencyKey) {
+		bad("idempotency_key", "is required: 1-128 letters, digits or _-:.")
+	}
+	return fields.Err("charge")
+}
+
+// ChargeID derives the charge ID from the idempotency key, so a retried
+// request lands on the same record.
+func ChargeID(idempotencyKey string) string {
+	sum := sha256.Sum256([]byte(idempotencyKey))
+	return "ch_" + hex.EncodeToString(sum[:10])
+}
+
+// Fingerprint identifies a provider key without revealing it.
+func Fingerprint(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Event types on the payments topic.
+const (
+	EventSucceeded = "payment.succeeded"
+	EventDeclined  = "payment.declined"
+	EventRefunded  = "payment.refunded"
+)
+
+// Event is the payload published on the payments topic.
+type Event struct {
+	Type     string    `json:"type"`
+	ChargeID string    `json:"charge_id"`
+	OrderID  string    `json:"order_id"`
+	UserID   string    `json:"user_id"`
+	Amount   int64     `json:"amount"`
+	Currency string    `json:"currency"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+func eventFor(c Charge, typ string) *Event {
+	return &Event{Type: typ, ChargeID: c.ID, OrderID: c.OrderID, UserID: c.UserID, Amount: c.Amount,
+		Currency: c.Currency, Reason: c.DeclineReason, At: c.UpdatedAt}
+}
+
+// ErrDeclined is returned by a Provider that refuses a charge.
+var ErrDeclined = errors.New("declined by provider")
+
+// Provider takes money and gives it back. key is the provider API key.
+type Provider interface {
+	Charge(ctx context.Context, key string, amount int64, currency string) (ref string, err error)
+	Refund(ctx context.Context, key, ref string) error
+}
+
+// Store keeps charges.
+type Store interface {
+	// Get returns the charge or an apierr NotFound error.
+	Get(ctx context.Context, id string) (Charge, error)
+	// GetWithETag is Get that also returns the record's ETag.
+	GetWithETag(ctx context.Context, id string) (Charge, string, error)
+	// Create stores a new charge, or fails with apierr Conflict if its ID
+	// exists, and returns the new record's ETag.
+	Create(ctx context.Context, c Charge) (etag string, err error)
+	// Update overwrites the charge stored with the given ETag and, atomically,
+	// publishes ev.
+	Update(ctx context.Context, c Charge, etag string, ev *Event) error
+	// Delete removes the charge stored with the given ETag.
+	Delete(ctx context.Context, id, etag string) error
+}
+
+// Keys yields the provider API key from the secret store.
+type Keys interface {
+	ProviderKey(ctx context.Context) (string, error)
+}
+
+// Service charges orders.
+type Service struct {
+	Store    Store
+	Provider Provider
+	Keys     Keys
+	Now      func() time.Time
+}
+
+// Charge takes the money once per idempotency key. It reports created=false when
+// it returns the result of an earlier request with the same key. A declined
+// charge is an outcome, not an error: callers read its Status.
+func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, created bool, err error) {
+	if err := req.Validate(); err != nil {
+		return Charge{}, false, err
+	}
+	key, err := s.Keys.ProviderKey(ctx)
+	if err != nil {
+		return Charge{}, false, err
+	}
+	now := s.Now().UTC()
+	c = Charge{
+		ID: ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount, Currency: req.Currency,
+		IdempotencyKey: req.IdempotencyKey, Status: Processing, KeyFingerprint: Fingerprint(key),
+		CreatedAt: now, UpdatedAt: now,
+	}
+	// Claim the key before calling the provider: of two concurrent requests with
+	// the same key only one gets past Create.
+	etag, err := s.Store.Create(ctx, c)
+	if err != nil {
+		if apierr.CodeOf(err) != apierr.Conflict {
+			return Charge{}, false, err
+		}
+		return s.replay(ctx, req, c.ID)
+	}
+	ref, err := s.Provider.Charge(ctx, key, req.Amount, req.Currency)
+	typ := EventSucceeded
+	switch {
+	case errors.Is(err, ErrDeclined):
+		c.Status, c.DeclineReason, typ = Declined, err.Error(), EventDeclined
+	case err != nil:
+		// The provider did not take the money: drop the claim so a retry can charge.
+		unavailable := apierr.Errorf(apierr.Unavailable, "payment provider unavailable: %v", err)
+		if derr := s.Store.Delete(ctx, c.ID, etag); derr != nil {
+			return Charge{}, false, errors.Join(unavailable, derr)
+		}
+		return Charge{}, false, unavailable
+	default:
+		c.Status, c.ProviderRef = Succeeded, ref
+	}
+	c.UpdatedAt = s.Now().UTC()
+	if err := s.Store.Update(ctx, c, etag, eventFor(c, typ)); err != nil {
+		return Charge{}, false, err
+	}
+	return c, true, nil
+}
+
+// replay answers a repeated request from the stored charge.
+func (s *Service) replay(ctx context.Context, req ChargeRequest, id string) (Charge, bool, error) {
+	prev, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return Charge{}, false, err
+	}
+	if prev.OrderID != req.OrderID || prev.Amount != req.Amount || prev.Currency != req.Currency {
+		return Charge{}, false, apierr.Errorf(apierr.Conflict, "idempotency key %q was used for a different charge", req.IdempotencyKey)
+	}
+	if prev.Status == Processing {
+		return Charge{}, false, &apierr.Error{Code: apierr.Conflict, Message: "a charge with this idempotency key is in progress", RetryAfter: time.Second}
+	}
+	return prev, false, nil
+}
+
+// Refund gives back the money of the charge made with idempotencyKey, once.
+// A declined or already refunded charge is returned as it is.
+func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, error) {
+	if !keyPattern.MatchString(idempotencyKey) {
+		return Charge{}, apierr.Invalidf("idempotency_key", "is required: 1-128 letters, digits or _-:.")
+	}
+	for attempt := 0; ; attempt++ {
+		c, etag, err := s.Store.GetWithETag(ctx, ChargeID(idempotencyKey))
+		if err != nil {
+			return Charge{}, err
+		}
+		switch c.Status {
+		case Processing:
+			return Charge{}, &apierr.Error{Code: apierr.Conflict, Message: "the charge is still in progress", RetryAfter: time.Second}
+		case Declined, Refunded:
+			return c, nil
+		}
+		key, err := s.Keys.ProviderKey(ctx)
+		if err != nil {
+			return Charge{}, err
+		}
+		if err := s.Provider.Refund(ctx, key, c.ProviderRef); err != nil {
+			return Charge{}, apierr.Unavailablef(err, "payment provider unavailable")
+		}
+		c.Status, c.UpdatedAt = Refunded, s.Now().UTC()
+		err = s.Store.Update(ctx, c, etag, eventFor(c, EventRefunded))
+		if apierr.CodeOf(err) != apierr.Conflict || attempt == 3 {
+			return c, err
+		}
+	}
+}
+
+// Get returns a charge by ID.
+func (s *Service) Get(ctx context.Context, id string) (Charge, error) {
+	return s.Store.Get(ctx, id)
+}

@@ -1,0 +1,170 @@
+package payments_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/payments/internal/fake"
+	"github.com/daprshop/suite/services/payments/internal/payments"
+)
+
+// fakeProvider counts charges and answers with err.
+type fakeProvider struct {
+	calls   atomic.Int32
+	refunds atomic.Int32
+	err     error
+	delay   time.Duration
+}
+
+func (p *fakeProvider) Charge(context.Context, string, int64, string) (string, error) {
+	p.calls.Add(1)
+	time.Sleep(p.delay)
+	return "ref_1", p.err
+}
+
+func (p *fakeProvider) Refund(context.Context, string, string) error {
+	p.refunds.Add(1)
+	return nil
+}
+
+type fakeKeys struct{ key string }
+
+func (k fakeKeys) ProviderKey(context.Context) (string, error) { return k.key, nil }
+
+func newService(p *fakeProvider) *payments.Service {
+	return &payments.Service{
+		Store: fake.NewStore(), Provider: p, Keys: fakeKeys{"sk_test"},
+		Now: func() time.Time { return time.Unix(1700000000, 0) },
+	}
+}
+
+var req = payments.ChargeRequest{OrderID: "ord_1", UserID: "usr_1", Amount: 1250, Currency: "EUR", IdempotencyKey: "ord_1"}
+
+func TestChargeOncePerKey(t *testing.T) {
+	p := &fakeProvider{}
+	svc := newService(p)
+	c, created, err := svc.Charge(context.Background(), req)
+	if err != nil || !created || c.Status != payments.Succeeded || c.KeyFingerprint != payments.Fingerprint("sk_test") {
+		t.Fatalf("first charge: %+v created=%v err=%v", c, created, err)
+	}
+	again, created, err := svc.Charge(context.Background(), req)
+	if err != nil || created || again.ID != c.ID || p.calls.Load() != 1 {
+		t.Fatalf("replay: %+v created=%v err=%v provider calls=%d", again, created, err, p.calls.Load())
+	}
+}
+
+func TestEventsAnnounceOutcomes(t *testing.T) {
+	svc := newService(&fakeProvider{})
+	c, _, _ := svc.Charge(context.Background(), req)
+	declining := newService(&fakeProvider{err: payments.ErrDeclined})
+	_, _, _ = declining.Charge(context.Background(), req)
+	if got := svc.Store.(*fake.Store).EventTypes(); !slices.Equal(got, []string{payments.EventSucceeded}) {
+		t.Fatalf("events %v", got)
+	}
+	if got := declining.Store.(*fake.Store).EventTypes(); !slices.Equal(got, []string{payments.EventDeclined}) {
+		t.Fatalf("declined events %v", got)
+	}
+	ev := svc.Store.(*fake.Store).Events[0]
+	if ev.ChargeID != c.ID || ev.OrderID != "ord_1" || ev.UserID != "usr_1" || ev.Amount != 1250 {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+func TestRefundOnce(t *testing.T) {
+	p := &fakeProvider{}
+	svc := newService(p)
+	if _, err := svc.Refund(context.Background(), "ord_1"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("refund before charge: %v", err)
+	}
+	_, _, _ = svc.Charge(context.Background(), req)
+	for range 2 {
+		c, err := svc.Refund(context.Background(), "ord_1")
+		if err != nil || c.Status != payments.Refunded {
+			t.Fatalf("refund %+v %v", c, err)
+		}
+	}
+	if p.refunds.Load() != 1 {
+		t.Fatalf("provider refunded %d times", p.refunds.Load())
+	}
+	if got := svc.Store.(*fake.Store).EventTypes(); !slices.Equal(got, []string{payments.EventSucceeded, payments.EventRefunded}) {
+		t.Fatalf("events %v", got)
+	}
+	if _, err := svc.Refund(context.Background(), "bad key!"); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("bad key: %v", err)
+	}
+}
+
+func TestConcurrentSameKeyChargesOnce(t *testing.T) {
+	p := &fakeProvider{delay: 10 * time.Millisecond}
+	svc := newService(p)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _, _ = svc.Charge(context.Background(), req) }()
+	}
+	wg.Wait()
+	if p.calls.Load() != 1 {
+		t.Fatalf("provider charged %d times", p.calls.Load())
+	}
+}
+
+func TestKeyReuseForOtherChargeConflicts(t *testing.T) {
+	svc := newService(&fakeProvider{})
+	if _, _, err := svc.Charge(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	other := req
+	other.Amount = 99
+	if _, _, err := svc.Charge(context.Background(), other); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("err = %v, want conflict", err)
+	}
+}
+
+func TestDeclinedIsStoredAndReplayed(t *testing.T) {
+	p := &fakeProvider{err: payments.ErrDeclined}
+	svc := newService(p)
+	c, _, err := svc.Charge(context.Background(), req)
+	if err != nil || c.Status != payments.Declined {
+		t.Fatalf("charge %+v err %v", c, err)
+	}
+	again, _, err := svc.Charge(context.Background(), req)
+	if err != nil || again.Status != payments.Declined || p.calls.Load() != 1 {
+		t.Fatalf("replay %+v err %v calls %d", again, err, p.calls.Load())
+	}
+}
+
+func TestProviderOutageLetsRetryCharge(t *testing.T) {
+	p := &fakeProvider{err: errors.New("timeout")}
+	svc := newService(p)
+	if _, _, err := svc.Charge(context.Background(), req); apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("err = %v, want unavailable", err)
+	}
+	p.err = nil
+	c, created, err := svc.Charge(context.Background(), req)
+	if err != nil || !created || c.Status != payments.Succeeded {
+		t.Fatalf("retry: %+v %v %v", c, created, err)
+	}
+}
+
+func TestValidateNamesEveryField(t *testing.T) {
+	err := payments.ChargeRequest{Amount: -1, Currency: "euro"}.Validate()
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.Invalid {
+		t.Fatalf("err = %v", err)
+	}
+	got := map[string]bool{}
+	for _, f := range e.Fields {
+		got[f.Field] = true
+	}
+	for _, f := range []string{"order_id", "user_id", "amount", "currency", "idempotency_key"} {
+		if !got[f] {
+			t.Errorf("field %s not reported: %+v", f, e.Fields)
+		}
+	}
+}

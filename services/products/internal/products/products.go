@@ -1,0 +1,286 @@
+// Package products is the catalog and inventory domain. Stock is reserved per
+// order with read-modify-write cycles guarded by the product's ETag, retried
+// when another writer got there first, so concurrent orders never oversell.
+package products
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/daprshop/suite/lib/apierr"
+)
+
+// Product is a catalog entry; Stock is what can still be reserved.
+type Product struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Price       int64     `json:"price"`
+	Currency    string    `json:"currency"`
+	Stock       int       `json:"stock"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Record is a product as stored, with the stock held for each order.
+type Record struct {
+	Product
+	Reservations map[string]int `json:"reservations,omitempty"`
+}
+
+// NewProduct is a request to add a product.
+type NewProduct struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Price       int64  `json:"price"`
+	Currency    string `json:"currency"`
+	Stock       int    `json:"stock"`
+}
+
+// Limits of the catalog.
+const (
+	MaxPrice    = 10_000_000
+	MaxStock    = 1_000_000
+	MaxQuantity = 1000
+)
+
+var (
+	idPattern       = regexp.MustCompile(`^prd_[0-9a-f]{24}$`)
+	orderPattern    = regexp.MustCompile(`^ord_[A-Za-z0-9_-]{1,64}$`)
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// Validate reports every invalid field of p at once.
+func (p NewProduct) Validate() error {
+	var fields apierr.FieldErrors
+	if n := utf8.RuneCountInString(strings.TrimSpace(p.Name)); n < 1 || n > 200 {
+		fields.Add("name", "must be 1 to 200 characters")
+	}
+	if utf8.RuneCountInString(p.Description) > 2000 {
+		fields.Add("description", "must be at most 2000 characters")
+	}
+	if p.Price < 1 || p.Price > MaxPrice {
+		fields.Add("price", fmt.Sprintf("must be between 1 and %d minor units", MaxPrice))
+	}
+	if !currencyPattern.MatchString(p.Currency) {
+		fields.Add("currency", "must be an ISO 4217 code such as EUR")
+	}
+	if p.Stock < 0 || p.Stock > MaxStock {
+		fields.Add("stock", fmt.Sprintf("must be between 0 and %d", MaxStock))
+	}
+	return fields.Err("product")
+}
+
+// Reservation statuses. A refusal for lack of stock is an answer, not an
+// error: Dapr 1.14 resiliency counts every non-2xx reply as a failure of the
+// callee, and an empty shelf says nothing about the health of products.
+const (
+	Reserved = "reserved"
+	Rejected = "rejected"
+)
+
+// Reservation is the answer to a reservation request.
+type Reservation struct {
+	Status    string `json:"status"`
+	ProductID string `json:"product_id"`
+	OrderID   string `json:"order_id"`
+	Quantity  int    `json:"quantity"`
+	UnitPrice int64  `json:"unit_price"`
+	Currency  string `json:"currency"`
+	StockLeft int    `json:"stock_left"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Store keeps products. Create inserts (apierr Conflict if the ID exists);
+// Update writes only over the ETag Get returned (apierr Conflict otherwise).
+type Store interface {
+	Get(ctx context.Context, id string) (Record, string, error)
+	Create(ctx context.Context, r Record) error
+	Update(ctx context.Context, r Record, etag string) error
+	AddToCatalog(ctx context.Context, id string) error
+	Catalog(ctx context.Context) ([]Record, error)
+}
+
+// Service runs the catalog.
+type Service struct {
+	Store Store
+	// MaxAttempts bounds the retries of a write that lost a race.
+	MaxAttempts int
+	Now         func() time.Time
+}
+
+// Create adds a product to the catalog.
+func (s *Service) Create(ctx context.Context, p NewProduct) (Product, error) {
+	if err := p.Validate(); err != nil {
+		return Product{}, err
+	}
+	now := s.Now().UTC()
+	r := Record{Product: Product{ID: newID(), Name: strings.TrimSpace(p.Name), Description: p.Description,
+		Price: p.Price, Currency: p.Currency, Stock: p.Stock, CreatedAt: now, UpdatedAt: now}}
+	if err := s.Store.Create(ctx, r); err != nil {
+		return Product{}, err
+	}
+	if err := s.Store.AddToCatalog(ctx, r.ID); err != nil {
+		return Product{}, err
+	}
+	return r.Product, nil
+}
+
+// List returns the catalog in creation order.
+func (s *Service) List(ctx context.Context) ([]Product, error) {
+	rs, err := s.Store.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Product, len(rs))
+	for i, r := range rs {
+		out[i] = r.Product
+	}
+	return out, nil
+}
+
+// Get returns one product.
+func (s *Service) Get(ctx context.Context, id string) (Product, error) {
+	if !idPattern.MatchString(id) {
+		return Product{}, notFound(id)
+	}
+	r, _, err := s.Store.Get(ctx, id)
+	return r.Product, err
+}
+
+// SetStock sets the stock that can still be reserved.
+func (s *Service) SetStock(ctx context.Context, id string, stock int) (Product, error) {
+	if stock < 0 || stock > MaxStock {
+		return Product{}, apierr.Invalidf("stock", "must be between 0 and %d", MaxStock)
+	}
+	r, err := s.modify(ctx, id, func(r *Record) error {
+		r.Stock = stock
+		return nil
+	})
+	return r.Product, err
+}
+
+// Reserve takes quantity units for orderID, once per order: a repeated
+// request returns the first answer (created=false). Too little stock is a
+// Rejected reservation, not an error.
+func (s *Service) Reserve(ctx context.Context, id, orderID string, quantity int) (res Reservation, created bool, err error) {
+	var fields apierr.FieldErrors
+	if !orderPattern.MatchString(orderID) {
+		fields.Add("order_id", "must be an order ID (ord_...)")
+	}
+	if quantity < 1 || quantity > MaxQuantity {
+		fields.Add("quantity", fmt.Sprintf("must be between 1 and %d", MaxQuantity))
+	}
+	if err := fields.Err("reservation"); err != nil {
+		return Reservation{}, false, err
+	}
+	errShort := errors.New("short")
+	r, err := s.modify(ctx, id, func(r *Record) error {
+		if r.Reservations[orderID] > 0 {
+			return errUnchanged
+		}
+		if r.Stock < quantity {
+			return errShort
+		}
+		r.Stock -= quantity
+		if r.Reservations == nil {
+			r.Reservations = map[string]int{}
+		}
+		r.Reservations[orderID] = quantity
+		created = true
+		return nil
+	})
+	res = Reservation{Status: Reserved, ProductID: id, OrderID: orderID, Quantity: r.Reservations[orderID],
+		UnitPrice: r.Price, Currency: r.Currency, StockLeft: r.Stock}
+	switch {
+	case errors.Is(err, errShort):
+		res.Status, res.Quantity, res.Reason = Rejected, quantity, fmt.Sprintf("insufficient stock: %d left", r.Stock)
+		return res, false, nil
+	case err != nil:
+		return Reservation{}, false, err
+	}
+	return res, created, nil
+}
+
+// Release gives back the stock held for orderID; nothing held is no error.
+func (s *Service) Release(ctx context.Context, id, orderID string) error {
+	_, err := s.modify(ctx, id, func(r *Record) error {
+		q := r.Reservations[orderID]
+		if q == 0 {
+			return errUnchanged
+		}
+		r.Stock += q
+		delete(r.Reservations, orderID)
+		return nil
+	})
+	return err
+}
+
+// Settle forgets the reservation of a confirmed order: its stock stays taken.
+func (s *Service) Settle(ctx context.Context, id, orderID string) error {
+	_, err := s.modify(ctx, id, func(r *Record) error {
+		if _, ok := r.Reservations[orderID]; !ok {
+			return errUnchanged
+		}
+		delete(r.Reservations, orderID)
+		return nil
+	})
+	return err
+}
+
+// errUnchanged lets a change say there is nothing to write.
+var errUnchanged = errors.New("unchanged")
+
+// modify applies change to product id and writes it back over the ETag it
+// read, retrying with a short random pause when another writer won. change
+// returning an error other than errUnchanged aborts with that error (and the
+// record as read).
+func (s *Service) modify(ctx context.Context, id string, change func(*Record) error) (Record, error) {
+	if !idPattern.MatchString(id) {
+		return Record{}, notFound(id)
+	}
+	for attempt := 1; ; attempt++ {
+		r, etag, err := s.Store.Get(ctx, id)
+		if err != nil {
+			return Record{}, err
+		}
+		if err := change(&r); err != nil {
+			if errors.Is(err, errUnchanged) {
+				return r, nil
+			}
+			return r, err
+		}
+		r.UpdatedAt = s.Now().UTC()
+		err = s.Store.Update(ctx, r, etag)
+		if err == nil {
+			return r, nil
+		}
+		if apierr.CodeOf(err) != apierr.Conflict {
+			return Record{}, err
+		}
+		if attempt >= s.MaxAttempts {
+			return Record{}, &apierr.Error{Code: apierr.Unavailable, Message: "product " + id + " is busy, retry", RetryAfter: time.Second}
+		}
+		select {
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		case <-time.After(time.Duration(1+rand.IntN(10)) * time.Millisecond):
+		}
+	}
+}
+
+func notFound(id string) error { return apierr.Errorf(apierr.NotFound, "product %q not found", id) }
+
+func newID() string {
+	var b [12]byte
+	_, _ = cryptorand.Read(b[:])
+	return "prd_" + hex.EncodeToString(b[:])
+}

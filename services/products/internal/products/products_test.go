@@ -1,0 +1,206 @@
+package products_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/products/internal/products"
+)
+
+// memStore is an in-memory products.Store with integer ETags.
+type memStore struct {
+	mu      sync.Mutex
+	records map[string]products.Record
+	etags   map[string]int
+	catalog []string
+}
+
+var _ products.Store = (*memStore)(nil)
+
+func newStore() *memStore {
+	return &memStore{records: map[string]products.Record{}, etags: map[string]int{}}
+}
+
+func clone(r products.Record) products.Record {
+	c := r
+	c.Reservations = map[string]int{}
+	for k, v := range r.Reservations {
+		c.Reservations[k] = v
+	}
+	return c
+}
+
+func (s *memStore) Get(_ context.Context, id string) (products.Record, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
+	if !ok {
+		return r, "", apierr.Errorf(apierr.NotFound, "no %s", id)
+	}
+	return clone(r), fmt.Sprint(s.etags[id]), nil
+}
+
+func (s *memStore) Create(_ context.Context, r products.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.records[r.ID]; ok {
+		return apierr.Errorf(apierr.Conflict, "exists")
+	}
+	s.records[r.ID], s.etags[r.ID] = clone(r), 1
+	return nil
+}
+
+func (s *memStore) Update(_ context.Context, r products.Record, etag string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if etag != fmt.Sprint(s.etags[r.ID]) {
+		return apierr.Errorf(apierr.Conflict, "etag mismatch")
+	}
+	s.records[r.ID] = clone(r)
+	s.etags[r.ID]++
+	return nil
+}
+
+func (s *memStore) AddToCatalog(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catalog = append(s.catalog, id)
+	return nil
+}
+
+func (s *memStore) Catalog(_ context.Context) ([]products.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []products.Record
+	for _, id := range s.catalog {
+		out = append(out, s.records[id])
+	}
+	return out, nil
+}
+
+func newService() *products.Service {
+	return &products.Service{Store: newStore(), MaxAttempts: 200, Now: time.Now}
+}
+
+func widget(t *testing.T, svc *products.Service, stock int) products.Product {
+	t.Helper()
+	p, err := svc.Create(context.Background(), products.NewProduct{Name: "Widget", Price: 250, Currency: "EUR", Stock: stock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCreateListGet(t *testing.T) {
+	svc := newService()
+	p := widget(t, svc, 3)
+	q := widget(t, svc, 4)
+	list, err := svc.List(context.Background())
+	if err != nil || len(list) != 2 || list[0].ID != p.ID || list[1].ID != q.ID {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if got, err := svc.Get(context.Background(), p.ID); err != nil || got != p {
+		t.Fatalf("get %+v %v", got, err)
+	}
+	if _, err := svc.Get(context.Background(), "prd_nope"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("malformed: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	err := products.NewProduct{Name: "", Price: 0, Currency: "eur", Stock: -1}.Validate()
+	var e *apierr.Error
+	if !errors.As(err, &e) || len(e.Fields) != 4 {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReserveReleaseSettle(t *testing.T) {
+	ctx := context.Background()
+	svc := newService()
+	p := widget(t, svc, 5)
+	r, created, err := svc.Reserve(ctx, p.ID, "ord_1", 3)
+	if err != nil || !created || r.Status != products.Reserved || r.StockLeft != 2 || r.UnitPrice != 250 || r.Currency != "EUR" {
+		t.Fatalf("reserve %+v %v %v", r, created, err)
+	}
+	again, created, err := svc.Reserve(ctx, p.ID, "ord_1", 3)
+	if err != nil || created || again.Quantity != 3 || again.StockLeft != 2 {
+		t.Fatalf("replay %+v %v %v", again, created, err)
+	}
+	short, _, err := svc.Reserve(ctx, p.ID, "ord_2", 3)
+	if err != nil || short.Status != products.Rejected || short.StockLeft != 2 {
+		t.Fatalf("short %+v %v", short, err)
+	}
+	for range 2 {
+		if err := svc.Release(ctx, p.ID, "ord_1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := svc.Get(ctx, p.ID); got.Stock != 5 {
+		t.Fatalf("stock after release %d", got.Stock)
+	}
+	_, _, _ = svc.Reserve(ctx, p.ID, "ord_3", 2)
+	if err := svc.Settle(ctx, p.ID, "ord_3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Release(ctx, p.ID, "ord_3"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.Get(ctx, p.ID); got.Stock != 3 {
+		t.Fatalf("settled stock came back: %d", got.Stock)
+	}
+	if _, _, err := svc.Reserve(ctx, p.ID, "bad", 0); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("invalid: %v", err)
+	}
+	if _, _, err := svc.Reserve(ctx, "prd_000000000000000000000000", "ord_4", 1); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("unknown product: %v", err)
+	}
+}
+
+func TestConcurrentReservationsNeverOversell(t *testing.T) {
+	ctx := context.Background()
+	svc := newService()
+	p := widget(t, svc, 10)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		reserved int
+	)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _, err := svc.Reserve(ctx, p.ID, fmt.Sprintf("ord_%d", i), 1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if r.Status == products.Reserved {
+				mu.Lock()
+				reserved++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := svc.Get(ctx, p.ID)
+	if reserved != 10 || got.Stock != 0 {
+		t.Fatalf("reserved %d, stock %d", reserved, got.Stock)
+	}
+}
+
+func TestSetStock(t *testing.T) {
+	svc := newService()
+	p := widget(t, svc, 1)
+	if got, err := svc.SetStock(context.Background(), p.ID, 9); err != nil || got.Stock != 9 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := svc.SetStock(context.Background(), p.ID, -1); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("negative: %v", err)
+	}
+}

@@ -1,0 +1,91 @@
+// Package httpapi is the users HTTP API: routes in one function, handlers
+// that decode, call the domain and encode.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/web"
+	"github.com/daprshop/suite/services/users/internal/users"
+)
+
+// Users is what the API needs from the domain.
+type Users interface {
+	Register(ctx context.Context, r users.SignUp) (users.User, error)
+	Authenticate(ctx context.Context, l users.Login, addr string) (users.Token, error)
+	Get(ctx context.Context, id string) (users.User, error)
+}
+
+// Routes returns the service's handler with every route registered.
+func Routes(svc Users, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
+	h := &handlers{svc: svc, log: log}
+	r := web.Router(log, m, ready)
+	r.HandleFunc("/users", h.register).Methods(http.MethodPost)
+	r.HandleFunc("/login", h.login).Methods(http.MethodPost)
+	r.HandleFunc("/users/{id}", h.get).Methods(http.MethodGet)
+	return r
+}
+
+type handlers struct {
+	svc Users
+	log *slog.Logger
+}
+
+func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
+	var req users.SignUp
+	if err := web.Decode(r, &req); err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	u, err := h.svc.Register(r.Context(), req)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "user signed up", "user_id", u.ID)
+	web.Respond(w, http.StatusCreated, u)
+}
+
+func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
+	var req users.Login
+	if err := web.Decode(r, &req); err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	tok, err := h.svc.Authenticate(r.Context(), req, clientAddr(r))
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	web.Respond(w, http.StatusOK, tok)
+}
+
+func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
+	u, err := h.svc.Get(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	web.Respond(w, http.StatusOK, u)
+}
+
+// clientAddr is the address of the client behind the gateway, which puts it
+// in X-Forwarded-For (overwriting any client value); without it, the direct
+// peer.
+func clientAddr(r *http.Request) string {
+	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
+		return strings.TrimSpace(strings.Split(fwd, ",")[0])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

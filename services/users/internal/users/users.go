@@ -1,0 +1,272 @@
+// Package users is the account domain: sign-up with a hashed password, login
+// that issues a signed bearer token, and profiles. Passwords and their hashes
+// never leave this package's store records.
+package users
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/auth"
+)
+
+// User is an account as clients see it.
+type User struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Record is an account as it is stored.
+type Record struct {
+	User
+	PasswordHash string `json:"password_hash"`
+}
+
+// SignUp is a request for a new account.
+type SignUp struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+// Login is a request for a token.
+type Login struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// Token is a login's answer.
+type Token struct {
+	Token     string    `json:"token"`
+	TokenType string    `json:"token_type"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      User      `json:"user"`
+}
+
+var idPattern = regexp.MustCompile(`^usr_[0-9a-f]{24}$`)
+
+// normalEmail returns the canonical form of a bare address, or "".
+func normalEmail(s string) string {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || len(s) > 254 || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") {
+		return ""
+	}
+	return strings.ToLower(s)
+}
+
+// Validate reports every invalid field of r at once.
+func (r SignUp) Validate() error {
+	var fields apierr.FieldErrors
+	if normalEmail(r.Email) == "" {
+		fields.Add("email", "must be an email address such as ada@example.com")
+	}
+	if n := len(r.Password); n < 8 || n > 72 {
+		fields.Add("password", "must be 8 to 72 bytes long")
+	}
+	if n := utf8.RuneCountInString(strings.TrimSpace(r.Name)); n < 1 || n > 100 {
+		fields.Add("name", "must be 1 to 100 characters")
+	}
+	return fields.Err("sign-up")
+}
+
+// Store keeps accounts. ClaimEmail reserves an address for a user ID (insert
+// only: apierr Conflict when taken) and returns the claim's ETag, which
+// ReleaseEmail needs.
+type Store interface {
+	ClaimEmail(ctx context.Context, email, userID string) (etag string, err error)
+	ReleaseEmail(ctx context.Context, email, etag string) error
+	UserIDByEmail(ctx context.Context, email string) (string, error)
+	Put(ctx context.Context, r Record) error
+	Get(ctx context.Context, id string) (Record, error)
+}
+
+// Keys yields the token signing key.
+type Keys interface {
+	SigningKey(ctx context.Context) ([]byte, error)
+}
+
+// Service manages accounts.
+type Service struct {
+	Store      Store
+	Keys       Keys
+	BcryptCost int
+	TokenTTL   time.Duration
+	Now        func() time.Time
+	// FailuresPerAccount limits failed logins per email; AttemptsPerAddress
+	// limits logins per client address. Either may be nil (no limit).
+	FailuresPerAccount *Limiter
+	AttemptsPerAddress *Limiter
+}
+
+// Register creates a customer account.
+func (s *Service) Register(ctx context.Context, r SignUp) (User, error) {
+	if err := r.Validate(); err != nil {
+		return User{}, err
+	}
+	return s.create(ctx, normalEmail(r.Email), r.Password, strings.TrimSpace(r.Name), auth.RoleCustomer)
+}
+
+// create stores a new account: the email claim first (so two sign-ups with one
+// address cannot both win), then the record, giving the claim back if the
+// record cannot be written.
+func (s *Service) create(ctx context.Context, email, password, name, role string) (User, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.BcryptCost)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{ID: newID(), Email: email, Name: name, Role: role, CreatedAt: s.Now().UTC()}
+	etag, err := s.Store.ClaimEmail(ctx, email, u.ID)
+	if err != nil {
+		if apierr.CodeOf(err) == apierr.Conflict {
+			return User{}, apierr.Errorf(apierr.Conflict, "an account with this email exists")
+		}
+		return User{}, err
+	}
+	if err := s.Store.Put(ctx, Record{User: u, PasswordHash: string(hash)}); err != nil {
+		return User{}, errors.Join(err, s.Store.ReleaseEmail(ctx, email, etag))
+	}
+	return u, nil
+}
+
+// dummyHash is compared against when the email is unknown, so a login takes
+// as long whether or not the account exists.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.MinCost)
+
+// Authenticate checks a login from client address addr and issues a token.
+// Too many attempts from addr, or too many failures for one account, are
+// refused before the password is even looked at.
+func (s *Service) Authenticate(ctx context.Context, l Login, addr string) (Token, error) {
+	email := normalEmail(l.Email)
+	if err := s.limit(email, addr); err != nil {
+		return Token{}, err
+	}
+	tok, err := s.authenticate(ctx, email, l.Password)
+	switch {
+	case apierr.CodeOf(err) == apierr.Unauthenticated && s.FailuresPerAccount != nil:
+		s.FailuresPerAccount.Add(email)
+	case err == nil && s.FailuresPerAccount != nil:
+		s.FailuresPerAccount.Reset(email)
+	}
+	return tok, err
+}
+
+// limit counts the attempt and refuses it when a limit is reached.
+func (s *Service) limit(email, addr string) error {
+	for _, c := range []struct {
+		l   *Limiter
+		key string
+		add bool
+	}{{s.AttemptsPerAddress, addr, true}, {s.FailuresPerAccount, email, false}} {
+		if c.l == nil || c.key == "" {
+			continue
+		}
+		if blocked, wait := c.l.Blocked(c.key); blocked {
+			return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
+		}
+		if c.add {
+			c.l.Add(c.key)
+		}
+	}
+	return nil
+}
+
+func (s *Service) authenticate(ctx context.Context, email, password string) (Token, error) {
+	denied := apierr.Errorf(apierr.Unauthenticated, "wrong email or password")
+	var rec Record
+	id, err := "", error(nil)
+	if email != "" {
+		id, err = s.Store.UserIDByEmail(ctx, email)
+	}
+	switch {
+	case err != nil && apierr.CodeOf(err) != apierr.NotFound:
+		return Token{}, err
+	case err == nil && id != "":
+		if rec, err = s.Store.Get(ctx, id); err != nil && apierr.CodeOf(err) != apierr.NotFound {
+			return Token{}, err
+		}
+	}
+	if rec.ID == "" {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return Token{}, denied
+	}
+	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(password)) != nil {
+		return Token{}, denied
+	}
+	key, err := s.Keys.SigningKey(ctx)
+	if err != nil {
+		return Token{}, err
+	}
+	tok, exp, err := auth.Issue(key, auth.Claims{UserID: rec.ID, Email: rec.Email, Role: rec.Role}, s.Now(), s.TokenTTL)
+	if err != nil {
+		return Token{}, apierr.Unavailablef(err, "token signing unavailable")
+	}
+	return Token{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: rec.User}, nil
+}
+
+// Get returns a user's profile.
+func (s *Service) Get(ctx context.Context, id string) (User, error) {
+	if !idPattern.MatchString(id) {
+		return User{}, apierr.Errorf(apierr.NotFound, "user %q not found", id)
+	}
+	r, err := s.Store.Get(ctx, id)
+	return r.User, err
+}
+
+// EnsureAdmin makes the secret store the source of truth for the admin
+// account: it creates the account email with password, or, if it exists,
+// resets its password to password. An account of that email that is not an
+// admin is left alone (an error). It reports whether it changed anything.
+func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
+	email = normalEmail(email)
+	if email == "" || len(password) < 8 || len(password) > 72 {
+		return false, errors.New("admin email or password invalid")
+	}
+	id, err := s.Store.UserIDByEmail(ctx, email)
+	if apierr.CodeOf(err) == apierr.NotFound {
+		_, err := s.create(ctx, email, password, "Administrator", auth.RoleAdmin)
+		if apierr.CodeOf(err) == apierr.Conflict {
+			return false, nil // another replica was faster
+		}
+		return err == nil, err
+	}
+	if err != nil {
+		return false, err
+	}
+	rec, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if rec.Role != auth.RoleAdmin {
+		return false, fmt.Errorf("%s belongs to a %s account; not making it an admin", email, rec.Role)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(password)) == nil {
+		return false, nil
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.BcryptCost)
+	if err != nil {
+		return false, err
+	}
+	rec.PasswordHash = string(hash)
+	return true, s.Store.Put(ctx, rec)
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "usr_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,108 @@
+// Command users is the users service: sign-up with bcrypt-hashed passwords,
+// login that issues JWT bearer tokens signed with a key from the Dapr secret
+// store, and profiles, all in its own Dapr state store.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/daprshop/suite/lib/conf"
+	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/lib/web"
+	"github.com/daprshop/suite/services/users/internal/dapr"
+	"github.com/daprshop/suite/services/users/internal/httpapi"
+	"github.com/daprshop/suite/services/users/internal/users"
+)
+
+// config is read once from the environment.
+type config struct {
+	Web                 web.Config
+	Dapr                sidecar.Config
+	StateStore          string        `env:"STATE_STORE" default:"users-store"`
+	SecretStore         string        `env:"SECRET_STORE" default:"secrets"`
+	JWTKeySecret        string        `env:"JWT_KEY_SECRET" default:"jwt-signing-key"`
+	TokenTTL            time.Duration `env:"TOKEN_TTL" default:"1h"`
+	BcryptCost          int           `env:"BCRYPT_COST" default:"10"`
+	AdminEmail          string        `env:"ADMIN_EMAIL" default:"admin@daprshop.local"`
+	AdminPasswordSecret string        `env:"ADMIN_PASSWORD_SECRET" default:"admin-password"`
+	// Login limits: failed logins per account per 15 minutes, and logins per
+	// client address per minute.
+	LoginFailuresPerAccount int `env:"LOGIN_FAILURES_PER_ACCOUNT" default:"5"`
+	LoginAttemptsPerAddress int `env:"LOGIN_ATTEMPTS_PER_ADDRESS" default:"30"`
+}
+
+func main() { web.Main("users", run) }
+
+func run(ctx context.Context, log *slog.Logger) error {
+	var cfg config
+	if err := conf.Parse(&cfg, os.LookupEnv); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > 14 {
+		return fmt.Errorf("config: BCRYPT_COST must be between %d and 14", bcrypt.MinCost)
+	}
+	if cfg.LoginFailuresPerAccount < 1 || cfg.LoginAttemptsPerAddress < 1 {
+		return fmt.Errorf("config: LOGIN_FAILURES_PER_ACCOUNT and LOGIN_ATTEMPTS_PER_ADDRESS must be at least 1")
+	}
+	if cfg.TokenTTL < time.Minute {
+		return fmt.Errorf("config: TOKEN_TTL must be at least 1m")
+	}
+	log.Info("starting", "config", conf.String(&cfg))
+
+	client, err := cfg.Dapr.Dial()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
+	svc := &users.Service{
+		Store:              &dapr.Store{Client: client, Name: cfg.StateStore},
+		Keys:               keyFunc(key.Bytes),
+		BcryptCost:         cfg.BcryptCost,
+		TokenTTL:           cfg.TokenTTL,
+		Now:                time.Now,
+		FailuresPerAccount: &users.Limiter{Max: cfg.LoginFailuresPerAccount, Window: 15 * time.Minute, Now: time.Now},
+		AttemptsPerAddress: &users.Limiter{Max: cfg.LoginAttemptsPerAddress, Window: time.Minute, Now: time.Now},
+	}
+	adminPassword := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.AdminPasswordSecret}
+	go bootstrapAdmin(ctx, log, svc, cfg.AdminEmail, adminPassword)
+
+	h := httpapi.Routes(svc, metrics.New("users"), log, cfg.Dapr.HTTP(5*time.Second).Healthy)
+	return cfg.Web.Serve(ctx, log, h)
+}
+
+// bootstrapAdmin makes sure the admin account exists when the secret store
+// holds an admin password; it retries while the sidecar is not ready.
+func bootstrapAdmin(ctx context.Context, log *slog.Logger, svc *users.Service, email string, password *sidecar.Secret) {
+	for attempt := 1; ; attempt++ {
+		pw, err := password.Value(ctx)
+		if err == nil {
+			var changed bool
+			if changed, err = svc.EnsureAdmin(ctx, email, pw); err == nil {
+				log.Info("admin account ready", "email", email, "changed", changed)
+				return
+			}
+		}
+		if attempt == 30 {
+			log.Warn("no admin account: giving up", "email", email, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// keyFunc adapts a function to users.Keys.
+type keyFunc func(context.Context) ([]byte, error)
+
+func (f keyFunc) SigningKey(ctx context.Context) ([]byte, error) { return f(ctx) }

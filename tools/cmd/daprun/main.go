@@ -1,0 +1,277 @@
+// Command daprun runs a multi-app Dapr suite from a dapr.yaml in the Dapr CLI's
+// multi-app schema (what `dapr run -f .` reads), for machines without the CLI:
+// one daprd per app plus the app, prefixed logs on one console, readiness
+// waits, and on Ctrl-C, SIGTERM or any child dying, a stop of every child.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/daprshop/suite/tools/broker"
+	"github.com/daprshop/suite/tools/runner"
+)
+
+const usage = `daprun runs every app of a dapr.yaml with its own daprd sidecar.
+
+Usage:
+  daprun [flags]
+
+It reads the Dapr CLI's multi-app run file, starts one daprd and one app per
+entry (ports from the file, or free ones), prefixes every output line with the
+app and its source, waits until every daprd (/v1.0/healthz) and app (health
+path) answers, and prints where to send requests. Ctrl-C or SIGTERM stops
+everything; so does any child exiting, and then daprun exits non-zero.
+
+Before starting it checks that every Redis named in the components answers.
+With -start-redis it starts a private redis-server when none does. With
+-kafka it runs an in-process Kafka broker on that loopback port for the
+kafka-postgres profile.
+
+Flags:
+`
+
+// config is the command line, parsed once.
+type config struct {
+	file         string
+	daprd        string
+	resources    string
+	readyTimeout time.Duration
+	stopGrace    time.Duration
+	color        string
+	startRedis   bool
+	kafkaPort    int
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "daprun:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var cfg config
+	fs := flag.NewFlagSet("daprun", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	fs.StringVar(&cfg.file, "f", ".", "run file, or a directory holding dapr.yaml")
+	fs.StringVar(&cfg.daprd, "daprd", "", "daprd binary (default: $DAPRD, else .bin/daprd beside the run file, else daprd on PATH)")
+	fs.StringVar(&cfg.resources, "resources", "", "comma-separated resources paths that replace every app's (switches the component profile)")
+	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every daprd and app to be healthy")
+	fs.DurationVar(&cfg.stopGrace, "stop-grace", 10*time.Second, "how long children get after SIGTERM before SIGKILL")
+	fs.StringVar(&cfg.color, "color", "auto", "colour the prefixes: auto, always or never")
+	fs.BoolVar(&cfg.startRedis, "start-redis", false, "start a private redis-server on a free port when the components' Redis does not answer")
+	fs.IntVar(&cfg.kafkaPort, "kafka", 0, "run an in-process Kafka broker on this loopback port (kafka-postgres profile)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+
+	f, err := runner.Load(cfg.file)
+	if err != nil {
+		return err
+	}
+	if cfg.resources != "" {
+		var paths []string
+		for _, p := range strings.Split(cfg.resources, ",") {
+			abs, err := filepath.Abs(strings.TrimSpace(p))
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(abs); err != nil {
+				return fmt.Errorf("-resources: %w", err)
+			}
+			paths = append(paths, abs)
+		}
+		for i := range f.Apps {
+			f.Apps[i].ResourcesPaths = append([]string(nil), paths...)
+		}
+	}
+	daprd, err := findDaprd(cfg.daprd, f.Dir)
+	if err != nil {
+		return err
+	}
+	opts := runner.Options{
+		Daprd: daprd, Out: out, ReadyTimeout: cfg.readyTimeout, StopGrace: cfg.stopGrace,
+		Color: cfg.color == "always" || (cfg.color == "auto" && isTerminal(out)),
+	}
+
+	cleanup, err := ensureRedis(f, cfg.startRedis, out)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+
+	if cfg.kafkaPort != 0 {
+		b, err := broker.Start(cfg.kafkaPort)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		fmt.Fprintf(out, "daprun: in-process Kafka broker at %s\n", b.Addr())
+	}
+
+	fmt.Fprintf(out, "daprun: starting %d apps from %s with %s\n", len(f.Apps), f.Path, daprd)
+	r, err := runner.Start(ctx, f, opts)
+	if err != nil {
+		return err
+	}
+	envFile, err := writeSidecarsEnv(f.Dir, r)
+	if err != nil {
+		r.Stop()
+		return err
+	}
+	defer os.Remove(envFile)
+	printEndpoints(out, r, envFile)
+	return r.Wait(ctx)
+}
+
+// writeSidecarsEnv writes, for shells, each sidecar's HTTP address and API
+// token (they change every run) to .run/sidecars.env beside the run file,
+// readable by the owner only. It is removed when the run ends.
+func writeSidecarsEnv(dir string, r *runner.Run) (string, error) {
+	var b strings.Builder
+	b.WriteString("# Written by daprun for this run only: source it to call sidecars directly.\n")
+	for _, a := range r.Apps {
+		name := strings.ToUpper(strings.ReplaceAll(a.ID, "-", "_"))
+		fmt.Fprintf(&b, "%s_DAPR_HTTP=http://127.0.0.1:%d\n%s_DAPR_API_TOKEN=%s\n", name, a.DaprHTTPPort, name, a.APIToken)
+	}
+	path := filepath.Join(dir, ".run", "sidecars.env")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// findDaprd resolves the daprd binary to use.
+func findDaprd(flagValue, dir string) (string, error) {
+	for _, c := range []string{flagValue, os.Getenv("DAPRD"), filepath.Join(dir, ".bin", "daprd")} {
+		if c == "" {
+			continue
+		}
+		if _, err := os.Stat(c); err == nil {
+			return filepath.Abs(c)
+		}
+		if c == flagValue {
+			return "", fmt.Errorf("daprd %s: not found", c)
+		}
+	}
+	if p, err := exec.LookPath("daprd"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no daprd found: run `make tools` to build the pinned daprd into .bin/, or pass -daprd")
+}
+
+// ensureRedis checks every Redis the components name. When one does not answer
+// and startRedis is set, it starts a private redis-server and points the
+// components at it. The returned cleanup stops that server.
+func ensureRedis(f *runner.File, startRedis bool, out io.Writer) (func(), error) {
+	nop := func() {}
+	hosts, err := runner.RedisHosts(f.Apps)
+	if err != nil {
+		return nop, err
+	}
+	addrs := make([]string, 0, len(hosts))
+	for a := range hosts {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	for _, addr := range addrs {
+		perr := runner.PingRedis(addr, 2*time.Second)
+		if perr == nil {
+			fmt.Fprintf(out, "daprun: Redis answers at %s (used by %s)\n", addr, strings.Join(hosts[addr], ", "))
+			continue
+		}
+		bin, lerr := exec.LookPath("redis-server")
+		if !startRedis || lerr != nil {
+			return nop, fmt.Errorf("Redis does not answer at %s (%v); components %s need it.\n%s",
+				addr, perr, strings.Join(hosts[addr], ", "), redisHelp(lerr == nil))
+		}
+		return startPrivateRedis(f, bin, addr, out)
+	}
+	return nop, nil
+}
+
+func redisHelp(haveBinary bool) string {
+	if haveBinary {
+		return "Start it (redis-server --port 6379 --save '' --daemonize yes), or run `make run`, which starts a private one."
+	}
+	return "Install Redis and start it on 127.0.0.1:6379:\n" +
+		"  Debian/Ubuntu: sudo apt-get install redis-server\n" +
+		"  macOS:         brew install redis && brew services start redis\n" +
+		"  Docker:        docker run -d -p 6379:6379 redis:7"
+}
+
+// startPrivateRedis runs redis-server on a free loopback port, in memory only,
+// and rewrites the components to use it.
+func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(), error) {
+	nop := func() {}
+	port, err := runner.FreePort()
+	if err != nil {
+		return nop, err
+	}
+	dir, err := os.MkdirTemp("", "daprun-redis-")
+	if err != nil {
+		return nop, err
+	}
+	to := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nop, fmt.Errorf("starting redis-server: %w", err)
+	}
+	cleanup := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}
+	fmt.Fprintf(out, "daprun: Redis does not answer at %s; started a private redis-server at %s\n", from, to)
+	deadline := time.Now().Add(10 * time.Second)
+	for runner.PingRedis(to, time.Second) != nil {
+		if time.Now().After(deadline) {
+			return cleanup, fmt.Errorf("private redis-server at %s did not answer within 10s", to)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return cleanup, runner.RewriteRedis(f.Apps, from, to, dir)
+}
+
+func printEndpoints(out io.Writer, r *runner.Run, envFile string) {
+	fmt.Fprintln(out, "\ndaprun: the suite is up.")
+	for _, a := range r.Apps {
+		fmt.Fprintf(out, "  %-14s app :%-5d  dapr http :%-5d  grpc :%-5d  metrics :%d\n", a.ID, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort)
+	}
+	if g := r.App("gateway"); g != nil {
+		fmt.Fprintf(out, "\n  public API: http://127.0.0.1:%d/api   e.g. curl -s http://127.0.0.1:%d/api/products\n", g.AppPort, g.AppPort)
+	}
+	fmt.Fprintf(out, "  sidecars want their API token (dapr-api-token header); addresses and tokens: source %s\n", envFile)
+	fmt.Fprintln(out, "\nPress Ctrl-C to stop everything.")
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,309 @@
+package main_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/tools/runner"
+	"github.com/daprshop/suite/tools/runner/runnertest"
+)
+
+// bins holds daprun, the fake daprd and the test app, built once.
+var bins string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "daprun-test-")
+	if err != nil {
+		panic(err)
+	}
+	for name, pkg := range map[string]string{"daprun": ".", "fakedaprd": "./testdata/fakedaprd", "testapp": "./testdata/testapp"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
+			os.Exit(1)
+		}
+	}
+	bins = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// suite writes a run file with two test apps; env entries go to the second app.
+func suite(t *testing.T, secondEnv map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b", "res"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var env strings.Builder
+	for k, v := range secondEnv {
+		fmt.Fprintf(&env, "      %s: %q\n", k, v)
+	}
+	app := filepath.Join(bins, "testapp")
+	yaml := fmt.Sprintf(`version: 1
+common:
+  resourcesPaths: [./res]
+apps:
+  - appID: alpha
+    appDirPath: ./a
+    command: [%q]
+  - appID: beta
+    appDirPath: ./b
+    command: [%q]
+    env:
+      PLACEHOLDER: "1"
+%s`, app, app, env.String())
+	if err := os.WriteFile(filepath.Join(dir, "dapr.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// start runs daprun on dir with a fresh marker in its environment.
+func start(t *testing.T, dir string, args ...string) (*exec.Cmd, *syncBuffer, string) {
+	t.Helper()
+	marker := runnertest.NewMarker()
+	out := &syncBuffer{}
+	cmd := exec.Command(filepath.Join(bins, "daprun"), append([]string{"-f", dir, "-daprd", filepath.Join(bins, "fakedaprd"), "-color", "never"}, args...)...)
+	cmd.Env = append(os.Environ(), marker)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		for _, p := range runnertest.Tagged(marker) {
+			var pid int
+			fmt.Sscanf(p, "%d:", &pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return cmd, out, marker
+}
+
+// waitFor polls out until it contains s.
+func waitFor(t *testing.T, out *syncBuffer, s string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within %s; output:\n%s", s, within, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// exitCode waits for cmd and returns its exit code.
+func exitCode(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(within):
+		t.Fatalf("daprun did not exit within %s", within)
+		return -1
+	}
+}
+
+// ports returns the app and sidecar ports daprun printed.
+func ports(out string) []string {
+	var ps []string
+	for _, line := range strings.Split(out, "\n") {
+		for _, f := range strings.Fields(line) {
+			if p, ok := strings.CutPrefix(f, ":"); ok {
+				if _, err := strconv.Atoi(p); err == nil {
+					ps = append(ps, p)
+				}
+			}
+		}
+	}
+	return ps
+}
+
+func assertClean(t *testing.T, marker, out string) {
+	t.Helper()
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("processes left behind:\n%s\noutput:\n%s", strings.Join(left, "\n"), out)
+	}
+	ps := ports(out)
+	if len(ps) < 4 {
+		t.Fatalf("expected at least 4 ports in the output, got %v", ps)
+	}
+	for _, p := range ps {
+		l, err := net.Listen("tcp", "127.0.0.1:"+p)
+		if err != nil {
+			t.Fatalf("port %s still taken after stop: %v", p, err)
+		}
+		l.Close()
+	}
+}
+
+// TestSignalStopsEverything: on Ctrl-C or SIGTERM every child dies, including
+// a grandchild and an app that ignores SIGTERM, and daprun exits 0.
+func TestSignalStopsEverything(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := suite(t, map[string]string{"TESTAPP_STUBBORN": "1", "TESTAPP_GRANDCHILD": "1"})
+			cmd, out, marker := start(t, dir, "-stop-grace", "1s")
+			waitFor(t, out, "the suite is up", 30*time.Second)
+			waitFor(t, out, "grandchild sleeping", 5*time.Second)
+			// daprun, 2 sidecars, 2 apps and the grandchild.
+			if n := len(runnertest.Tagged(marker)); n != 6 {
+				t.Fatalf("%d tagged processes while running, want 6:\n%s", n, strings.Join(runnertest.Tagged(marker), "\n"))
+			}
+			envFile := filepath.Join(dir, ".run", "sidecars.env")
+			st, err := os.Stat(envFile)
+			b, _ := os.ReadFile(envFile)
+			if err != nil || st.Mode().Perm() != 0o600 || !strings.Contains(string(b), "ALPHA_DAPR_API_TOKEN=") || !strings.Contains(string(b), "BETA_DAPR_HTTP=http://127.0.0.1:") {
+				t.Fatalf("sidecars.env: %v %v\n%s", err, st, b)
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+				t.Fatalf("exit code %d after %s, want 0\n%s", code, sig, out)
+			}
+			if !strings.Contains(out.String(), "killed after 1s: beta app") {
+				t.Errorf("the stubborn app was not reported as killed:\n%s", out)
+			}
+			assertClean(t, marker, out.String())
+			if _, err := os.Stat(envFile); !os.IsNotExist(err) {
+				t.Fatalf("sidecars.env left behind: %v", err)
+			}
+		})
+	}
+}
+
+// TestChildCrashStopsEverything: an app dying stops the suite with a non-zero
+// exit that names it and shows its last lines.
+func TestChildCrashStopsEverything(t *testing.T) {
+	dir := suite(t, map[string]string{"TESTAPP_CRASH_AFTER": "1500ms", "TESTAPP_GRANDCHILD": "1"})
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s")
+	if code := exitCode(t, cmd, 30*time.Second); code == 0 {
+		t.Fatalf("exit code 0 after a crash\n%s", out)
+	}
+	for _, want := range []string{"beta app exited unexpectedly (exit status 3)", "last ", "testapp crashing on purpose"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	assertClean(t, marker, out.String())
+}
+
+// TestReadinessFailureNamesTheApp: an app that never gets healthy fails the
+// run after the timeout, naming the app and showing its last lines.
+func TestReadinessFailureNamesTheApp(t *testing.T) {
+	dir := suite(t, map[string]string{"TESTAPP_UNHEALTHY": "1"})
+	cmd, out, marker := start(t, dir, "-ready-timeout", "3s", "-stop-grace", "2s")
+	if code := exitCode(t, cmd, 30*time.Second); code == 0 {
+		t.Fatalf("exit code 0 for an unhealthy app\n%s", out)
+	}
+	for _, want := range []string{"not ready after 3s: beta app", "last ", "health check failing on purpose"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("processes left behind: %v", left)
+	}
+}
+
+// TestBusyPortIsReported: a fixed port that is taken fails before anything starts.
+func TestBusyPortIsReported(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dir := suite(t, nil)
+	b, _ := os.ReadFile(filepath.Join(dir, "dapr.yaml"))
+	b = bytes.Replace(b, []byte("appDirPath: ./a\n"), []byte(fmt.Sprintf("appDirPath: ./a\n    daprHTTPPort: %d\n", port)), 1)
+	if err := os.WriteFile(filepath.Join(dir, "dapr.yaml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out, _ := start(t, dir)
+	if code := exitCode(t, cmd, 10*time.Second); code == 0 || !strings.Contains(out.String(), fmt.Sprintf("alpha daprHTTPPort %d is in use", port)) {
+		t.Fatalf("exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestMissingRedisIsExplained: components naming a Redis that does not answer
+// stop the run before any child starts, with what is missing and how to get it.
+func TestMissingRedisIsExplained(t *testing.T) {
+	port, _ := runner.FreePort()
+	dir := suite(t, nil)
+	comp := fmt.Sprintf("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: kv}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n    - {name: redisHost, value: \"127.0.0.1:%d\"}\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "res", "kv.yaml"), []byte(comp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out, marker := start(t, dir)
+	if code := exitCode(t, cmd, 10*time.Second); code == 0 {
+		t.Fatalf("exit 0 without Redis\n%s", out)
+	}
+	for _, want := range []string{fmt.Sprintf("Redis does not answer at 127.0.0.1:%d", port), "components kv need it"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if len(runnertest.Tagged(marker)) > 0 {
+		t.Fatal("children started without Redis")
+	}
+
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed: -start-redis not testable here")
+	}
+	cmd, out, marker = start(t, dir, "-start-redis")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	if !strings.Contains(out.String(), "started a private redis-server at 127.0.0.1:") {
+		t.Fatalf("no private Redis:\n%s", out)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("left behind (the private Redis too?): %v", left)
+	}
+}

@@ -1,0 +1,57 @@
+// Command fakedaprd stands in for daprd in the runner's unit tests: it accepts
+// the flags the runner passes, and answers /v1.0/healthz with 204 once the
+// app's port accepts connections, as daprd does.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	fs := flag.NewFlagSet("fakedaprd", flag.ExitOnError)
+	httpPort := fs.Int("dapr-http-port", 3500, "")
+	appPort := fs.Int("app-port", 0, "")
+	for _, name := range []string{"app-id", "app-protocol", "app-channel-address", "dapr-listen-addresses", "dapr-grpc-port",
+		"dapr-internal-grpc-port", "metrics-port", "log-level", "resources-path", "config", "dapr-graceful-shutdown-seconds"} {
+		fs.String(name, "", "")
+	}
+	_ = fs.Parse(os.Args[1:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1.0/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", *appPort), 200*time.Millisecond)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		c.Close()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// Invocation always reaches "the app": the runner checks it once everything
+	// is up, with the token it gave this sidecar, as daprd demands.
+	mux.HandleFunc("/v1.0/invoke/", func(w http.ResponseWriter, r *http.Request) {
+		if tok := os.Getenv("DAPR_API_TOKEN"); tok == "" || r.Header.Get("dapr-api-token") != tok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *httpPort), Handler: mux}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	fmt.Println("fakedaprd listening on", srv.Addr)
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		fmt.Println("fakedaprd:", err)
+		os.Exit(1)
+	}
+	fmt.Println("fakedaprd stopped")
+}

@@ -1,0 +1,67 @@
+// Command testapp is the app of the runner's unit tests. Its behaviour is set
+// by environment: TESTAPP_CRASH_AFTER (exit 3 after a duration),
+// TESTAPP_UNHEALTHY (health endpoint answers 503), TESTAPP_STUBBORN (ignore
+// SIGTERM) and TESTAPP_GRANDCHILD (start a child that ignores SIGTERM and
+// lives on after this process exits).
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if os.Getenv("TESTAPP_ROLE") == "grandchild" {
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+		fmt.Println("grandchild sleeping")
+		time.Sleep(time.Hour)
+		return
+	}
+	if os.Getenv("TESTAPP_STUBBORN") != "" {
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
+	} else {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+		go func() { <-term; fmt.Println("testapp got SIGTERM"); os.Exit(0) }()
+	}
+	if os.Getenv("TESTAPP_GRANDCHILD") != "" {
+		self, _ := os.Executable()
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "TESTAPP_ROLE=grandchild")
+		cmd.Stdout = os.Stdout
+		if err := cmd.Start(); err != nil {
+			fmt.Println("grandchild:", err)
+			os.Exit(1)
+		}
+	}
+	if d, err := time.ParseDuration(os.Getenv("TESTAPP_CRASH_AFTER")); err == nil {
+		go func() {
+			time.Sleep(d)
+			fmt.Println("testapp crashing on purpose")
+			os.Exit(3)
+		}()
+	}
+	if os.Getenv("APP_API_TOKEN") == "" || os.Getenv("DAPR_API_TOKEN") == "" {
+		fmt.Println("testapp: the runner gave no tokens")
+		os.Exit(4)
+	}
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if os.Getenv("TESTAPP_UNHEALTHY") != "" {
+			fmt.Println("testapp health check failing on purpose")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	addr := "127.0.0.1:" + os.Getenv("APP_PORT")
+	fmt.Println("testapp listening on", addr, "dapr http port", os.Getenv("DAPR_HTTP_PORT"))
+	if err := http.ListenAndServe(addr, nil); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+}

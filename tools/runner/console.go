@@ -1,0 +1,93 @@
+package runner
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+)
+
+// console serialises the output of every child onto one writer, one whole
+// line at a time, each line prefixed with its app and source.
+type console struct {
+	mu    sync.Mutex
+	out   io.Writer
+	color bool
+	width int
+}
+
+func newConsole(out io.Writer, color bool, apps []App) *console {
+	w := len("runner")
+	for _, a := range apps {
+		w = max(w, len(a.ID))
+	}
+	return &console{out: out, color: color, width: w}
+}
+
+var palette = []string{"36", "33", "35", "32", "34", "91", "96", "93"}
+
+// prefix returns the line prefix for app i's source ("app" or "daprd").
+func (c *console) prefix(i int, app, source string) string {
+	p := fmt.Sprintf("%-*s %-5s | ", c.width, app, source)
+	if !c.color {
+		return p
+	}
+	style := palette[i%len(palette)]
+	if source == "daprd" {
+		style += ";2" // dim: the sidecar's lines are context, the app's are the story
+	}
+	return "\x1b[" + style + "m" + p + "\x1b[0m"
+}
+
+// copy forwards r line by line to the console and into t until r ends.
+func (c *console) copy(r io.Reader, prefix string, t *tail) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		t.add(line)
+		c.mu.Lock()
+		fmt.Fprintln(c.out, prefix+line)
+		c.mu.Unlock()
+	}
+}
+
+// say prints one of the runner's own lines.
+func (c *console) say(format string, args ...any) {
+	p := fmt.Sprintf("%-*s %-5s | ", c.width, "runner", "")
+	if c.color {
+		p = "\x1b[1m" + p + "\x1b[0m"
+	}
+	c.mu.Lock()
+	fmt.Fprintln(c.out, p+fmt.Sprintf(format, args...))
+	c.mu.Unlock()
+}
+
+// tail keeps the last lines a child printed, to show when it fails.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+	max   int
+}
+
+func newTail(n int) *tail { return &tail{max: n} }
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == t.max {
+		t.lines = t.lines[1:]
+	}
+	t.lines = append(t.lines, line)
+}
+
+// render returns the kept lines under a heading naming the child.
+func (t *tail) render(name string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return "--- " + name + " printed nothing ---"
+	}
+	return fmt.Sprintf("--- last %d lines of %s ---\n%s", len(t.lines), name, strings.Join(t.lines, "\n"))
+}

@@ -1,0 +1,425 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options tune a run. The zero value is usable except for Daprd.
+type Options struct {
+	// Daprd is the path of the daprd binary.
+	Daprd string
+	// Out receives every child's output, line by line with a prefix, and the
+	// runner's own progress. Nil means os.Stdout.
+	Out io.Writer
+	// Color prefixes lines with ANSI colours (for a terminal).
+	Color bool
+	// ReadyTimeout bounds the wait for every daprd and app to be healthy (default 2m).
+	ReadyTimeout time.Duration
+	// StopGrace is how long children get after SIGTERM before SIGKILL (default 10s).
+	StopGrace time.Duration
+	// Env is added to the environment of every child, daprd and app alike.
+	Env []string
+	// DaprdArgs are appended to every daprd's arguments.
+	DaprdArgs []string
+}
+
+// AppRun is a started app: its App with every port filled in, and the
+// tokens of this run: APIToken guards the sidecar's API (DAPR_API_TOKEN),
+// AppToken is what the sidecar shows the app (APP_API_TOKEN).
+type AppRun struct {
+	App
+	APIToken, AppToken string
+}
+
+// Run is a started suite. Stop it with Stop, or let Wait do it.
+type Run struct {
+	// Apps in the order of the file.
+	Apps []*AppRun
+
+	opts     Options
+	console  *console
+	procs    []*proc
+	exits    chan *proc
+	stopOnce sync.Once
+}
+
+// App returns the started app with the given ID, or nil.
+func (r *Run) App(id string) *AppRun {
+	for _, a := range r.Apps {
+		if a.ID == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// Start starts a daprd and the app for every app of f and waits until all are
+// healthy. On failure it stops whatever it started and returns an error naming
+// the process that failed, with its last lines of output.
+func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
+	if opts.Daprd == "" {
+		return nil, errors.New("runner: no daprd binary given")
+	}
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 2 * time.Minute
+	}
+	if opts.StopGrace == 0 {
+		opts.StopGrace = 10 * time.Second
+	}
+	r := &Run{opts: opts, console: newConsole(opts.Out, opts.Color, f.Apps)}
+	for _, a := range f.Apps {
+		r.Apps = append(r.Apps, &AppRun{App: a, APIToken: newToken(), AppToken: newToken()})
+	}
+	if err := assignPorts(r.Apps); err != nil {
+		return nil, err
+	}
+	r.exits = make(chan *proc, 2*len(r.Apps))
+	for i, a := range r.Apps {
+		if err := r.startApp(i, a); err != nil {
+			r.Stop()
+			return nil, err
+		}
+	}
+	if err := r.waitReady(ctx); err != nil {
+		r.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Run) startApp(i int, a *AppRun) error {
+	args := []string{
+		"--app-id", a.ID,
+		"--app-port", strconv.Itoa(a.AppPort),
+		"--app-protocol", a.AppProtocol,
+		"--app-channel-address", "127.0.0.1",
+		"--dapr-listen-addresses", "127.0.0.1",
+		"--dapr-http-port", strconv.Itoa(a.DaprHTTPPort),
+		"--dapr-grpc-port", strconv.Itoa(a.DaprGRPCPort),
+		"--dapr-internal-grpc-port", strconv.Itoa(a.DaprInternalGRPCPort),
+		"--metrics-port", strconv.Itoa(a.MetricsPort),
+		"--log-level", a.LogLevel,
+	}
+	for _, p := range a.ResourcesPaths {
+		args = append(args, "--resources-path", p)
+	}
+	if a.ConfigFile != "" {
+		args = append(args, "--config", a.ConfigFile)
+	}
+	args = append(args, r.opts.DaprdArgs...)
+	// Both sides of the app-sidecar link get both tokens; daprd does not see
+	// the run file's env, as under the Dapr CLI.
+	tokens := []string{"DAPR_API_TOKEN=" + a.APIToken, "APP_API_TOKEN=" + a.AppToken}
+	env := append(append(os.Environ(), r.opts.Env...), tokens...)
+	if err := r.spawn(i, a.ID, "daprd", a.Dir, append([]string{r.opts.Daprd}, args...), env); err != nil {
+		return err
+	}
+	if len(a.Command) == 0 {
+		return nil
+	}
+	appEnv := append(os.Environ(), r.opts.Env...)
+	keys := make([]string, 0, len(a.Env))
+	for k := range a.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		appEnv = append(appEnv, k+"="+a.Env[k])
+	}
+	// The names the Dapr CLI gives an app; they win over the file's env so the
+	// app and its sidecar always agree.
+	appEnv = append(appEnv,
+		"APP_ID="+a.ID,
+		"APP_PORT="+strconv.Itoa(a.AppPort),
+		"APP_PROTOCOL="+a.AppProtocol,
+		"DAPR_HTTP_PORT="+strconv.Itoa(a.DaprHTTPPort),
+		"DAPR_GRPC_PORT="+strconv.Itoa(a.DaprGRPCPort),
+		"DAPR_METRICS_PORT="+strconv.Itoa(a.MetricsPort),
+	)
+	appEnv = append(appEnv, tokens...)
+	return r.spawn(i, a.ID, "app", a.Dir, a.Command, appEnv)
+}
+
+// spawn starts one child in its own process group, its output going to the console.
+func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = dir, env
+	// A pipe given as *os.File is inherited directly: Wait does not hang on a
+	// grandchild that keeps it open.
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If the runner itself is killed outright, the kernel kills its children.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	p := &proc{name: app + " " + source, cmd: cmd, tail: newTail(40), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return fmt.Errorf("starting %s (%s): %w", p.name, strings.Join(argv, " "), err)
+	}
+	pw.Close()
+	r.procs = append(r.procs, p)
+	prefix := r.console.prefix(i, app, source)
+	go r.console.copy(pr, prefix, p.tail)
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+		r.exits <- p
+	}()
+	return nil
+}
+
+// waitReady polls every daprd's /v1.0/healthz and every app's health path.
+func (r *Run) waitReady(ctx context.Context) error {
+	type check struct {
+		name, url string
+		owner     *proc
+	}
+	var pending []check
+	pi := 0
+	for _, a := range r.Apps {
+		daprd := r.procs[pi]
+		pi++
+		pending = append(pending, check{a.ID + " daprd", fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort), daprd})
+		owner := daprd
+		if len(a.Command) > 0 {
+			owner = r.procs[pi]
+			pi++
+		}
+		pending = append(pending, check{a.ID + " app", fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath), owner})
+	}
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(r.opts.ReadyTimeout)
+	start, lastReport := time.Now(), time.Now()
+	for len(pending) > 0 {
+		var still []check
+		for _, c := range pending {
+			select {
+			case <-c.owner.done:
+				return fmt.Errorf("%s exited before it was ready (%v)\n%s", c.owner.name, c.owner.err, c.owner.tail.render(c.owner.name))
+			default:
+			}
+			if healthy(ctx, client, c.url, "") {
+				continue
+			}
+			still = append(still, c)
+		}
+		pending = still
+		if len(pending) == 0 {
+			break
+		}
+		names := make([]string, len(pending))
+		for i, c := range pending {
+			names[i] = c.name
+		}
+		if time.Now().After(deadline) {
+			var tails []string
+			for _, c := range pending {
+				tails = append(tails, c.owner.tail.render(c.owner.name))
+			}
+			return fmt.Errorf("not ready after %s: %s (checked %s)\n%s", r.opts.ReadyTimeout, strings.Join(names, ", "),
+				pending[0].url, strings.Join(tails, "\n"))
+		}
+		if time.Since(lastReport) >= 5*time.Second {
+			r.console.say("waiting %.0fs for %s", time.Since(start).Seconds(), strings.Join(names, ", "))
+			lastReport = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted while waiting for %s", strings.Join(names, ", "))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := r.warmInvocation(ctx, client, deadline); err != nil {
+		return err
+	}
+	r.console.say("all %d apps ready in %.1fs", len(r.Apps), time.Since(start).Seconds())
+	return nil
+}
+
+// warmInvocation calls every app's health path through every sidecar until
+// each call succeeds. Ready then also means "reachable by service invocation":
+// the first lookups of Dapr's mDNS name resolution can fail while many
+// sidecars start at once, and this is where they happen, not in a request.
+func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline time.Time) error {
+	for _, from := range r.Apps {
+		for _, to := range r.Apps {
+			url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/%s", from.DaprHTTPPort, to.ID, strings.TrimPrefix(to.HealthPath, "/"))
+			for !healthy(ctx, client, url, from.APIToken) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("not ready after %s: %s cannot invoke %s (checked %s)", r.opts.ReadyTimeout, from.ID, to.ID, url)
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("interrupted while checking invocation from %s to %s", from.ID, to.ID)
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// healthy reports whether url answers 2xx; token, when set, goes in dapr-api-token.
+func healthy(ctx context.Context, c *http.Client, url, token string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	if token != "" {
+		req.Header.Set("dapr-api-token", token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode/100 == 2
+}
+
+// Wait blocks until ctx is done or a child exits, then stops everything. It
+// returns nil after a requested stop (ctx done) and an error naming the child
+// when one exited on its own.
+func (r *Run) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		r.console.say("stopping")
+		r.Stop()
+		return nil
+	case p := <-r.exits:
+		r.console.say("%s exited; stopping everything", p.name)
+		r.Stop()
+		return fmt.Errorf("%s exited unexpectedly (%v)\n%s", p.name, exitText(p.err), p.tail.render(p.name))
+	}
+}
+
+// Stop ends every child: SIGTERM to each process group, SIGKILL to the groups
+// after StopGrace, and it returns once every child has been reaped. Safe to
+// call more than once.
+func (r *Run) Stop() {
+	r.stopOnce.Do(func() {
+		for _, p := range r.procs {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		}
+		grace := time.After(r.opts.StopGrace)
+		var stubborn []string
+		for _, p := range r.procs {
+			select {
+			case <-p.done:
+			case <-grace:
+				// grace never fires twice: mark the rest without waiting again.
+				grace = closed
+				stubborn = append(stubborn, p.name)
+			}
+		}
+		// Kill every group, also those whose leader exited: a grandchild (such
+		// as the binary under `go run`) may still be in it.
+		for _, p := range r.procs {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		for _, p := range r.procs {
+			<-p.done
+		}
+		if len(stubborn) > 0 {
+			r.console.say("killed after %s: %s", r.opts.StopGrace, strings.Join(stubborn, ", "))
+		}
+		r.console.say("stopped %d processes", len(r.procs))
+	})
+}
+
+// closed is a channel that is always ready.
+var closed = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// proc is one child process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	tail *tail
+	done chan struct{}
+	err  error
+}
+
+// assignPorts fills zero ports with free ones and checks that fixed ones are free.
+func assignPorts(apps []*AppRun) error {
+	var holds []net.Listener
+	defer func() {
+		for _, l := range holds {
+			l.Close()
+		}
+	}()
+	var errs []error
+	for _, a := range apps {
+		for _, p := range []struct {
+			name string
+			port *int
+		}{
+			{"appPort", &a.AppPort}, {"daprHTTPPort", &a.DaprHTTPPort}, {"daprGRPCPort", &a.DaprGRPCPort},
+			{"daprInternalGRPCPort", &a.DaprInternalGRPCPort}, {"metricsPort", &a.MetricsPort},
+		} {
+			// An app the runner does not start is already listening on its port.
+			if p.name == "appPort" && len(a.Command) == 0 {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*p.port)))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s %s %d is in use (stop what holds it, or remove the port from the run file to get a free one)", a.ID, p.name, *p.port))
+				continue
+			}
+			holds = append(holds, l)
+			*p.port = l.Addr().(*net.TCPAddr).Port
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// newToken returns a random token for one run.
+func newToken() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the suite's pinned toolchain into .bin/ from the Go module proxy:
+#   daprd (Dapr runtime, stablecomponents) and k6 (load tests).
+# Skips what is already there at the right version. Usage: tools/toolchain.sh [daprd|k6]...
+set -euo pipefail
+
+DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
+K6_VERSION="${K6_VERSION:-1.8.1}"
+GO_MIN="1.25"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${BIN:-$ROOT/.bin}"
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'toolchain: %s\n' "$*" >&2; exit 1; }
+
+# with_progress LABEL CMD...: runs CMD, printing the elapsed time every 15 s,
+# since go build is silent for minutes.
+with_progress() {
+  local label="$1"; shift
+  local start=$SECONDS
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( (SECONDS - start) % 15 == 0 )) && kill -0 "$pid" 2>/dev/null; then
+      say "$label: still building ($((SECONDS - start))s)"
+    fi
+  done
+  wait "$pid" || die "$label failed (see the output above)"
+  say "$label: done in $((SECONDS - start))s"
+}
+
+check_go() {
+  command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH. Install Go $GO_MIN or newer: https://go.dev/doc/install"
+  local v
+  v="$(go env GOVERSION)" || die "cannot run 'go env GOVERSION'"
+  v="${v#go}"
+  local major minor
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"; minor="${minor%%[!0-9]*}"
+  if (( major < 1 || (major == 1 && minor < ${GO_MIN#1.}) )); then
+    die "Go $v is too old: this suite needs Go $GO_MIN or newer (found $(command -v go))."
+  fi
+  say "Go $v at $(command -v go)"
+}
+
+build_daprd() {
+  if [[ -x "$BIN/daprd" ]] && [[ "$("$BIN/daprd" --version 2>/dev/null)" == "$DAPR_VERSION" ]]; then
+    say "daprd $DAPR_VERSION already built ($BIN/daprd)"
+    return
+  fi
+  say "daprd $DAPR_VERSION: downloading the module"
+  local dir
+  dir="$(GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/dapr/dapr@v$DAPR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir" ]] || die "could not download github.com/dapr/dapr@v$DAPR_VERSION"
+  say "daprd $DAPR_VERSION: building with -tags stablecomponents (about 3 minutes on 2 cores, once)"
+  mkdir -p "$BIN"
+  local ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION -X github.com/dapr/kit/logger.DaprVersion=$DAPR_VERSION"
+  (cd "$dir" && with_progress "daprd" env GOWORK=off CGO_ENABLED=0 go build -buildvcs=false -tags stablecomponents -ldflags "$ldflags" -o "$BIN/daprd.new" ./cmd/daprd)
+  mv "$BIN/daprd.new" "$BIN/daprd"
+  [[ "$("$BIN/daprd" --version)" == "$DAPR_VERSION" ]] || die "built daprd reports version '$("$BIN/daprd" --version)', want $DAPR_VERSION"
+}
+
+build_k6() {
+  if [[ -x "$BIN/k6" ]] && "$BIN/k6" version 2>/dev/null | grep -q "^k6 v$K6_VERSION "; then
+    say "k6 $K6_VERSION already built ($BIN/k6)"
+    return
+  fi
+  say "k6 $K6_VERSION: building (about 1 minute, once)"
+  mkdir -p "$BIN"
+  with_progress "k6" env GOWORK=off GOBIN="$BIN" go install "go.k6.io/k6@v$K6_VERSION"
+  "$BIN/k6" version | grep -q "^k6 v$K6_VERSION " || die "built k6 reports '$("$BIN/k6" version)', want v$K6_VERSION"
+}
+
+check_go
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(daprd k6)
+for t in "${targets[@]}"; do
+  case "$t" in
+    daprd) build_daprd ;;
+    k6) build_k6 ;;
+    *) die "unknown tool '$t' (daprd or k6)" ;;
+  esac
+done
