@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -53,7 +54,9 @@ type Run struct {
 
 	opts     Options
 	console  *console
+	mu       sync.Mutex // guards procs and stopped: Restart adds to procs
 	procs    []*proc
+	stopped  bool
 	exits    chan *proc
 	stopOnce sync.Once
 }
@@ -174,7 +177,15 @@ func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
 		// If the runner itself is killed outright, the kernel kills its children.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	p := &proc{name: app + " " + source, cmd: cmd, tail: newTail(40), done: make(chan struct{})}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		pr.Close()
+		pw.Close()
+		return errors.New("runner: the run is stopped")
+	}
+	p := &proc{name: app + " " + source, app: app, source: source, index: i, dir: dir, argv: argv, env: env,
+		cmd: cmd, tail: newTail(40), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
@@ -187,8 +198,80 @@ func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
-		r.exits <- p
+		if !p.killed.Load() {
+			select {
+			case r.exits <- p: // Wait reports the first one
+			default:
+			}
+		}
 	}()
+	return nil
+}
+
+// Kill ends one process of the run as a crash would: SIGKILL to the process
+// group of appID's app (source "app") or sidecar (source "daprd"), and
+// returns once it has exited. Fault tests use it; Wait does not count it as
+// a failure. Restart brings the process back.
+func (r *Run) Kill(appID, source string) error {
+	p := r.current(appID, source)
+	if p == nil {
+		return fmt.Errorf("runner: no %s %s in this run", appID, source)
+	}
+	p.killed.Store(true)
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+	r.console.say("killed %s", p.name)
+	return nil
+}
+
+// Restart starts again the process Kill ended, with the same arguments,
+// ports and tokens, and waits until it answers its health check.
+func (r *Run) Restart(ctx context.Context, appID, source string) error {
+	p := r.current(appID, source)
+	if p == nil {
+		return fmt.Errorf("runner: no %s %s in this run", appID, source)
+	}
+	select {
+	case <-p.done:
+	default:
+		return fmt.Errorf("runner: %s is still running", p.name)
+	}
+	if err := r.spawn(p.index, p.app, p.source, p.dir, p.argv, p.env); err != nil {
+		return err
+	}
+	a := r.App(appID)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath)
+	if source == "daprd" {
+		url = fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort)
+	}
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(r.opts.ReadyTimeout)
+	for !healthy(ctx, client, url, "") {
+		np := r.current(appID, source)
+		select {
+		case <-np.done:
+			return fmt.Errorf("%s exited after its restart (%v)\n%s", np.name, np.err, np.tail.render(np.name))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not healthy %s after its restart (checked %s)", np.name, r.opts.ReadyTimeout, url)
+		}
+	}
+	r.console.say("restarted %s", p.name)
+	return nil
+}
+
+// current returns the latest process started for appID's source.
+func (r *Run) current(appID, source string) *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		if p := r.procs[i]; p.app == appID && p.source == source {
+			return p
+		}
+	}
 	return nil
 }
 
@@ -322,6 +405,9 @@ func (r *Run) Wait(ctx context.Context) error {
 // call more than once.
 func (r *Run) Stop() {
 	r.stopOnce.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.stopped = true
 		for _, p := range r.procs {
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		}
@@ -365,13 +451,17 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// proc is one child process.
+// proc is one child process, with what it takes to start it again.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	tail *tail
-	done chan struct{}
-	err  error
+	name, app, source string
+	index             int
+	dir               string
+	argv, env         []string
+	cmd               *exec.Cmd
+	tail              *tail
+	done              chan struct{}
+	err               error
+	killed            atomic.Bool // by Kill: not an unexpected exit
 }
 
 // assignPorts fills zero ports with free ones and checks that fixed ones are free.

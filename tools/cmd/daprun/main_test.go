@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,5 +306,65 @@ func TestMissingRedisIsExplained(t *testing.T) {
 	}
 	if left := runnertest.Tagged(marker); len(left) > 0 {
 		t.Fatalf("left behind (the private Redis too?): %v", left)
+	}
+}
+
+// TestKillAndRestartOneProcess: the library's Kill ends one app or sidecar
+// like a crash, Restart brings it back on the same port, and Stop still
+// leaves nothing behind.
+func TestKillAndRestartOneProcess(t *testing.T) {
+	dir := suite(t, nil)
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := runnertest.NewMarker()
+	out := &syncBuffer{}
+	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: filepath.Join(bins, "fakedaprd"), Out: out,
+		Env: []string{marker}, StopGrace: 2 * time.Second, ReadyTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	beta := r.App("beta")
+	healthURL := fmt.Sprintf("http://127.0.0.1:%d/healthz", beta.AppPort)
+	for _, source := range []string{"app", "daprd"} {
+		before := len(runnertest.Tagged(marker))
+		if err := r.Kill("beta", source); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(runnertest.Tagged(marker)); n != before-1 {
+			t.Fatalf("after killing beta %s: %d processes, want %d", source, n, before-1)
+		}
+		if source == "app" {
+			if resp, err := http.Get(healthURL); err == nil {
+				resp.Body.Close()
+				t.Fatal("the killed app still answers")
+			}
+		}
+		if err := r.Restart(t.Context(), "beta", source); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(runnertest.Tagged(marker)); n != before {
+			t.Fatalf("after restarting beta %s: %d processes, want %d", source, n, before)
+		}
+	}
+	resp, err := http.Get(healthURL)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("restarted app: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := r.Restart(t.Context(), "beta", "app"); err == nil {
+		t.Fatal("restarting a running process must fail")
+	}
+	if err := r.Kill("gamma", "app"); err == nil {
+		t.Fatal("killing an unknown app must fail")
+	}
+	r.Stop()
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("processes left behind:\n%s\n%s", strings.Join(left, "\n"), out)
+	}
+	if err := r.Restart(t.Context(), "beta", "app"); err == nil {
+		t.Fatal("restarting after Stop must fail")
 	}
 }

@@ -23,6 +23,7 @@ type Orders interface {
 	List(ctx context.Context, userID string) ([]orders.Order, error)
 	Cancel(ctx context.Context, id, userID string) (orders.Order, error)
 	PaymentSettled(ctx context.Context, orderID, paymentID string) error
+	Resume(ctx context.Context, id string) (orders.Order, error)
 }
 
 // List is the reply to a list request.
@@ -44,6 +45,7 @@ func Routes(svc Orders, m *metrics.Metrics, log *slog.Logger, ready func(context
 	r.HandleFunc("/orders/{id}", h.get).Methods(http.MethodGet)
 	r.HandleFunc("/orders/{id}/cancel", h.cancel).Methods(http.MethodPost)
 	r.HandleFunc("/events/payments", events.Handler(log, h.paymentEvent)).Methods(http.MethodPost)
+	r.HandleFunc("/events/orders", events.Handler(log, h.orderEvent)).Methods(http.MethodPost)
 	return r
 }
 
@@ -117,6 +119,29 @@ func (h *handlers) paymentEvent(ctx context.Context, e events.Event) error {
 		return nil
 	}
 	return h.svc.PaymentSettled(ctx, p.OrderID, p.ChargeID)
+}
+
+// orderEvent resumes the order an order.created event announces, if it is
+// still pending when the event arrives (its placing failed or is still under
+// way: Resume waits for it). An error makes Dapr deliver the event again, so
+// a pending order is retried until its dependencies answer.
+func (h *handlers) orderEvent(ctx context.Context, e events.Event) error {
+	var p struct {
+		Type    string `json:"type"`
+		OrderID string `json:"order_id"`
+	}
+	if err := e.Decode(&p); err != nil {
+		return err
+	}
+	if p.Type != orders.EventCreated {
+		return nil
+	}
+	o, err := h.svc.Resume(ctx, p.OrderID)
+	if err != nil {
+		return err
+	}
+	h.log.DebugContext(ctx, "order settled", "order_id", o.ID, "status", o.Status)
+	return nil
 }
 
 func invalidUser() error { return apierr.Invalidf("user_id", "must be a user ID (usr_...)") }

@@ -234,7 +234,37 @@ func (s *Service) Place(ctx context.Context, req PlaceRequest) (Order, error) {
 	if err := s.Store.Put(ctx, o, "", eventFor(o, EventCreated)); err != nil {
 		return Order{}, err
 	}
+	return s.complete(ctx, o)
+}
 
+// Resume drives a pending order to a final state, doing what Place would
+// have done had its dependencies answered; an order past pending is returned
+// as it is. Reservations and charges are idempotent per order, so resuming an
+// order whose reservation or charge did happen takes nothing twice. It is
+// what the order.created event drives, so no pending order is forgotten even
+// when the process that placed it died.
+func (s *Service) Resume(ctx context.Context, id string) (Order, error) {
+	if !ValidID(id) {
+		return Order{}, apierr.Invalidf("order_id", "must be an order ID")
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	o, _, err := s.Store.Get(ctx, id)
+	if err != nil || o.Status != Pending {
+		return o, err
+	}
+	o.Total, o.Currency = 0, ""
+	o, err = s.complete(ctx, o)
+	if err != nil && o.Status == Cancelled {
+		// A client error (unknown product) has cancelled the order: settled.
+		return o, nil
+	}
+	return o, err
+}
+
+// complete reserves, charges and settles the pending order o. The caller
+// holds the order's lock.
+func (s *Service) complete(ctx context.Context, o Order) (Order, error) {
 	// Reserve every line; on a refusal give back what was taken.
 	for i, it := range o.Items {
 		r, err := s.Inventory.Reserve(ctx, o.ID, it.ProductID, it.Quantity)

@@ -122,6 +122,54 @@ func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
 	}
 }
 
+func TestResumeSettlesPendingOrderOnce(t *testing.T) {
+	w := newWorld()
+	w.pay.Err = &apierr.Error{Code: apierr.Unavailable, Message: "payments unavailable"}
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("err = %v", err)
+	}
+	// Still down: the order stays pending and the error asks for a retry.
+	if _, err := w.svc.Resume(context.Background(), o.ID); apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("resume while down: %v", err)
+	}
+	w.pay.Err = nil
+	got, err := w.svc.Resume(context.Background(), o.ID)
+	if err != nil || got.Status != orders.Paid || got.Total != 1500 || got.PaymentID != "ch_"+o.ID {
+		t.Fatalf("resumed %+v err %v", got, err)
+	}
+	// Reservations are per order: resuming took no stock twice.
+	if w.inv.Stock["prd_a"] != 8 || w.inv.Stock["prd_b"] != 0 {
+		t.Fatalf("stock %v", w.inv.Stock)
+	}
+	again, err := w.svc.Resume(context.Background(), o.ID)
+	if err != nil || again.Status != orders.Paid || len(w.pay.Charges) != 3 {
+		t.Fatalf("second resume %+v err %v charges %d", again, err, len(w.pay.Charges))
+	}
+	for _, c := range w.pay.Charges {
+		if c.IdempotencyKey != o.ID || c.Amount != 1500 {
+			t.Fatalf("charge %+v: every attempt must carry the order's key and total", c)
+		}
+	}
+	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid}) {
+		t.Fatalf("events %v", got)
+	}
+}
+
+func TestResumeDeclinedCancelsAndReleases(t *testing.T) {
+	w := newWorld()
+	w.pay.Err = &apierr.Error{Code: apierr.Unavailable, Message: "payments unavailable"}
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	w.pay.Err, w.pay.Status = nil, "declined"
+	got, err := w.svc.Resume(context.Background(), o.ID)
+	if err != nil || got.Status != orders.Cancelled || w.inv.Stock["prd_a"] != 10 || w.inv.Stock["prd_b"] != 1 {
+		t.Fatalf("resumed %+v err %v stock %v", got, err, w.inv.Stock)
+	}
+	if _, err := w.svc.Resume(context.Background(), "nope"); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("bad id: %v", err)
+	}
+}
+
 func TestPaymentSettledConfirmsOnce(t *testing.T) {
 	w := newWorld()
 	o, _ := w.svc.Place(context.Background(), twoLines)
