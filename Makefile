@@ -7,7 +7,7 @@ SERVICES := gateway users products orders payments notifications
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build run test test-unit test-e2e loadtest fuzz fmt vet clean
+.PHONY: help tools build run test test-unit test-fuzz test-e2e loadtest fuzz fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,7 +33,7 @@ run: tools build ## run the suite with daprd sidecars (PROFILE=redis or kafka-po
 	  echo "or set postgres-connection-string in components/local-secrets.json to one you have."; exit 1; fi
 	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
 
-test: tools test-unit test-e2e ## unit tests of every module, then integration tests through real sidecars
+test: tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz run, then integration tests through real sidecars
 
 test-unit: ## vet and unit-test every module on its own (GOWORK=off)
 	@for m in $(filter-out e2e,$(MODULES)); do \
@@ -55,8 +55,13 @@ loadtest: tools build ## run loadtest/$(SCENARIO).js with k6 (starts the suite i
 # Fuzz targets: module:package:Target. `make fuzz FUZZTIME=5m` for a long run.
 FUZZTIME ?= 20s
 FUZZ := lib:./web:FuzzDecode lib:./events:FuzzHandler \
-	services/orders:./internal/httpapi:FuzzPlaceOrder services/users:./internal/httpapi:FuzzSignUpAndLogin \
-	services/gateway:./internal/httpapi:FuzzGateway
+	services/gateway:./internal/httpapi:FuzzGateway services/users:./internal/httpapi:FuzzSignUpAndLogin \
+	services/products:./internal/httpapi:FuzzWrites services/orders:./internal/httpapi:FuzzPlaceOrder \
+	services/orders:./internal/httpapi:FuzzEventsAndCancel services/payments:./internal/httpapi:FuzzWrites \
+	services/notifications:./internal/httpapi:FuzzEvents
+
+test-fuzz: ## every fuzz target for a few seconds (part of make test)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 fuzz: ## run every fuzz target for FUZZTIME (default 20s each)
 	@for f in $(FUZZ); do IFS=: read -r mod pkg target <<< "$$f"; \

@@ -273,12 +273,19 @@ func errorCode(reply []byte) (code string, fields []string) {
 // eventually retries check until it returns "" or within passes.
 func eventually(t *testing.T, within time.Duration, check func() string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	start := time.Now()
+	deadline := start.Add(within)
+	last := ""
 	for {
 		msg := check()
 		if msg == "" {
+			// A slow wait is worth knowing about before it becomes a timeout.
+			if took := time.Since(start); took > within/3 {
+				t.Logf("waited %s of %s for: %s", took.Round(100*time.Millisecond), within, last)
+			}
 			return
 		}
+		last = msg
 		if time.Now().After(deadline) {
 			t.Fatalf("after %s: %s", within, msg)
 		}

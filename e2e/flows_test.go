@@ -474,6 +474,49 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 	}
 }
 
+// TestConcurrentOrdersWithFlakyPayments: the same race while the provider
+// declines half the charges. Declined orders give their stock back, so more
+// than 10 may be tried, but never more than 10 are paid and the stock left is
+// exactly what the paid orders did not take.
+func TestConcurrentOrdersWithFlakyPayments(t *testing.T) {
+	admin := adminToken(t)
+	p := newProduct(t, admin, 100, 10)
+	pay := invoke(t, "payments")
+	pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0.5}, 200, nil)
+	t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
+	_, tok := signUp(t)
+	var (
+		mu   sync.Mutex
+		outs []outcome
+		wg   sync.WaitGroup
+	)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := tryOrder(tok, p.ID)
+			mu.Lock()
+			outs = append(outs, o)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	final, _ := settled(t, tok, 60*time.Second)
+	l := checkNothingLost(t, outs, final, p)
+	paid := l.paid
+	declined := 0
+	for _, o := range final {
+		if o.CancelReason == "payment declined" {
+			declined++
+		}
+	}
+	if paid > 10 || paid == 0 || declined == 0 || len(final) != 50 {
+		t.Fatalf("%d orders: %d paid, %d declined; answers %v", len(final), paid, declined, tally(outs))
+	}
+	report(t, map[string]any{"orders_sent": 50, "answers": tally(outs), "paid": paid, "declined": declined,
+		"out_of_stock": len(final) - paid - declined, "stock_left": stockOf(t, p.ID), "charged_twice": l.chargedTwice})
+}
+
 // TestLoginLockout: after 5 wrong passwords an account refuses logins, even
 // the right one, with 429 and Retry-After.
 func TestLoginLockout(t *testing.T) {

@@ -2,13 +2,19 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/daprshop/suite/tools/broker"
+	"github.com/daprshop/suite/tools/runner"
 )
 
 // infra is what a profile needs besides the services: its secrets (the only
@@ -17,6 +23,14 @@ import (
 type infra struct {
 	secrets map[string]string
 	close   func()
+	redis   *redisServer // the fault pass's own Redis
+}
+
+func (in *infra) redisAddr() string {
+	if in.redis == nil {
+		return ""
+	}
+	return in.redis.addr
 }
 
 // postgresAdmin is where the test creates and drops its databases.
@@ -38,6 +52,13 @@ func startInfra(profile, dir string) (*infra, error) {
 	}
 	switch profile {
 	case "redis":
+		return in, nil
+	case faultsPass:
+		r, err := startRedis(dir)
+		if err != nil {
+			return nil, err
+		}
+		in.redis, in.close = r, r.stop
 		return in, nil
 	case "kafka-postgres":
 	default:
@@ -67,6 +88,57 @@ func startInfra(profile, dir string) (*infra, error) {
 		}
 	}
 	return in, nil
+}
+
+// redisServer is a redis-server of the fault tests' own, which they may
+// stop and start. It keeps an append-only file, as a production Redis would,
+// so a restart loses nothing that was acknowledged.
+type redisServer struct {
+	addr, dir string
+	port      int
+	cmd       *exec.Cmd
+}
+
+func startRedis(dir string) (*redisServer, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, errors.New("the fault tests need redis-server on PATH (Debian/Ubuntu: apt-get install redis-server); E2E_FAULTS=0 skips them")
+	}
+	port, err := runner.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &redisServer{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: filepath.Join(dir, "redis"), port: port}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return nil, err
+	}
+	return r, r.start()
+}
+
+// start starts the server and waits until it answers PING.
+func (r *redisServer) start() error {
+	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--logfile", filepath.Join(r.dir, "redis.log"))
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for runner.PingRedis(r.addr, time.Second) != nil {
+		if time.Now().After(deadline) {
+			r.stop()
+			return fmt.Errorf("redis-server on %s did not answer within 15s (see %s/redis.log)", r.addr, r.dir)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// stop kills the server, as a crash would, and waits for it.
+func (r *redisServer) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
 }
 
 // postgres runs one statement as the administrator.

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,6 +35,7 @@ type suite struct {
 	secrets map[string]string // what this run's secret store holds
 	logPath string
 	spec    *contracts
+	redis   *redisServer // the fault pass's own Redis, nil otherwise
 }
 
 // daprdPath finds daprd the way the Makefile provides it.
@@ -57,9 +60,12 @@ func TestMain(m *testing.M) {
 }
 
 // profiles are the component profiles the whole suite runs on, one after the
-// other, with the same binaries: E2E_PROFILES narrows them.
+// other, with the same binaries: E2E_PROFILES narrows them ("none": only the
+// fault pass).
 func profiles() []string {
-	if p := os.Getenv("E2E_PROFILES"); p != "" {
+	if p := os.Getenv("E2E_PROFILES"); p == "none" {
+		return nil
+	} else if p != "" {
 		return strings.Split(p, ",")
 	}
 	return []string{"redis", "kafka-postgres"}
@@ -87,7 +93,22 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	code := 0
-	for _, profile := range profiles() {
+	// Fault tests kill processes and restart a Redis: they run apart, last,
+	// on the redis profile pointed at a Redis server of their own
+	// (E2E_FAULTS=0 leaves them out).
+	skip := flag.Lookup("test.skip").Value.String()
+	run := flag.Lookup("test.run").Value.String()
+	passes := profiles()
+	if os.Getenv("E2E_FAULTS") != "0" && (run == "" || strings.Contains(run, "Fault")) {
+		passes = append(passes, faultsPass)
+	}
+	for _, profile := range passes {
+		if profile == faultsPass {
+			_ = flag.Set("test.run", cmp.Or(run, faultTests))
+			_ = flag.Set("test.skip", skip)
+		} else {
+			_ = flag.Set("test.skip", joinPattern(faultTests, skip))
+		}
 		fmt.Printf("=== e2e profile %s\n", profile)
 		if c := runProfile(m, profile, filepath.Join(tmp, profile), spec); c != 0 {
 			fmt.Printf("=== e2e profile %s FAILED\n", profile)
@@ -95,6 +116,20 @@ func runSuite(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// faultsPass names the pass of the fault tests, faultTests matches them.
+const (
+	faultsPass = "faults"
+	faultTests = "^TestFault"
+)
+
+// joinPattern is the regexp matching a or b ("" matches nothing).
+func joinPattern(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "|" + b
 }
 
 // runProfile starts the suite on one component profile, runs every test
@@ -107,13 +142,14 @@ func runProfile(m *testing.M, profile, dir string, spec *contracts) int {
 	}
 	defer infra.close()
 	marker := runnertest.NewMarker()
-	s, err := startSuite(profile, dir, marker, infra.secrets)
+	s, err := startSuite(profile, dir, marker, infra.secrets, infra.redisAddr())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e %s: starting the suite: %v\n", profile, err)
 		dumpLog(filepath.Join(dir, "suite.log"))
 		return 1
 	}
 	s.spec = spec
+	s.redis = infra.redis
 	env = s
 	code := m.Run()
 	s.run.Stop()
@@ -177,7 +213,7 @@ func build(apps []runner.App, dir string) (map[string]string, error) {
 // startSuite starts every app of the repo's dapr.yaml on profile's components
 // (a private copy whose secret store holds secrets), plus a probe subscriber,
 // all on free ports.
-func startSuite(profile, dir, marker string, secrets map[string]string) (*suite, error) {
+func startSuite(profile, dir, marker string, secrets map[string]string, redisAddr string) (*suite, error) {
 	f, err := runner.Load("../dapr.yaml")
 	if err != nil {
 		return nil, err
@@ -198,7 +234,11 @@ func startSuite(profile, dir, marker string, secrets map[string]string) (*suite,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	resources, err := privateResources(filepath.Join("..", "components", profile), dir, secrets)
+	components := profile
+	if profile == faultsPass {
+		components = "redis"
+	}
+	resources, err := privateResources(filepath.Join("..", "components", components), dir, secrets, redisAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -231,8 +271,9 @@ func startSuite(profile, dir, marker string, secrets map[string]string) (*suite,
 }
 
 // privateResources copies the profile's resources into dir, pointing the
-// local secret store at a secrets file holding secrets.
-func privateResources(src, dir string, secrets map[string]string) (string, error) {
+// local secret store at a secrets file holding secrets and, when redisAddr is
+// set, every Redis component at it.
+func privateResources(src, dir string, secrets map[string]string, redisAddr string) (string, error) {
 	file := filepath.Join(dir, "secrets.json")
 	b, _ := json.Marshal(secrets)
 	if err := os.WriteFile(file, b, 0o600); err != nil {
@@ -252,6 +293,9 @@ func privateResources(src, dir string, secrets map[string]string) (string, error
 			return "", err
 		}
 		s := string(b)
+		if redisAddr != "" {
+			s = strings.ReplaceAll(s, "value: 127.0.0.1:6379", "value: "+redisAddr)
+		}
 		// The probe publishes test events and listens to every topic.
 		for _, scope := range []string{"publishingScopes", "subscriptionScopes"} {
 			s = addScope(s, scope, "e2e-probe="+strings.Join(probeTopics, ","))

@@ -22,8 +22,12 @@ func Start(port int) (*Broker, error) {
 	c, err := kfake.NewCluster(
 		kfake.Ports(port),
 		kfake.AllowAutoTopicCreation(),
-		// One partition per topic keeps a topic's events in order.
-		kfake.DefaultNumPartitions(1),
+		// Several partitions per topic, as a production topic would have:
+		// Dapr 1.14's outbox waits 1 s before it handles each message of its
+		// internal topic, and a consumer takes a partition's messages one at
+		// a time, so with one partition every event would trail the one
+		// before by a second. The suite's consumers accept events out of order.
+		kfake.DefaultNumPartitions(8),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("starting the Kafka broker on port %d: %w", port, err)

@@ -65,3 +65,23 @@ func TestEndpoints(t *testing.T) {
 		t.Fatalf("no user %d %s", w.Code, w.Body)
 	}
 }
+
+// FuzzEvents delivers arbitrary bodies to both subscriptions: a poison event
+// is dropped, never a 5xx or a panic.
+func FuzzEvents(f *testing.F) {
+	f.Add(false, `{"id":"e1","topic":"payments","data":{"type":"payment.succeeded","order_id":"ord_1","user_id":"usr_1","amount":100,"currency":"EUR"}}`)
+	f.Add(true, `{"id":"e2","data":{"type":"order.paid"}}`)
+	svc := &notifications.Service{Store: &store{}, Counter: counter{}, Now: time.Now}
+	h := httpapi.Routes(svc, metrics.New("notifications"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
+	f.Fuzz(func(t *testing.T, orders bool, body string) {
+		path := "/events/payments"
+		if orders {
+			path = "/events/orders"
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", path, strings.NewReader(body)))
+		if w.Code != 200 {
+			t.Fatalf("POST %s %q: %d %s", path, body, w.Code, w.Body)
+		}
+	})
+}

@@ -76,9 +76,6 @@ func (s *Store) Put(ctx context.Context, o orders.Order, etag string, ev *orders
 	if err != nil {
 		return s.explain(ctx, o.ID, etag, err)
 	}
-	if etag == "" {
-		return s.index(ctx, o.UserID, o.ID)
-	}
 	return nil
 }
 
@@ -105,8 +102,9 @@ type userOrders struct {
 // maxIndexed bounds a user's order list.
 const maxIndexed = 500
 
-// index adds a new order to its user's list.
-func (s *Store) index(ctx context.Context, userID, orderID string) error {
+// Index implements orders.Store: it adds an order to its user's list, newest
+// first, unless it is there.
+func (s *Store) Index(ctx context.Context, userID, orderID string) error {
 	return sidecar.ModifyJSON(ctx, s.Client, s.Name, userKey(userID), func(idx *userOrders) bool {
 		if slices.Contains(idx.IDs, orderID) {
 			return false

@@ -6,6 +6,7 @@ package fake
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/daprshop/suite/lib/apierr"
@@ -17,16 +18,19 @@ type Store struct {
 	mu     sync.Mutex
 	orders map[string]orders.Order
 	etags  map[string]int
+	listed map[string][]string // user ID -> order IDs, as Index made them
 	Events []orders.Event
 	// FailPut, when set, is returned by the next Put instead of storing.
 	FailPut error
+	// FailIndex, when set, is returned by the next Index instead of listing.
+	FailIndex error
 }
 
 var _ orders.Store = (*Store)(nil)
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{orders: map[string]orders.Order{}, etags: map[string]int{}}
+	return &Store{orders: map[string]orders.Order{}, etags: map[string]int{}, listed: map[string][]string{}}
 }
 
 // Get implements orders.Store.
@@ -60,15 +64,27 @@ func (s *Store) Put(_ context.Context, o orders.Order, etag string, ev *orders.E
 	return nil
 }
 
-// ListByUser implements orders.Store.
+// Index implements orders.Store.
+func (s *Store) Index(_ context.Context, userID, orderID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.FailIndex; err != nil {
+		s.FailIndex = nil
+		return err
+	}
+	if !slices.Contains(s.listed[userID], orderID) {
+		s.listed[userID] = append(s.listed[userID], orderID)
+	}
+	return nil
+}
+
+// ListByUser implements orders.Store: the orders Index listed.
 func (s *Store) ListByUser(_ context.Context, userID string) ([]orders.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []orders.Order{}
-	for _, o := range s.orders {
-		if o.UserID == userID {
-			out = append(out, o)
-		}
+	for _, id := range s.listed[userID] {
+		out = append(out, s.orders[id])
 	}
 	return out, nil
 }

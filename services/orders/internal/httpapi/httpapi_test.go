@@ -135,3 +135,21 @@ func FuzzPlaceOrder(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEventsAndCancel delivers arbitrary bodies to both subscriptions and the
+// cancel route: a poison event is dropped and bad input is a 4xx, never a
+// 5xx or a panic.
+func FuzzEventsAndCancel(f *testing.F) {
+	paths := []string{"/events/payments", "/events/orders", "/orders/ord_1/cancel"}
+	for i, seed := range []string{`{"id":"e","data":{"type":"payment.succeeded","order_id":"ord_1","charge_id":"ch_1"}}`,
+		`{"id":"e","data":{"type":"order.created","order_id":"ord_1"}}`, `{"user_id":"usr_1"}`} {
+		f.Add(uint8(i), seed)
+	}
+	h, _ := handler()
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		path := paths[int(route)%len(paths)]
+		if w := do(h, http.MethodPost, path, body); w.Code >= 500 {
+			t.Fatalf("POST %s %q: %d %s", path, body, w.Code, w.Body)
+		}
+	})
+}

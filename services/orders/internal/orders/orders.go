@@ -165,10 +165,12 @@ type Receipt struct {
 
 // Store keeps orders. Put stores o and, when ev is not nil, its event
 // atomically (an outbox); etag "" creates the order, anything else must be the
-// ETag Get returned, or Put fails with an apierr Conflict.
+// ETag Get returned, or Put fails with an apierr Conflict. Index lists an
+// order under its user for ListByUser; it is a write of its own, idempotent.
 type Store interface {
 	Get(ctx context.Context, id string) (o Order, etag string, err error)
 	Put(ctx context.Context, o Order, etag string, ev *Event) error
+	Index(ctx context.Context, userID, orderID string) error
 	ListByUser(ctx context.Context, userID string) ([]Order, error)
 }
 
@@ -234,6 +236,11 @@ func (s *Service) Place(ctx context.Context, req PlaceRequest) (Order, error) {
 	if err := s.Store.Put(ctx, o, "", eventFor(o, EventCreated)); err != nil {
 		return Order{}, err
 	}
+	// The order exists from here on: every failure names it, and Resume
+	// finishes what is left, the user's listing included.
+	if err := s.Store.Index(ctx, o.UserID, o.ID); err != nil {
+		return o, pendingError(o.ID, err)
+	}
 	return s.complete(ctx, o)
 }
 
@@ -250,8 +257,15 @@ func (s *Service) Resume(ctx context.Context, id string) (Order, error) {
 	unlock := s.locks.lock(id)
 	defer unlock()
 	o, _, err := s.Store.Get(ctx, id)
-	if err != nil || o.Status != Pending {
+	if err != nil {
 		return o, err
+	}
+	// Placing may have stopped between storing the order and listing it.
+	if err := s.Store.Index(ctx, o.UserID, o.ID); err != nil {
+		return o, err
+	}
+	if o.Status != Pending {
+		return o, nil
 	}
 	o.Total, o.Currency = 0, ""
 	o, err = s.complete(ctx, o)

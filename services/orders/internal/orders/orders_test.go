@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,29 @@ func TestResumeSettlesPendingOrderOnce(t *testing.T) {
 	}
 	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid}) {
 		t.Fatalf("events %v", got)
+	}
+}
+
+// TestResumeListsAnOrderPlacingLeftUnlisted: placing stopped between storing
+// the order and listing it under its user; the 503 names the order and
+// Resume both lists and completes it.
+func TestResumeListsAnOrderPlacingLeftUnlisted(t *testing.T) {
+	w := newWorld()
+	w.store.FailIndex = &apierr.Error{Code: apierr.Unavailable, Message: "store down"}
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if apierr.CodeOf(err) != apierr.Unavailable || o.ID == "" || !strings.Contains(err.Error(), o.ID) {
+		t.Fatalf("order %+v err %v", o, err)
+	}
+	if list, _ := w.svc.List(context.Background(), "usr_1"); len(list) != 0 {
+		t.Fatalf("listed before Resume: %+v", list)
+	}
+	got, err := w.svc.Resume(context.Background(), o.ID)
+	if err != nil || got.Status != orders.Paid {
+		t.Fatalf("resumed %+v err %v", got, err)
+	}
+	list, _ := w.svc.List(context.Background(), "usr_1")
+	if len(list) != 1 || list[0].ID != o.ID || list[0].Status != orders.Paid {
+		t.Fatalf("list %+v", list)
 	}
 }
 

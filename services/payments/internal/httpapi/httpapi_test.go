@@ -96,3 +96,19 @@ func TestProviderSettingsAtRunTime(t *testing.T) {
 		t.Fatalf("get %s", w.Body)
 	}
 }
+
+// FuzzWrites sends arbitrary bodies to every route that decodes one: bad
+// input is a 4xx, never a 5xx or a panic.
+func FuzzWrites(f *testing.F) {
+	routes := []struct{ method, path string }{{"POST", "/charges"}, {"POST", "/refunds"}, {"PUT", "/provider"}}
+	for i, seed := range []string{charge, `{"idempotency_key":"ord_1"}`, `{"failure_rate":0.5,"latency_ms":3}`} {
+		f.Add(uint8(i), seed)
+	}
+	h := handler()
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		r := routes[int(route)%len(routes)]
+		if w := do(h, r.method, r.path, body); w.Code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", r.method, r.path, body, w.Code, w.Body)
+		}
+	})
+}

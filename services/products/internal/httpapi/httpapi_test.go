@@ -110,3 +110,23 @@ func TestOrderEvents(t *testing.T) {
 		t.Fatalf("poison: %s", w.Body)
 	}
 }
+
+// FuzzWrites sends arbitrary bodies to every route that decodes one, the
+// order event subscription included: bad input is a 4xx or a DROP, never a
+// 5xx or a panic.
+func FuzzWrites(f *testing.F) {
+	routes := []struct{ method, path string }{
+		{"POST", "/products"}, {"PUT", "/products/prd_a/stock"}, {"POST", "/products/prd_a/reservations"}, {"POST", "/events/orders"},
+	}
+	for i, seed := range []string{`{"name":"x","price":1,"currency":"EUR","stock":1}`, `{"stock":-1}`, `{"order_id":"ord_1","quantity":2}`,
+		`{"id":"e","data":{"type":"order.cancelled","order_id":"ord_1","items":[{"product_id":"prd_a","quantity":1}]}}`} {
+		f.Add(uint8(i), seed)
+	}
+	h := handler(&catalog{})
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		r := routes[int(route)%len(routes)]
+		if w := do(h, r.method, r.path, body); w.Code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", r.method, r.path, body, w.Code, w.Body)
+		}
+	})
+}

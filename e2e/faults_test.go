@@ -1,0 +1,411 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The fault tests run in a pass of their own (see runSuite): they kill and
+// restart processes of the suite and its Redis. Each asserts what a client
+// sees while the fault lasts and that, once it is over, no order is lost,
+// none is charged twice and the stock adds up. They report their figures
+// (docs/resilience.md) through report.
+
+// outcome is what one order request got.
+type outcome struct {
+	status  int
+	orderID string // from the created order, or the pending message of a 503
+	state   string // the order's status in a 201
+	retry   string // Retry-After of a 503
+	took    time.Duration
+}
+
+var pendingID = regexp.MustCompile(`order (ord_[0-9a-f]+) is pending`)
+
+// tryOrder places an order and never fails the test: during a fault any
+// answer may come, and the test judges them all afterwards.
+func tryOrder(tok, productID string) outcome {
+	body := fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}]}`, productID)
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/api/orders", env.run.App("gateway").AppPort), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	start := time.Now()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return outcome{status: 0, took: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	o := outcome{status: resp.StatusCode, retry: resp.Header.Get("Retry-After"), took: time.Since(start)}
+	if resp.StatusCode == 201 {
+		var ord order
+		_ = json.Unmarshal(b, &ord)
+		o.orderID, o.state = ord.ID, ord.Status
+	} else if m := pendingID.FindSubmatch(b); m != nil {
+		o.orderID = string(m[1])
+	}
+	return o
+}
+
+// orderStream places orders, a few at a time, until ctx is done, and returns
+// what each got.
+func orderStream(ctx context.Context, tok, productID string, every time.Duration) func() []outcome {
+	var (
+		mu   sync.Mutex
+		outs []outcome
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			case <-tick.C:
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				o := tryOrder(tok, productID)
+				mu.Lock()
+				outs = append(outs, o)
+				mu.Unlock()
+			}()
+		}
+	}()
+	return func() []outcome {
+		<-done
+		return outs
+	}
+}
+
+// tally counts outcomes by status (0: no answer).
+func tally(outs []outcome) map[int]int {
+	m := map[int]int{}
+	for _, o := range outs {
+		m[o.status]++
+	}
+	return m
+}
+
+// settled waits until every order of the user is paid, confirmed or
+// cancelled, and returns them with the time it took.
+func settled(t *testing.T, tok string, within time.Duration) ([]order, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var list struct{ Orders []order }
+	eventually(t, within, func() string {
+		status, reply := gateway(t, tok).call(t, "GET", "/api/orders", nil)
+		if status != 200 {
+			return fmt.Sprintf("list: %d %s", status, reply)
+		}
+		list.Orders = nil
+		_ = json.Unmarshal(reply, &list)
+		n := 0
+		for _, o := range list.Orders {
+			if o.Status == "pending" {
+				n++
+			}
+		}
+		if n > 0 {
+			return fmt.Sprintf("%d of %d orders still pending", n, len(list.Orders))
+		}
+		return ""
+	})
+	return list.Orders, time.Since(start)
+}
+
+// loss is what checkNothingLost found.
+type loss struct {
+	paid, lost, chargedTwice int
+}
+
+// checkNothingLost asserts that every order a client was told about exists,
+// that each paid order was charged exactly once and no other order was
+// charged, and that the product's stock is what the paid orders left.
+func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) loss {
+	t.Helper()
+	var l loss
+	byID := map[string]order{}
+	for _, o := range final {
+		byID[o.ID] = o
+		if o.Status == "paid" || o.Status == "confirmed" {
+			l.paid++
+		}
+	}
+	for _, o := range outs {
+		if o.orderID != "" {
+			if _, ok := byID[o.orderID]; !ok {
+				l.lost++
+				t.Errorf("order %s (answered %d) is lost", o.orderID, o.status)
+			}
+		}
+		if o.status >= 500 && o.status != 503 || o.status == 0 {
+			t.Errorf("a client got %d: faults must answer 503", o.status)
+		}
+	}
+	eventually(t, 30*time.Second, func() string {
+		charges := map[string]map[string]bool{}
+		for _, ev := range env.probe.all() {
+			var d struct {
+				Type     string `json:"type"`
+				OrderID  string `json:"order_id"`
+				ChargeID string `json:"charge_id"`
+			}
+			if ev.Topic != "payments" || json.Unmarshal(ev.Data, &d) != nil || d.Type != "payment.succeeded" {
+				continue
+			}
+			if _, ours := byID[d.OrderID]; !ours {
+				continue
+			}
+			if charges[d.OrderID] == nil {
+				charges[d.OrderID] = map[string]bool{}
+			}
+			charges[d.OrderID][d.ChargeID] = true
+		}
+		l.chargedTwice = 0
+		for _, o := range final {
+			if len(charges[o.ID]) > 1 {
+				l.chargedTwice++
+			}
+		}
+		for _, o := range final {
+			n := len(charges[o.ID])
+			switch {
+			case (o.Status == "paid" || o.Status == "confirmed") && n == 0:
+				return fmt.Sprintf("no payment.succeeded event yet for paid order %s", o.ID)
+			case o.Status == "cancelled" && n > 0:
+				return fmt.Sprintf("cancelled order %s was charged", o.ID)
+			}
+		}
+		if s := stockOf(t, p.ID); s != p.Stock-l.paid {
+			return fmt.Sprintf("stock %d, want %d - %d paid", s, p.Stock, l.paid)
+		}
+		return ""
+	})
+	if l.chargedTwice > 0 {
+		t.Errorf("%d orders charged more than once", l.chargedTwice)
+	}
+	return l
+}
+
+// breakerState reads the state orders' breaker for dep shows on /metrics
+// (0 closed, 1 half-open, 2 open; -1 unknown).
+func breakerState(dep string) float64 {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", env.run.App("orders").AppPort))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "circuit_breaker_state{") && strings.Contains(line, `"`+dep+`"`) {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			return v
+		}
+	}
+	return -1
+}
+
+// report logs a test's figures and appends them as one JSON line to
+// $E2E_REPORT when it is set (the source of docs/resilience.md).
+func report(t *testing.T, figures map[string]any) {
+	t.Helper()
+	figures["test"] = t.Name()
+	b, _ := json.Marshal(figures)
+	t.Logf("figures: %s", b)
+	if path := os.Getenv("E2E_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Errorf("report: %v", err)
+			return
+		}
+		defer f.Close()
+		_, _ = f.Write(append(b, '\n'))
+	}
+}
+
+// TestFaultPaymentsKilled: payments dies during a stream of orders. Orders
+// opens its breaker and answers 503 with Retry-After at once, the rest of the
+// suite keeps serving, and after payments returns every pending order reaches
+// a final state, none charged twice.
+func TestFaultPaymentsKilled(t *testing.T) {
+	admin := adminToken(t)
+	_, tok := signUp(t)
+	p := newProduct(t, admin, 700, 1000)
+	ctx, stop := context.WithCancel(context.Background())
+	results := orderStream(ctx, tok, p.ID, 50*time.Millisecond)
+
+	time.Sleep(2 * time.Second)
+	if err := env.run.Kill("payments", "app"); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	var sawOpen bool
+	eventually(t, 20*time.Second, func() string {
+		if breakerState("payments") == 2 {
+			sawOpen = true
+			return ""
+		}
+		return "orders' payments breaker is not open"
+	})
+	// While it is open the rest of the suite serves as usual.
+	gateway(t, "").mustCall(t, "GET", "/api/products/"+p.ID, nil, 200, nil)
+	time.Sleep(2 * time.Second)
+	if err := env.run.Restart(context.Background(), "payments", "app"); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	time.Sleep(2 * time.Second)
+	stop()
+	outs := results()
+
+	final, _ := settled(t, tok, 120*time.Second)
+	recovered := time.Since(back)
+	l := checkNothingLost(t, outs, final, p)
+	counts := tally(outs)
+	fast503, with := 0, 0
+	for _, o := range outs {
+		if o.status == 503 {
+			if o.retry != "" {
+				with++
+			}
+			if o.took < time.Second {
+				fast503++
+			}
+		}
+	}
+	if counts[503] == 0 || with != counts[503] {
+		t.Errorf("503 answers %d, with Retry-After %d: a down dependency must give 503 and Retry-After", counts[503], with)
+	}
+	report(t, map[string]any{
+		"orders_sent": len(outs), "answers": counts, "orders_stored": len(final), "paid": l.paid,
+		"cancelled": len(final) - l.paid, "lost": l.lost, "charged_twice": l.chargedTwice, "breaker_opened": sawOpen,
+		"answers_503_under_1s": fast503, "payments_down_s": back.Sub(killedAt).Round(100 * time.Millisecond).Seconds(),
+		"all_final_after_restart_s": recovered.Round(100 * time.Millisecond).Seconds(),
+	})
+}
+
+// TestFaultOrdersSidecarKilled: orders' daprd dies and comes back during a
+// stream of orders. Clients get 503 meanwhile; orders that were in flight are
+// resumed and settle.
+func TestFaultOrdersSidecarKilled(t *testing.T) {
+	admin := adminToken(t)
+	_, tok := signUp(t)
+	p := newProduct(t, admin, 500, 1000)
+	ctx, stop := context.WithCancel(context.Background())
+	results := orderStream(ctx, tok, p.ID, 50*time.Millisecond)
+
+	time.Sleep(2 * time.Second)
+	if err := env.run.Kill("orders", "daprd"); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	time.Sleep(3 * time.Second)
+	if err := env.run.Restart(context.Background(), "orders", "daprd"); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	time.Sleep(3 * time.Second)
+	stop()
+	outs := results()
+
+	final, _ := settled(t, tok, 120*time.Second)
+	recovered := time.Since(back)
+	l := checkNothingLost(t, outs, final, p)
+	counts := tally(outs)
+	if counts[503] == 0 {
+		t.Errorf("answers %v: no 503 while orders' sidecar was down", counts)
+	}
+	// After the restart new orders go through again.
+	if o := tryOrder(tok, p.ID); o.status != 201 || o.state != "paid" {
+		t.Errorf("order after the sidecar's restart: %+v", o)
+	}
+	report(t, map[string]any{
+		"orders_sent": len(outs), "answers": counts, "orders_stored": len(final), "paid": l.paid,
+		"cancelled": len(final) - l.paid, "lost": l.lost, "charged_twice": l.chargedTwice,
+		"sidecar_down_s": back.Sub(killedAt).Round(100 * time.Millisecond).Seconds(),
+		"all_final_after_restart_s": recovered.Round(100 * time.Millisecond).Seconds(),
+	})
+}
+
+// TestFaultRedisRestarted: the Redis that holds every store and the event
+// bus goes down and comes back. Clients get 503 (never 500) meanwhile; then
+// orders, events and notifications flow again with no manual step, and what
+// was stored before is still there.
+func TestFaultRedisRestarted(t *testing.T) {
+	admin := adminToken(t)
+	u, tok := signUp(t)
+	p := newProduct(t, admin, 900, 1000)
+	status, before, reply := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: 1})
+	if status != 201 || before.Status != "paid" {
+		t.Fatalf("order before the restart: %d %s", status, reply)
+	}
+
+	env.redis.stop()
+	down := time.Now()
+	var during []outcome
+	for range 5 {
+		during = append(during, tryOrder(tok, p.ID))
+	}
+	for _, o := range during {
+		if o.status != 503 {
+			t.Errorf("order while Redis is down: %+v, want 503", o)
+		}
+	}
+	if err := env.redis.start(); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Now()
+
+	var after outcome
+	eventually(t, 60*time.Second, func() string {
+		after = tryOrder(tok, p.ID)
+		if after.status != 201 || after.state != "paid" {
+			return fmt.Sprintf("order after the restart: %+v", after)
+		}
+		return ""
+	})
+	firstOrder := time.Since(up)
+	// The event bus works again: the new order's notification is recorded.
+	eventually(t, 60*time.Second, func() string {
+		status, reply := invoke(t, "notifications").call(t, "GET", "/notifications?user_id="+u.ID, nil)
+		if status == 200 && bytes.Contains(reply, []byte(after.orderID)) {
+			return ""
+		}
+		return fmt.Sprintf("no notification for %s yet: %d %s", after.orderID, status, reply)
+	})
+	eventsBack := time.Since(up)
+	var got order
+	gateway(t, tok).mustCall(t, "GET", "/api/orders/"+before.ID, nil, 200, &got)
+	if got.Status != "paid" && got.Status != "confirmed" {
+		t.Fatalf("order from before the restart: %+v", got)
+	}
+	final, _ := settled(t, tok, 120*time.Second)
+	l := checkNothingLost(t, append(during, after), final, p)
+	report(t, map[string]any{
+		"orders_while_down": len(during), "answers_while_down": tally(during), "redis_down_s": up.Sub(down).Round(100 * time.Millisecond).Seconds(),
+		"first_paid_order_after_s": firstOrder.Round(100 * time.Millisecond).Seconds(),
+		"notifications_back_after_s": eventsBack.Round(100 * time.Millisecond).Seconds(),
+		"orders_stored": len(final), "paid": l.paid, "lost": l.lost, "charged_twice": l.chargedTwice,
+	})
+}
