@@ -343,7 +343,7 @@ func TestFaultOrdersSidecarKilled(t *testing.T) {
 	report(t, map[string]any{
 		"orders_sent": len(outs), "answers": counts, "orders_stored": len(final), "paid": l.paid,
 		"cancelled": len(final) - l.paid, "lost": l.lost, "charged_twice": l.chargedTwice,
-		"sidecar_down_s": back.Sub(killedAt).Round(100 * time.Millisecond).Seconds(),
+		"sidecar_down_s":            back.Sub(killedAt).Round(100 * time.Millisecond).Seconds(),
 		"all_final_after_restart_s": recovered.Round(100 * time.Millisecond).Seconds(),
 	})
 }
@@ -404,8 +404,8 @@ func TestFaultRedisRestarted(t *testing.T) {
 	l := checkNothingLost(t, append(during, after), final, p)
 	report(t, map[string]any{
 		"orders_while_down": len(during), "answers_while_down": tally(during), "redis_down_s": up.Sub(down).Round(100 * time.Millisecond).Seconds(),
-		"first_paid_order_after_s": firstOrder.Round(100 * time.Millisecond).Seconds(),
+		"first_paid_order_after_s":   firstOrder.Round(100 * time.Millisecond).Seconds(),
 		"notifications_back_after_s": eventsBack.Round(100 * time.Millisecond).Seconds(),
-		"orders_stored": len(final), "paid": l.paid, "lost": l.lost, "charged_twice": l.chargedTwice,
+		"orders_stored":              len(final), "paid": l.paid, "lost": l.lost, "charged_twice": l.chargedTwice,
 	})
 }
