@@ -7,13 +7,13 @@ SERVICES := gateway users products orders payments notifications
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build run test test-unit test-fuzz test-e2e loadtest fuzz fmt vet clean
+.PHONY: help tools build run observe test test-unit test-fuzz test-e2e loadtest fuzz fmt vet clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: PROFILE=$(PROFILE) (components/<profile>)"
 
-tools: ## build the pinned daprd and k6 into .bin/ (skips what is there)
+tools: ## build the pinned daprd and k6 into .bin/, install Prometheus (skips what is there)
 	@bash tools/toolchain.sh
 
 build: ## compile every service and the runner into .bin/
@@ -33,12 +33,20 @@ run: tools build ## run the suite with daprd sidecars (PROFILE=redis or kafka-po
 	  echo "or set postgres-connection-string in components/local-secrets.json to one you have."; exit 1; fi
 	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
 
+observe: ## run Prometheus (127.0.0.1:9090) with the suite's config and alerts against `make run`
+	@bash tools/toolchain.sh prometheus
+	@mkdir -p .run/prometheus
+	@echo "==> Prometheus on http://127.0.0.1:9090 scrapes the services (8080-8085) and their daprd (9190-9195)"
+	@echo "    dashboards: import observability/grafana/dashboards/*.json into Grafana (README, Observability)"
+	@exec prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
+	  --web.listen-address=127.0.0.1:9090 --log.level=warn
+
 test: tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz run, then integration tests through real sidecars
 
 test-unit: ## vet and unit-test every module on its own (GOWORK=off)
 	@for m in $(filter-out e2e,$(MODULES)); do \
 	  echo "==> $$m: vet and unit tests"; \
-	  (cd $$m && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...) || exit 1; \
+	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 GOWORK=off go test -count=1 ./...) || exit 1; \
 	done
 	@echo "==> e2e: vet"; cd e2e && GOWORK=off go vet ./...
 

@@ -36,6 +36,7 @@ type suite struct {
 	logPath string
 	spec    *contracts
 	redis   *redisServer // the fault pass's own Redis, nil otherwise
+	spans   *collector   // where the sidecars send their spans
 }
 
 // daprdPath finds daprd the way the Makefile provides it.
@@ -154,6 +155,7 @@ func runProfile(m *testing.M, profile, dir string, spec *contracts) int {
 	code := m.Run()
 	s.run.Stop()
 	s.probe.close()
+	s.spans.close()
 	// Stopping must leave nothing behind, whatever the tests did.
 	if left := runnertest.Tagged(marker); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e %s: processes left after stop:\n%s\n", profile, strings.Join(left, "\n"))
@@ -242,8 +244,20 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 	if err != nil {
 		return nil, err
 	}
+	spans, err := newCollector()
+	if err != nil {
+		return nil, err
+	}
+	// Each sidecar sends its spans to this run's collector.
+	for i := range f.Apps {
+		a := &f.Apps[i]
+		if a.ConfigFile, err = privateConfig(a.ConfigFile, dir, spans.url()); err != nil {
+			return nil, err
+		}
+	}
 	p, err := newProbe()
 	if err != nil {
+		spans.close()
 		return nil, err
 	}
 	f.Apps = append(f.Apps, runner.App{
@@ -265,9 +279,25 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 	})
 	if err != nil {
 		p.close()
+		spans.close()
 		return nil, err
 	}
-	return &suite{profile: profile, run: r, probe: p, secrets: secrets, logPath: logPath}, nil
+	return &suite{profile: profile, run: r, probe: p, spans: spans, secrets: secrets, logPath: logPath}, nil
+}
+
+// privateConfig copies a Dapr Configuration into dir with its Zipkin
+// endpoint pointing at url.
+func privateConfig(path, dir, url string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.ReplaceAll(string(b), "http://127.0.0.1:9411/api/v2/spans", url)
+	if s == string(b) {
+		return "", fmt.Errorf("%s names no Zipkin endpoint to redirect", path)
+	}
+	out := filepath.Join(dir, "config-"+filepath.Base(path))
+	return out, os.WriteFile(out, []byte(s), 0o644)
 }
 
 // privateResources copies the profile's resources into dir, pointing the

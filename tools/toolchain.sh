@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the suite's pinned toolchain into .bin/ from the Go module proxy:
-#   daprd (Dapr runtime, stablecomponents) and k6 (load tests).
-# Skips what is already there at the right version. Usage: tools/toolchain.sh [daprd|k6]...
+#   daprd (Dapr runtime, stablecomponents) and k6 (load tests),
+# and makes sure Prometheus (prometheus, promtool) is installed: from Debian's
+# package when this is Debian/Ubuntu and we may install, otherwise it says how.
+# Skips what is already there at the right version.
+# Usage: tools/toolchain.sh [daprd|k6|prometheus]...
 set -euo pipefail
 
 DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
@@ -60,6 +63,29 @@ build_daprd() {
   [[ "$("$BIN/daprd" --version)" == "$DAPR_VERSION" ]] || die "built daprd reports version '$("$BIN/daprd" --version)', want $DAPR_VERSION"
 }
 
+# install_prometheus: Prometheus runs the dashboards' queries and the alert
+# rules in the integration tests and in `make observe`.
+install_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    say "prometheus already installed ($(prometheus --version 2>&1 | head -1))"
+    return
+  fi
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo -n"
+  if command -v apt-get >/dev/null && $sudo true 2>/dev/null; then
+    say "prometheus: installing Debian's package (about 20 seconds)"
+    local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+    "${install[@]}" >/dev/null 2>&1 || { $sudo apt-get update >/dev/null 2>&1 && "${install[@]}" >/dev/null; } \
+      || die "apt-get install prometheus failed; run it yourself (sudo apt-get install prometheus)"
+    command -v promtool >/dev/null || die "prometheus is installed but promtool is not on PATH"
+    return
+  fi
+  die "prometheus and promtool are needed (integration tests, make observe): install them with
+  sudo apt-get install prometheus     (Debian, Ubuntu)
+  brew install prometheus             (macOS)
+or download a release from https://prometheus.io/download/ and put prometheus and promtool on PATH"
+}
+
 build_k6() {
   if [[ -x "$BIN/k6" ]] && "$BIN/k6" version 2>/dev/null | grep -q "^k6 v$K6_VERSION "; then
     say "k6 $K6_VERSION already built ($BIN/k6)"
@@ -73,11 +99,12 @@ build_k6() {
 
 check_go
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(daprd k6)
+[[ ${#targets[@]} -gt 0 ]] || targets=(daprd k6 prometheus)
 for t in "${targets[@]}"; do
   case "$t" in
     daprd) build_daprd ;;
     k6) build_k6 ;;
-    *) die "unknown tool '$t' (daprd or k6)" ;;
+    prometheus) install_prometheus ;;
+    *) die "unknown tool '$t' (daprd, k6 or prometheus)" ;;
   esac
 done

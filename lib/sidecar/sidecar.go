@@ -21,9 +21,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/tracecontext"
 )
 
 // Config is the sidecar part of every service's configuration, under the
@@ -34,12 +37,69 @@ type Config struct {
 	APIToken string `env:"DAPR_API_TOKEN" secret:"true"`
 }
 
-// Dial returns a go-sdk client for the sidecar's gRPC API.
-func (c Config) Dial() (dapr.Client, error) { return Dial(Local(c.GRPCPort), c.APIToken) }
+// Dial returns a go-sdk client for the sidecar's gRPC API whose calls obs
+// observes (nil: none).
+func (c Config) Dial(obs Observer) (dapr.Client, error) {
+	return Dial(Local(c.GRPCPort), c.APIToken, obs)
+}
 
-// HTTP returns a client of the sidecar's HTTP API.
-func (c Config) HTTP(timeout time.Duration) *HTTP {
-	return NewHTTP(Local(c.HTTPPort), c.APIToken, timeout)
+// HTTP returns a client of the sidecar's HTTP API whose calls obs observes
+// (nil: none).
+func (c Config) HTTP(timeout time.Duration, obs Observer) *HTTP {
+	h := NewHTTP(Local(c.HTTPPort), c.APIToken, timeout)
+	h.obs = obs
+	return h
+}
+
+// Observer records every call to the sidecar: its operation (invoke,
+// state_get, state_save, state_bulk_get, state_transaction, secret, publish,
+// or the gRPC method), its target (app ID or component name), its outcome
+// (ok, client_error, server_error, unavailable) and how long it took.
+// metrics.Metrics is one.
+type Observer interface {
+	ObserveCall(op, target, outcome string, d time.Duration)
+}
+
+// grpcOps names the gRPC methods of the Dapr API the services use.
+var grpcOps = map[string]string{
+	"GetState": "state_get", "GetBulkState": "state_bulk_get", "SaveState": "state_save", "DeleteState": "state_delete",
+	"ExecuteStateTransaction": "state_transaction", "GetSecret": "secret", "PublishEvent": "publish",
+}
+
+// grpcTarget names the component a gRPC request is for.
+func grpcTarget(req any) string {
+	switch r := req.(type) {
+	case interface{ GetStoreName() string }:
+		return r.GetStoreName()
+	case interface{ GetPubsubName() string }:
+		return r.GetPubsubName()
+	}
+	return ""
+}
+
+// grpcOutcome classifies a gRPC error like an HTTP status.
+func grpcOutcome(err error) string {
+	switch status.Code(err) {
+	case codes.OK:
+		return "ok"
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition, codes.Aborted,
+		codes.PermissionDenied, codes.Unauthenticated, codes.OutOfRange:
+		return "client_error"
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return "unavailable"
+	}
+	return "server_error"
+}
+
+// httpOutcome classifies a reply status.
+func httpOutcome(status int) string {
+	switch {
+	case status/100 == 2:
+		return "ok"
+	case status/100 == 4:
+		return "client_error"
+	}
+	return "server_error"
 }
 
 // CallTimeout bounds a gRPC call to the sidecar whose context has no deadline.
@@ -51,7 +111,7 @@ const CallTimeout = 5 * time.Second
 // their deadline, CallTimeout by default) instead of failing while it is down,
 // and reconnection attempts stay at most a second apart. token, when set, is
 // sent on every call.
-func Dial(addr, token string) (dapr.Client, error) {
+func Dial(addr, token string, obs Observer) (dapr.Client, error) {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -68,7 +128,20 @@ func Dial(addr, token string) (dapr.Client, error) {
 			if token != "" {
 				ctx = metadata.AppendToOutgoingContext(ctx, "dapr-api-token", token)
 			}
-			return invoker(ctx, method, req, reply, cc, opts...)
+			if tp := tracecontext.From(ctx); tp != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, tracecontext.Header, tp)
+			}
+			start := time.Now()
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			if obs != nil {
+				name := method[strings.LastIndex(method, "/")+1:]
+				op, ok := grpcOps[name]
+				if !ok {
+					op = name
+				}
+				obs.ObserveCall(op, grpcTarget(req), grpcOutcome(err), time.Since(start))
+			}
+			return err
 		}),
 	)
 	if err != nil {
@@ -84,6 +157,7 @@ type HTTP struct {
 	base  string
 	token string
 	http  *http.Client
+	obs   Observer
 }
 
 // NewHTTP returns a client for the daprd HTTP API at addr (host:port).
@@ -139,11 +213,22 @@ type Reply struct {
 // extra headers, and returns the reply as it is. Only a failure to get any
 // reply is an error (Unavailable).
 func (c *HTTP) Raw(ctx context.Context, app, method, path string, body []byte, header http.Header) (Reply, error) {
-	return c.do(ctx, app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
+	return c.do(ctx, "invoke", app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
 }
 
-// do sends one request to the sidecar; what names the dependency in errors.
-func (c *HTTP) do(ctx context.Context, what, method, path string, body []byte, header http.Header) (Reply, error) {
+// do sends one request to the sidecar and observes it as op on what, which
+// also names the dependency in errors.
+func (c *HTTP) do(ctx context.Context, op, what, method, path string, body []byte, header http.Header) (rep Reply, err error) {
+	if c.obs != nil {
+		start := time.Now()
+		defer func() {
+			outcome := httpOutcome(rep.Status)
+			if err != nil {
+				outcome = "unavailable"
+			}
+			c.obs.ObserveCall(op, what, outcome, time.Since(start))
+		}()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -161,6 +246,7 @@ func (c *HTTP) do(ctx context.Context, what, method, path string, body []byte, h
 	if c.token != "" {
 		req.Header.Set("dapr-api-token", c.token)
 	}
+	tracecontext.Inject(ctx, req.Header)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {

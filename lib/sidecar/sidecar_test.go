@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/lib/tracecontext"
 )
 
 // fakeDaprd stands in for daprd's HTTP API in unit tests: it checks the
@@ -89,7 +92,9 @@ func TestInvokeTransportFailureIsUnavailable(t *testing.T) {
 func TestSaveWithEventRequest(t *testing.T) {
 	srv, got := fakeDaprd(t, http.StatusNoContent, "")
 	c := sidecar.NewHTTP(strings.TrimPrefix(srv.URL, "http://"), "tok", time.Second)
-	err := c.SaveWithEvent(context.Background(), "orders-store", "order:1", map[string]int{"v": 1}, "7", map[string]string{"type": "order.paid"}, "order.paid")
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := tracecontext.With(context.Background(), tp)
+	err := c.SaveWithEvent(ctx, "orders-store", "order:1", map[string]int{"v": 1}, "7", map[string]string{"type": "order.paid"}, "order.paid")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +115,8 @@ func TestSaveWithEventRequest(t *testing.T) {
 		t.Fatalf("body %s: %v", got.Header.Get("X-Test-Body"), err)
 	}
 	w, p := body.Operations[0].Request, body.Operations[1].Request
-	if w.ETag != "7" || w.Options["concurrency"] != "first-write" || w.Metadata["type"] != "order.paid" || w.ContentType != "" {
+	if w.ETag != "7" || w.Options["concurrency"] != "first-write" || w.Metadata["type"] != "order.paid" || w.ContentType != "" ||
+		w.Metadata["traceparent"] != tp || got.Header.Get("traceparent") != tp {
 		t.Fatalf("write op %+v", w)
 	}
 	if p.Key != "order:1" || p.ContentType != "application/json" || p.Metadata["outbox.projection"] != "true" || p.Value["type"] != "order.paid" {
@@ -121,4 +127,51 @@ func TestSaveWithEventRequest(t *testing.T) {
 	if apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("failed transaction: %v", err)
 	}
+}
+
+// calls records what an Observer is told.
+type calls []string
+
+func (c *calls) ObserveCall(op, target, outcome string, d time.Duration) {
+	if d <= 0 {
+		outcome += " (no duration)"
+	}
+	*c = append(*c, op+" "+target+" "+outcome)
+}
+
+func TestCallsAreObservedAndCarryTheTrace(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct {
+		status int
+		want   string
+	}{{200, "invoke users ok"}, {404, "invoke users client_error"}, {503, "invoke users server_error"}} {
+		srv, got := fakeDaprd(t, tc.status, `{}`)
+		port, _ := strconv.Atoi(srv.URL[strings.LastIndex(srv.URL, ":")+1:])
+		var obs calls
+		c := sidecar.Config{HTTPPort: port}.HTTP(time.Second, &obs)
+		ctx := tracecontext.With(context.Background(), tp)
+		_, _ = c.Raw(ctx, "users", http.MethodGet, "users/usr_1", nil, nil)
+		if len(obs) != 1 || obs[0] != tc.want {
+			t.Fatalf("status %d observed %q, want %q", tc.status, obs, tc.want)
+		}
+		if got.Header.Get("traceparent") != tp {
+			t.Fatalf("traceparent %q not passed on", got.Header.Get("traceparent"))
+		}
+	}
+	var obs calls
+	port, _ := freePort()
+	_, _ = sidecar.Config{HTTPPort: port}.HTTP(time.Second, &obs).Raw(context.Background(), "users", http.MethodGet, "x", nil, nil)
+	if len(obs) != 1 || obs[0] != "invoke users unavailable" {
+		t.Fatalf("no sidecar observed %q", obs)
+	}
+}
+
+// freePort returns a loopback port nothing listens on.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

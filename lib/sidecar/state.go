@@ -15,6 +15,7 @@ import (
 	dapr "github.com/dapr/go-sdk/client"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/tracecontext"
 )
 
 // StateGetter is the part of the Dapr client GetJSON needs.
@@ -113,9 +114,15 @@ func (c *HTTP) SaveWithEvent(ctx context.Context, store, key string, value any, 
 		Request   request `json:"request"`
 	}
 	// The outbox copies the write's metadata into the CloudEvent: "type"
-	// names it. No contentType on the write itself: Dapr 1.14's Redis store
-	// would switch to RedisJSON commands, which a plain Redis lacks.
+	// names it, and the request's trace context goes into traceparent
+	// (Dapr 1.14's outbox does not carry the trace of an HTTP transaction by
+	// itself, so subscribers would start new traces). No contentType on the
+	// write itself: Dapr 1.14's Redis store would switch to RedisJSON
+	// commands, which a plain Redis lacks.
 	write := request{Key: key, Value: value, Metadata: map[string]string{"type": eventType}}
+	if tp := tracecontext.From(ctx); tp != "" {
+		write.Metadata["traceparent"], write.Metadata["traceid"] = tp, tp
+	}
 	if etag != "" {
 		write.ETag, write.Options = etag, map[string]string{"concurrency": "first-write"}
 	}
@@ -125,7 +132,7 @@ func (c *HTTP) SaveWithEvent(ctx context.Context, store, key string, value any, 
 	if err != nil {
 		return err
 	}
-	reply, err := c.do(ctx, store, http.MethodPost, "/v1.0/state/"+store+"/transaction", body, nil)
+	reply, err := c.do(ctx, "state_transaction", store, http.MethodPost, "/v1.0/state/"+store+"/transaction", body, nil)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/tracecontext"
 )
 
 // MaxBodyBytes bounds every request body a service decodes.
@@ -191,10 +192,11 @@ func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.P
 
 // Router returns a gorilla/mux router with the routes every service has
 // (/healthz, /readyz answering from ready, /metrics) and the middleware every
-// route gets (panic recovery, RED metrics). Services add their own routes.
+// route gets (trace context, panic recovery, RED metrics). Services add their
+// own routes.
 func Router(log *slog.Logger, m *metrics.Metrics, ready func(context.Context) error) *mux.Router {
 	r := mux.NewRouter()
-	r.Use(Recover(log), m.Middleware)
+	r.Use(tracecontext.Middleware, Recover(log), m.Middleware)
 	r.HandleFunc("/healthz", Live).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", Ready(log, ready)).Methods(http.MethodGet)
 	r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
@@ -272,7 +274,7 @@ func SidecarOnly(token string, log *slog.Logger, next http.Handler) http.Handler
 // name, a context cancelled by SIGINT or SIGTERM, run, and exit status 1 when
 // run fails.
 func Main(service string, run func(ctx context.Context, log *slog.Logger) error) {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("service", service)
+	log := slog.New(tracecontext.LogHandler(slog.NewJSONHandler(os.Stdout, nil))).With("service", service)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, log)
 	stop()

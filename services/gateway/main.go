@@ -43,18 +43,19 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
-	client, err := cfg.Dapr.Dial()
+	m := metrics.New("gateway")
+	client, err := cfg.Dapr.Dial(m)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	invoker := cfg.Dapr.HTTP(cfg.InvokeTimeout)
+	invoker := cfg.Dapr.HTTP(cfg.InvokeTimeout, m)
 	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
 	h := httpapi.Routes(invoker, httpapi.KeyFunc(key.Bytes),
 		httpapi.Options{
 			Apps:    httpapi.Apps{Users: cfg.UsersApp, Products: cfg.ProductsApp, Orders: cfg.OrdersApp, Notifications: cfg.NotificationsApp},
 			MaxBody: cfg.MaxBodyBytes,
 			Now:     time.Now,
-		}, metrics.New("gateway"), log, invoker.Healthy)
+		}, m, log, invoker.Healthy)
 	return cfg.Web.ServePublic(ctx, log, h) // the public edge: clients call it directly
 }

@@ -41,19 +41,19 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
-	client, err := cfg.Dapr.Dial()
+	m := metrics.New("notifications")
+	client, err := cfg.Dapr.Dial(m)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	m := metrics.New("notifications")
-	counter := newCounter(m.Registry)
+	counter := newCounter(m.Registerer)
 	svc := &notifications.Service{
 		Store:   &dapr.Store{Client: client, Name: cfg.StateStore, MaxPerUser: cfg.MaxPerUser},
 		Counter: counter,
 		Now:     time.Now,
 	}
-	h := httpapi.Routes(svc, m, log, cfg.Dapr.HTTP(5*time.Second).Healthy)
+	h := httpapi.Routes(svc, m, log, cfg.Dapr.HTTP(5*time.Second, m).Healthy)
 	return cfg.Web.Serve(ctx, log, h)
 }
 
@@ -72,6 +72,11 @@ func newCounter(reg prometheus.Registerer) *counter {
 		}, []string{"event_type"}),
 	}
 	reg.MustRegister(c.recorded, c.duplicates)
+	// A series per type from the start: rates read 0, not "no data".
+	for _, t := range notifications.EventTypes() {
+		c.recorded.WithLabelValues(t)
+		c.duplicates.WithLabelValues(t)
+	}
 	return c
 }
 

@@ -31,6 +31,9 @@ type config struct {
 	ProviderKeyName string        `env:"PROVIDER_KEY_SECRET" default:"payments-provider-key"`
 	FailureRate     float64       `env:"PROVIDER_FAILURE_RATE" default:"0"`
 	Latency         time.Duration `env:"PROVIDER_LATENCY" default:"0s"`
+	// ClaimTimeout: how long a charge may stay processing before a retry
+	// takes it over (its request died); above any provider call.
+	ClaimTimeout time.Duration `env:"CLAIM_TIMEOUT" default:"20s"`
 }
 
 func main() { web.Main("payments", run) }
@@ -45,20 +48,22 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
-	client, err := cfg.Dapr.Dial()
+	m := metrics.New("payments")
+	client, err := cfg.Dapr.Dial(m)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
 
-	sc := cfg.Dapr.HTTP(5 * time.Second)
+	sc := cfg.Dapr.HTTP(5*time.Second, m)
 	prov := provider.NewSimulated(cfg.FailureRate, cfg.Latency, uint64(time.Now().UnixNano()))
 	svc := &payments.Service{
-		Store:    &dapr.Store{Client: client, Outbox: sc, Name: cfg.StateStore},
-		Provider: prov,
-		Keys:     dapr.Keys{Secret: &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.ProviderKeyName}},
-		Now:      time.Now,
+		Store:        &dapr.Store{Client: client, Outbox: sc, Name: cfg.StateStore},
+		Provider:     prov,
+		Keys:         dapr.Keys{Secret: &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.ProviderKeyName}},
+		Now:          time.Now,
+		ClaimTimeout: cfg.ClaimTimeout,
 	}
-	h := httpapi.Routes(svc, prov, metrics.New("payments"), log, sc.Healthy)
+	h := httpapi.Routes(svc, prov, m, log, sc.Healthy)
 	return cfg.Web.Serve(ctx, log, h)
 }

@@ -39,12 +39,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
-	client, err := cfg.Dapr.Dial()
+	m := metrics.New("products")
+	client, err := cfg.Dapr.Dial(m)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
 	svc := &products.Service{Store: &dapr.Store{Client: client, Name: cfg.StateStore}, MaxAttempts: cfg.MaxReserveAttempts, Now: time.Now}
-	h := httpapi.Routes(svc, metrics.New("products"), log, cfg.Dapr.HTTP(5*time.Second).Healthy)
+	h := httpapi.Routes(svc, m, log, cfg.Dapr.HTTP(5*time.Second, m).Healthy)
 	return cfg.Web.Serve(ctx, log, h)
 }

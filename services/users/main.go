@@ -56,7 +56,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
-	client, err := cfg.Dapr.Dial()
+	m := metrics.New("users")
+	client, err := cfg.Dapr.Dial(m)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	adminPassword := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.AdminPasswordSecret}
 	go bootstrapAdmin(ctx, log, svc, cfg.AdminEmail, adminPassword)
 
-	h := httpapi.Routes(svc, metrics.New("users"), log, cfg.Dapr.HTTP(5*time.Second).Healthy)
+	h := httpapi.Routes(svc, m, log, cfg.Dapr.HTTP(5*time.Second, m).Healthy)
 	return cfg.Web.Serve(ctx, log, h)
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/daprshop/suite/lib/auth"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/lib/tracecontext"
 	"github.com/daprshop/suite/lib/web"
 )
 
@@ -61,7 +62,7 @@ type Options struct {
 func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{up: up, keys: keys, opts: opts, log: log}
 	r := web.Router(log, m, ready)
-	r.Use(h.requestID, h.limitBody)
+	r.Use(tracecontext.Edge, h.requestID, h.limitBody)
 	api := r.PathPrefix("/api").Subrouter()
 
 	// Public.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
@@ -33,6 +34,16 @@ type eventData struct {
 	Amount   int64  `json:"amount"`
 	Currency string `json:"currency"`
 	Reason   string `json:"reason"`
+}
+
+// EventTypes are the event types notifications records, sorted.
+func EventTypes() []string {
+	out := make([]string, 0, len(messages))
+	for t := range messages {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // messages says what each event type tells the user.

@@ -39,6 +39,9 @@ type Store struct {
 	Client StateClient
 	Outbox Outbox
 	Name   string // state store component name
+	// Stored, when set, is told the type of every event stored with its
+	// order (the business metrics of orders).
+	Stored func(eventType string)
 }
 
 var _ orders.Store = (*Store)(nil)
@@ -75,6 +78,9 @@ func (s *Store) Put(ctx context.Context, o orders.Order, etag string, ev *orders
 	}
 	if err != nil {
 		return s.explain(ctx, o.ID, etag, err)
+	}
+	if ev != nil && s.Stored != nil {
+		s.Stored(ev.Type)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/metrics"
@@ -48,7 +49,13 @@ const MaxLatencyMS = 60_000
 
 // Routes returns the service's handler with every route registered.
 func Routes(svc Charger, prov Provider, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
-	h := &handlers{svc: svc, prov: prov, log: log}
+	h := &handlers{svc: svc, prov: prov, log: log,
+		charges: m.Counter("payments_charges_total", "Charges made (replays of an idempotency key not counted), by outcome: succeeded or declined.", "outcome"),
+		refunds: m.Counter("payments_refunds_total", "Refund requests answered, by the charge's status after them (refunded; none when there was no charge).", "outcome")}
+	// Every outcome is a series from the start, so rates read 0, not "no data".
+	h.charges.WithLabelValues(string(payments.Succeeded))
+	h.charges.WithLabelValues(string(payments.Declined))
+	h.refunds.WithLabelValues("refunded")
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/charges", h.charge).Methods(http.MethodPost)
 	r.HandleFunc("/charges/{id}", h.get).Methods(http.MethodGet)
@@ -59,9 +66,10 @@ func Routes(svc Charger, prov Provider, m *metrics.Metrics, log *slog.Logger, re
 }
 
 type handlers struct {
-	svc  Charger
-	prov Provider
-	log  *slog.Logger
+	svc              Charger
+	prov             Provider
+	log              *slog.Logger
+	charges, refunds *prometheus.CounterVec
 }
 
 func (h *handlers) charge(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +86,7 @@ func (h *handlers) charge(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		web.RespondError(w, r, h.log, err)
 	case created:
+		h.charges.WithLabelValues(string(c.Status)).Inc()
 		h.log.InfoContext(r.Context(), "charge made", "charge_id", c.ID, "order_id", c.OrderID, "amount", c.Amount, "status", c.Status)
 		web.Respond(w, http.StatusCreated, c)
 	default:
@@ -96,6 +105,11 @@ func (h *handlers) refund(w http.ResponseWriter, r *http.Request) {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
+	outcome := string(c.Status)
+	if outcome == "" {
+		outcome = "none"
+	}
+	h.refunds.WithLabelValues(outcome).Inc()
 	web.Respond(w, http.StatusOK, c)
 }
 

@@ -124,8 +124,10 @@ func eventFor(c Charge, typ string) *Event {
 var ErrDeclined = errors.New("declined by provider")
 
 // Provider takes money and gives it back. key is the provider API key.
+// Charge is idempotent per idempotencyKey, as real providers are (an
+// Idempotency-Key header): asking again gives the first answer.
 type Provider interface {
-	Charge(ctx context.Context, key string, amount int64, currency string) (ref string, err error)
+	Charge(ctx context.Context, key, idempotencyKey string, amount int64, currency string) (ref string, err error)
 	Refund(ctx context.Context, key, ref string) error
 }
 
@@ -156,7 +158,14 @@ type Service struct {
 	Provider Provider
 	Keys     Keys
 	Now      func() time.Time
+	// ClaimTimeout is how long a charge may stay processing before a retry
+	// may take its claim over (default DefaultClaimTimeout). Longer than any
+	// provider call, so a live request is never overtaken.
+	ClaimTimeout time.Duration
 }
+
+// DefaultClaimTimeout is ClaimTimeout's default.
+const DefaultClaimTimeout = 20 * time.Second
 
 // Charge takes the money once per idempotency key. It reports created=false when
 // it returns the result of an earlier request with the same key. A declined
@@ -182,9 +191,9 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, crea
 		if apierr.CodeOf(err) != apierr.Conflict {
 			return Charge{}, false, err
 		}
-		return s.replay(ctx, req, c.ID)
+		return s.replay(ctx, req, c.ID, true)
 	}
-	ref, err := s.Provider.Charge(ctx, key, req.Amount, req.Currency)
+	ref, err := s.Provider.Charge(ctx, key, req.IdempotencyKey, req.Amount, req.Currency)
 	typ := EventSucceeded
 	switch {
 	case errors.Is(err, ErrDeclined):
@@ -206,11 +215,27 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, crea
 	return c, true, nil
 }
 
-// replay answers a repeated request from the stored charge.
-func (s *Service) replay(ctx context.Context, req ChargeRequest, id string) (Charge, bool, error) {
-	prev, err := s.Store.Get(ctx, id)
+// replay answers a repeated request from the stored charge. A claim left
+// processing for longer than ClaimTimeout belongs to a request that died
+// between claiming the key and recording the outcome (payments was killed):
+// when mayTakeOver, the claim is dropped and the charge made again, which
+// the provider answers as the first time (same idempotency key).
+func (s *Service) replay(ctx context.Context, req ChargeRequest, id string, mayTakeOver bool) (Charge, bool, error) {
+	prev, etag, err := s.Store.GetWithETag(ctx, id)
 	if err != nil {
 		return Charge{}, false, err
+	}
+	timeout := s.ClaimTimeout
+	if timeout <= 0 {
+		timeout = DefaultClaimTimeout
+	}
+	if prev.Status == Processing && mayTakeOver && s.Now().Sub(prev.UpdatedAt) > timeout &&
+		prev.OrderID == req.OrderID && prev.Amount == req.Amount && prev.Currency == req.Currency {
+		// Of two requests taking over, only one deletes this version.
+		if err := s.Store.Delete(ctx, id, etag); err == nil {
+			return s.Charge(ctx, req)
+		}
+		return s.replay(ctx, req, id, false)
 	}
 	if prev.OrderID != req.OrderID || prev.Amount != req.Amount || prev.Currency != req.Currency {
 		return Charge{}, false, apierr.Errorf(apierr.Conflict, "idempotency key %q was used for a different charge", req.IdempotencyKey)

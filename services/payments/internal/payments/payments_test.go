@@ -22,7 +22,7 @@ type fakeProvider struct {
 	delay   time.Duration
 }
 
-func (p *fakeProvider) Charge(context.Context, string, int64, string) (string, error) {
+func (p *fakeProvider) Charge(context.Context, string, string, int64, string) (string, error) {
 	p.calls.Add(1)
 	time.Sleep(p.delay)
 	return "ref_1", p.err
@@ -166,5 +166,34 @@ func TestValidateNamesEveryField(t *testing.T) {
 		if !got[f] {
 			t.Errorf("field %s not reported: %+v", f, e.Fields)
 		}
+	}
+}
+
+// TestStaleClaimIsTakenOver: a charge left processing by a request that died
+// (payments killed after claiming the key) blocks retries only until
+// ClaimTimeout; then a retry charges, through the provider's idempotency.
+func TestStaleClaimIsTakenOver(t *testing.T) {
+	p := &fakeProvider{}
+	now := time.Unix(1700000000, 0)
+	store := fake.NewStore()
+	svc := &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: func() time.Time { return now }}
+	stale := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
+		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
+	if _, err := store.Create(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Charge(context.Background(), req); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("fresh claim: %v, want conflict (in progress)", err)
+	}
+	now = now.Add(payments.DefaultClaimTimeout + time.Second)
+	c, created, err := svc.Charge(context.Background(), req)
+	if err != nil || !created || c.Status != payments.Succeeded || p.calls.Load() != 1 {
+		t.Fatalf("after the timeout: %+v created=%v err=%v provider calls %d", c, created, err, p.calls.Load())
+	}
+	other := req
+	other.Amount++
+	now = now.Add(time.Hour)
+	if _, _, err := svc.Charge(context.Background(), other); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("a different charge under the key: %v", err)
 	}
 }

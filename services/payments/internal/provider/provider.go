@@ -1,7 +1,9 @@
 // Package provider is a simulated payment provider: it checks that it was given
 // an API key, waits a configurable latency, and declines a configurable share
 // of charges. Both can be changed while it runs, so fault and load tests can
-// shape its behaviour.
+// shape its behaviour. Like a real provider it answers a repeated idempotency
+// key with its first answer (it remembers the last MaxRemembered keys while
+// it runs).
 package provider
 
 import (
@@ -22,14 +24,26 @@ type Simulated struct {
 	failureRate float64
 	latency     time.Duration
 	rng         *rand.Rand
+	answers     map[string]answer // by idempotency key
+	order       []string          // keys in the order they came, to forget the oldest
 }
+
+// answer is what the provider said to a key.
+type answer struct {
+	ref      string
+	declined bool
+}
+
+// MaxRemembered bounds the idempotency keys the provider remembers.
+const MaxRemembered = 100_000
 
 var _ payments.Provider = (*Simulated)(nil)
 
 // NewSimulated returns a provider that declines failureRate (0..1) of charges
 // after waiting latency.
 func NewSimulated(failureRate float64, latency time.Duration, seed uint64) *Simulated {
-	return &Simulated{failureRate: failureRate, latency: latency, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &Simulated{failureRate: failureRate, latency: latency, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		answers: map[string]answer{}}
 }
 
 // Settings are the provider's behaviour.
@@ -62,11 +76,18 @@ func (p *Simulated) Refund(_ context.Context, key, ref string) error {
 }
 
 // Charge implements payments.Provider.
-func (p *Simulated) Charge(ctx context.Context, key string, _ int64, _ string) (string, error) {
+func (p *Simulated) Charge(ctx context.Context, key, idempotencyKey string, _ int64, _ string) (string, error) {
 	if key == "" {
 		return "", errors.New("provider rejected the request: no API key")
 	}
 	p.mu.Lock()
+	if a, ok := p.answers[idempotencyKey]; ok {
+		p.mu.Unlock()
+		if a.declined {
+			return "", payments.ErrDeclined
+		}
+		return a.ref, nil
+	}
 	latency, decline := p.latency, p.rng.Float64() < p.failureRate
 	p.mu.Unlock()
 	if latency > 0 {
@@ -76,10 +97,23 @@ func (p *Simulated) Charge(ctx context.Context, key string, _ int64, _ string) (
 		case <-time.After(latency):
 		}
 	}
-	if decline {
-		return "", payments.ErrDeclined
-	}
 	var b [8]byte
 	_, _ = cryptorand.Read(b[:])
-	return "sim_" + hex.EncodeToString(b[:]), nil
+	a := answer{ref: "sim_" + hex.EncodeToString(b[:]), declined: decline}
+	p.mu.Lock()
+	if prev, ok := p.answers[idempotencyKey]; ok {
+		a = prev // a concurrent request with the key answered first
+	} else if idempotencyKey != "" {
+		p.answers[idempotencyKey] = a
+		p.order = append(p.order, idempotencyKey)
+		if len(p.order) > MaxRemembered {
+			delete(p.answers, p.order[0])
+			p.order = p.order[1:]
+		}
+	}
+	p.mu.Unlock()
+	if a.declined {
+		return "", payments.ErrDeclined
+	}
+	return a.ref, nil
 }

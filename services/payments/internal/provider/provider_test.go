@@ -3,6 +3,7 @@ package provider_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -16,8 +17,8 @@ func TestSimulatedDeclineRate(t *testing.T) {
 		p := provider.NewSimulated(rate, 0, 42)
 		declined := 0
 		const n = 2000
-		for range n {
-			ref, err := p.Charge(ctx, "key", 100, "EUR")
+		for i := range n {
+			ref, err := p.Charge(ctx, "key", fmt.Sprint("ord_", i), 100, "EUR")
 			switch {
 			case errors.Is(err, payments.ErrDeclined):
 				declined++
@@ -35,8 +36,21 @@ func TestSimulatedDeclineRate(t *testing.T) {
 }
 
 func TestSimulatedNeedsKey(t *testing.T) {
-	_, err := provider.NewSimulated(0, 0, 1).Charge(context.Background(), "", 100, "EUR")
+	_, err := provider.NewSimulated(0, 0, 1).Charge(context.Background(), "", "ord_1", 100, "EUR")
 	if err == nil || errors.Is(err, payments.ErrDeclined) {
 		t.Fatalf("err = %v, want a non-decline error", err)
+	}
+}
+
+func TestSimulatedAnswersAKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	p := provider.NewSimulated(0.5, 0, 7)
+	for i := range 50 {
+		key := fmt.Sprint("ord_", i)
+		ref1, err1 := p.Charge(ctx, "key", key, 100, "EUR")
+		ref2, err2 := p.Charge(ctx, "key", key, 100, "EUR")
+		if ref1 != ref2 || errors.Is(err1, payments.ErrDeclined) != errors.Is(err2, payments.ErrDeclined) {
+			t.Fatalf("key %s: %q %v, then %q %v", key, ref1, err1, ref2, err2)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/events"
@@ -45,7 +46,11 @@ type ReserveRequest struct {
 
 // Routes returns the service's handler with every route registered.
 func Routes(svc Catalog, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
-	h := &handlers{svc: svc, log: log}
+	h := &handlers{svc: svc, log: log,
+		reservations: m.Counter("stock_reservations_total", "Stock reservations decided (replays not counted), by outcome: reserved or rejected (stock short).", "outcome")}
+	// Every outcome is a series from the start, so rates read 0, not "no data".
+	h.reservations.WithLabelValues(products.Reserved)
+	h.reservations.WithLabelValues(products.Rejected)
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/products", h.create).Methods(http.MethodPost)
 	r.HandleFunc("/products", h.list).Methods(http.MethodGet)
@@ -58,8 +63,9 @@ func Routes(svc Catalog, m *metrics.Metrics, log *slog.Logger, ready func(contex
 }
 
 type handlers struct {
-	svc Catalog
-	log *slog.Logger
+	svc          Catalog
+	log          *slog.Logger
+	reservations *prometheus.CounterVec
 }
 
 func (h *handlers) create(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +136,9 @@ func (h *handlers) reserve(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+	}
+	if created || res.Status != products.Reserved {
+		h.reservations.WithLabelValues(res.Status).Inc()
 	}
 	web.Respond(w, status, res)
 }

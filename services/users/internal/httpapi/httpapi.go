@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/users/internal/users"
@@ -25,7 +27,14 @@ type Users interface {
 
 // Routes returns the service's handler with every route registered.
 func Routes(svc Users, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
-	h := &handlers{svc: svc, log: log}
+	h := &handlers{svc: svc, log: log,
+		signups: m.Counter("users_signups_total", "Accounts created."),
+		logins:  m.Counter("users_logins_total", "Login attempts, by outcome: ok, failed (wrong credentials) or locked (too many failures).", "outcome")}
+	// Every outcome is a series from the start, so rates read 0, not "no data".
+	h.signups.WithLabelValues()
+	for _, o := range []string{"ok", "failed", "locked"} {
+		h.logins.WithLabelValues(o)
+	}
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/users", h.register).Methods(http.MethodPost)
 	r.HandleFunc("/login", h.login).Methods(http.MethodPost)
@@ -34,8 +43,10 @@ func Routes(svc Users, m *metrics.Metrics, log *slog.Logger, ready func(context.
 }
 
 type handlers struct {
-	svc Users
-	log *slog.Logger
+	svc     Users
+	log     *slog.Logger
+	signups *prometheus.CounterVec
+	logins  *prometheus.CounterVec
 }
 
 func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +60,7 @@ func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
+	h.signups.WithLabelValues().Inc()
 	h.log.InfoContext(r.Context(), "user signed up", "user_id", u.ID)
 	web.Respond(w, http.StatusCreated, u)
 }
@@ -60,6 +72,14 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := h.svc.Authenticate(r.Context(), req, clientAddr(r))
+	switch apierr.CodeOf(err) {
+	case "":
+		h.logins.WithLabelValues("ok").Inc()
+	case apierr.Unauthenticated:
+		h.logins.WithLabelValues("failed").Inc()
+	case apierr.TooManyRequests:
+		h.logins.WithLabelValues("locked").Inc()
+	}
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
