@@ -4,10 +4,10 @@ SHELL := /bin/bash
 
 BIN      := $(CURDIR)/.bin
 SERVICES := gateway users products orders payments notifications
-MODULES  := lib $(addprefix services/,$(SERVICES)) tools e2e
+MODULES  := lib $(addprefix services/,$(SERVICES)) tools k8s e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build run observe test test-unit test-fuzz test-e2e loadtest fuzz fmt vet clean
+.PHONY: help tools build images run observe test test-unit test-fuzz test-e2e loadtest fuzz fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,13 @@ build: ## compile every service and the runner into .bin/
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES); do echo "==> building $$s"; (cd services/$$s && go build -o $(BIN)/$$s .) || exit 1; done
 	@echo "==> building daprun"; cd tools && go build -o $(BIN)/daprun ./cmd/daprun
+
+TAG ?= dev
+
+images: ## build a container image per service (needs a Docker engine; TAG=dev): daprshop/<service>:$(TAG)
+	@command -v docker >/dev/null || { echo "images need Docker (or a compatible builder) on PATH"; exit 1; }
+	@for s in $(SERVICES); do echo "==> image daprshop/$$s:$(TAG)"; \
+	  docker build -f services/$$s/Dockerfile -t daprshop/$$s:$(TAG) . || exit 1; done
 
 # What each profile needs from `make run` beyond its components.
 RUN_FLAGS_redis          := -start-redis

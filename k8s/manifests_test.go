@@ -1,0 +1,533 @@
+package k8s
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	componentsv1 "github.com/dapr/dapr/pkg/apis/components/v1alpha1"
+	configv1 "github.com/dapr/dapr/pkg/apis/configuration/v1alpha1"
+	resiliencyv1 "github.com/dapr/dapr/pkg/apis/resiliency/v1alpha1"
+	subscriptionsv2 "github.com/dapr/dapr/pkg/apis/subscriptions/v2alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// overlays are the deployable variants.
+var overlays = []string{"overlays/dev", "overlays/prod"}
+
+// build is one overlay rendered by kustomize and decoded strictly.
+type build struct {
+	namespace   string
+	deployments map[string]appsv1.Deployment
+	services    map[string]corev1.Service
+	hpas        map[string]autoscalingv2.HorizontalPodAutoscaler
+	pdbs        map[string]policyv1.PodDisruptionBudget
+	policies    []networkingv1.NetworkPolicy
+	components  map[string]componentsv1.Component
+	configs     map[string]configv1.Configuration
+	resiliency  []resiliencyv1.Resiliency
+	subs        []subscriptionsv2.Subscription
+	kinds       map[string]int
+}
+
+// render runs kustomize on dir (as `kustomize build` does) and decodes every
+// object into its type, refusing unknown fields.
+func render(t *testing.T, dir string) *build {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	b := &build{deployments: map[string]appsv1.Deployment{}, services: map[string]corev1.Service{},
+		hpas: map[string]autoscalingv2.HorizontalPodAutoscaler{}, pdbs: map[string]policyv1.PodDisruptionBudget{},
+		components: map[string]componentsv1.Component{}, configs: map[string]configv1.Configuration{}, kinds: map[string]int{}}
+	for _, r := range rm.Resources() {
+		raw, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind, name := r.GetKind(), r.GetName()
+		b.kinds[kind]++
+		if kind != "Namespace" && r.GetNamespace() != "" {
+			if b.namespace == "" {
+				b.namespace = r.GetNamespace()
+			} else if b.namespace != r.GetNamespace() {
+				t.Errorf("%s %s in namespace %s, others in %s", kind, name, r.GetNamespace(), b.namespace)
+			}
+		}
+		var target any
+		switch kind {
+		case "Namespace":
+			target = &corev1.Namespace{}
+		case "ServiceAccount":
+			target = &corev1.ServiceAccount{}
+		case "Service":
+			var s corev1.Service
+			strict(t, kind, name, raw, &s)
+			b.services[name] = s
+			continue
+		case "Deployment":
+			var d appsv1.Deployment
+			strict(t, kind, name, raw, &d)
+			b.deployments[name] = d
+			continue
+		case "HorizontalPodAutoscaler":
+			var h autoscalingv2.HorizontalPodAutoscaler
+			strict(t, kind, name, raw, &h)
+			b.hpas[name] = h
+			continue
+		case "PodDisruptionBudget":
+			var p policyv1.PodDisruptionBudget
+			strict(t, kind, name, raw, &p)
+			b.pdbs[name] = p
+			continue
+		case "NetworkPolicy":
+			var p networkingv1.NetworkPolicy
+			strict(t, kind, name, raw, &p)
+			b.policies = append(b.policies, p)
+			continue
+		case "Ingress":
+			target = &networkingv1.Ingress{}
+		case "Component":
+			var c componentsv1.Component
+			strict(t, kind, name, raw, &c)
+			b.components[name] = c
+			continue
+		case "Configuration":
+			var c configv1.Configuration
+			strict(t, kind, name, raw, &c)
+			b.configs[name] = c
+			continue
+		case "Resiliency":
+			var res resiliencyv1.Resiliency
+			strict(t, kind, name, raw, &res)
+			b.resiliency = append(b.resiliency, res)
+			continue
+		case "Subscription":
+			var s subscriptionsv2.Subscription
+			strict(t, kind, name, raw, &s)
+			b.subs = append(b.subs, s)
+			continue
+		default:
+			t.Errorf("%s %s: a kind the tests do not know", kind, name)
+			continue
+		}
+		strict(t, kind, name, raw, target)
+	}
+	return b
+}
+
+// strict decodes raw into v and fails on fields v does not have.
+func strict(t *testing.T, kind, name string, raw []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Errorf("%s %s does not decode strictly: %v", kind, name, err)
+	}
+}
+
+// runFile is the part of dapr.yaml the manifests must agree with.
+type runFile struct {
+	Apps []struct {
+		AppID          string `json:"appID"`
+		AppPort        int    `json:"appPort"`
+		ConfigFilePath string `json:"configFilePath"`
+	} `json:"apps"`
+}
+
+func loadRunFile(t *testing.T) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile("../dapr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f runFile
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{}
+	for _, a := range f.Apps {
+		ports[a.AppID] = a.AppPort
+	}
+	if len(ports) != 6 {
+		t.Fatalf("dapr.yaml apps: %v", ports)
+	}
+	return ports
+}
+
+// TestOverlaysBuildAndDecode: every overlay builds and holds every kind the
+// suite needs.
+func TestOverlaysBuildAndDecode(t *testing.T) {
+	for _, o := range overlays {
+		t.Run(o, func(t *testing.T) {
+			b := render(t, o)
+			want := map[string]int{"Namespace": 1, "Deployment": 6, "Service": 6, "ServiceAccount": 6, "PodDisruptionBudget": 6,
+				"HorizontalPodAutoscaler": 5, "Ingress": 1, "NetworkPolicy": 4, "Component": 7, "Configuration": 6,
+				"Resiliency": 1, "Subscription": 5}
+			for kind, n := range want {
+				if b.kinds[kind] != n {
+					t.Errorf("%d %s objects, want %d", b.kinds[kind], kind, n)
+				}
+			}
+			if b.namespace != "daprshop" {
+				t.Errorf("namespace %q", b.namespace)
+			}
+		})
+	}
+}
+
+// TestDeploymentsMatchTheRunFile: each Deployment's Dapr annotations name
+// its app ID, the port and the Configuration dapr.yaml and the service use,
+// and its containers are locked down and bounded.
+func TestDeploymentsMatchTheRunFile(t *testing.T) {
+	ports := loadRunFile(t)
+	for _, o := range overlays {
+		b := render(t, o)
+		for app, port := range ports {
+			d, ok := b.deployments[app]
+			if !ok {
+				t.Errorf("%s: no Deployment %s", o, app)
+				continue
+			}
+			a := d.Spec.Template.Annotations
+			checks := map[string]string{
+				"dapr.io/enabled": "true", "dapr.io/app-id": app, "dapr.io/app-port": strconv.Itoa(port),
+				"dapr.io/config": app + "-config", "dapr.io/enable-metrics": "true", "dapr.io/metrics-port": "9090",
+				"dapr.io/api-token-secret": "daprshop-" + app + "-dapr-api-token", "dapr.io/app-token-secret": "daprshop-" + app + "-app-api-token",
+			}
+			for k, v := range checks {
+				if a[k] != v {
+					t.Errorf("%s %s: annotation %s = %q, want %q", o, app, k, a[k], v)
+				}
+			}
+			if a["dapr.io/log-level"] == "" {
+				t.Errorf("%s %s: no dapr.io/log-level", o, app)
+			}
+			if _, ok := b.configs[a["dapr.io/config"]]; !ok {
+				t.Errorf("%s %s: Configuration %s is not deployed", o, app, a["dapr.io/config"])
+			}
+			if d.Spec.Template.Spec.ServiceAccountName != app {
+				t.Errorf("%s %s: service account %q", o, app, d.Spec.Template.Spec.ServiceAccountName)
+			}
+			pod := d.Spec.Template.Spec.SecurityContext
+			if pod == nil || pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot || pod.SeccompProfile == nil {
+				t.Errorf("%s %s: pod security context %+v", o, app, pod)
+			}
+			if len(d.Spec.Template.Spec.Containers) != 1 {
+				t.Fatalf("%s %s: %d containers", o, app, len(d.Spec.Template.Spec.Containers))
+			}
+			c := d.Spec.Template.Spec.Containers[0]
+			env := map[string]corev1.EnvVar{}
+			for _, e := range c.Env {
+				env[e.Name] = e
+			}
+			if env["APP_PORT"].Value != strconv.Itoa(port) || len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port {
+				t.Errorf("%s %s: APP_PORT %q, container ports %+v, want %d", o, app, env["APP_PORT"].Value, c.Ports, port)
+			}
+			if ref := env["APP_API_TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != checks["dapr.io/app-token-secret"] {
+				t.Errorf("%s %s: APP_API_TOKEN must come from the app token secret", o, app)
+			}
+			if !strings.HasPrefix(c.Image, "daprshop/"+app+":") || strings.HasSuffix(c.Image, ":latest") {
+				t.Errorf("%s %s: image %q: want daprshop/%s with the overlay's tag", o, app, c.Image, app)
+			}
+			if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" ||
+				c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+				t.Errorf("%s %s: probes %+v %+v", o, app, c.LivenessProbe, c.ReadinessProbe)
+			}
+			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				if c.Resources.Requests.Name(r, "").IsZero() || c.Resources.Limits.Name(r, "").IsZero() {
+					t.Errorf("%s %s: no %s request and limit", o, app, r)
+				}
+			}
+			sc := c.SecurityContext
+			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil ||
+				*sc.AllowPrivilegeEscalation || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+				t.Errorf("%s %s: container security context %+v", o, app, sc)
+			}
+			if _, ok := b.pdbs[app]; !ok {
+				t.Errorf("%s %s: no PodDisruptionBudget", o, app)
+			}
+			if s, ok := b.services[app]; !ok || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].TargetPort.String() != "http" {
+				t.Errorf("%s %s: Service %+v", o, app, s.Spec.Ports)
+			}
+		}
+		// orders runs one replica (its per-order lock is in-process).
+		if _, ok := b.hpas["orders"]; ok || *b.deployments["orders"].Spec.Replicas != 1 {
+			t.Errorf("%s: orders must run exactly one replica, without an autoscaler", o)
+		}
+	}
+}
+
+// component is a Dapr component as the local profiles write it.
+type component struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		Type     string `json:"type"`
+		Metadata []struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	} `json:"spec"`
+	Scopes []string `json:"scopes"`
+}
+
+// profileComponents reads the components of a local profile.
+func profileComponents(t *testing.T, profile string) map[string]component {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join("..", "components", profile, "*.yaml"))
+	out := map[string]component{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(b), "\n---") {
+			var c component
+			if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if c.Kind == "Component" {
+				out[c.Metadata.Name] = c
+			}
+		}
+	}
+	return out
+}
+
+// TestComponentsAreTheKafkaPostgresProfile: the cluster gets the components
+// the code names, as the kafka-postgres profile defines them: same names,
+// types, metadata and scopes. Only where secrets come from differs.
+func TestComponentsAreTheKafkaPostgresProfile(t *testing.T) {
+	local := profileComponents(t, "kafka-postgres")
+	named := []string{"events", "secrets", "users-store", "products-store", "orders-store", "payments-store", "notifications-store"}
+	for _, o := range overlays {
+		b := render(t, o)
+		for _, name := range named {
+			c, ok := b.components[name]
+			l, lok := local[name]
+			if !ok || !lok {
+				t.Errorf("%s: component %s: in cluster %v, in kafka-postgres %v", o, name, ok, lok)
+				continue
+			}
+			if name == "secrets" {
+				if c.Spec.Type != "secretstores.kubernetes" {
+					t.Errorf("%s: secrets is %s", o, c.Spec.Type)
+				}
+				continue
+			}
+			if c.Spec.Type != l.Spec.Type || !slices.Equal(c.Scopes, l.Scopes) {
+				t.Errorf("%s: %s is %s scoped %v, kafka-postgres has %s scoped %v", o, name, c.Spec.Type, c.Scopes, l.Spec.Type, l.Scopes)
+			}
+			var got, want []string
+			for _, m := range c.Spec.Metadata {
+				got = append(got, m.Name)
+			}
+			for _, m := range l.Spec.Metadata {
+				want = append(want, m.Name)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %s metadata %v, kafka-postgres %v", o, name, got, want)
+			}
+			if c.Auth.SecretStore != "kubernetes" {
+				t.Errorf("%s: %s takes its secrets from %q, want kubernetes", o, name, c.Auth.SecretStore)
+			}
+		}
+		// The outbox's internal topics carry the namespace.
+		for _, m := range b.components["events"].Spec.Metadata {
+			if strings.HasSuffix(m.Name, "Scopes") {
+				v := string(m.Value.Raw)
+				for _, outbox := range []string{"ordersordersoutbox", "paymentspaymentsoutbox"} {
+					if !strings.Contains(v, b.namespace+outbox) || strings.Contains(v, "default"+outbox) {
+						t.Errorf("%s: %s %s lacks %s%s", o, m.Name, v, b.namespace, outbox)
+					}
+				}
+			}
+		}
+		if len(b.subs) != 5 || len(b.resiliency) != 1 {
+			t.Errorf("%s: %d subscriptions, %d resiliency", o, len(b.subs), len(b.resiliency))
+		}
+	}
+}
+
+// TestAccessControl: only orders may invoke payments; users and orders'
+// public routes only from the gateway, with orders reading users and
+// reserving stock by named operations; every sidecar denies by default, in
+// the namespace the suite is deployed to.
+func TestAccessControl(t *testing.T) {
+	want := map[string]map[string]string{ // callee -> caller -> "all" or the operations allowed
+		"gateway":       {},
+		"users":         {"gateway": "all", "orders": "GET /users/*"},
+		"products":      {"gateway": "all", "orders": "POST /products/*/reservations, DELETE /products/*/reservations/*"},
+		"orders":        {"gateway": "all"},
+		"payments":      {"orders": "all"},
+		"notifications": {"gateway": "all"},
+	}
+	for _, o := range overlays {
+		b := render(t, o)
+		for app, callers := range want {
+			c, ok := b.configs[app+"-config"]
+			if !ok || c.Spec.AccessControlSpec == nil {
+				t.Errorf("%s: %s-config has no access control", o, app)
+				continue
+			}
+			ac := c.Spec.AccessControlSpec
+			if ac.DefaultAction != "deny" {
+				t.Errorf("%s: %s allows by default", o, app)
+			}
+			got := map[string]string{}
+			for _, p := range ac.AppPolicies {
+				if p.Namespace != b.namespace {
+					t.Errorf("%s: %s policy for %s in namespace %q, the suite is in %q", o, app, p.AppName, p.Namespace, b.namespace)
+				}
+				if p.DefaultAction == "allow" {
+					got[p.AppName] = "all"
+					continue
+				}
+				var ops []string
+				for _, op := range p.AppOperationActions {
+					if op.Action == "allow" {
+						ops = append(ops, strings.Join(op.HTTPVerb, ",")+" "+op.Operation)
+					}
+				}
+				got[p.AppName] = strings.Join(ops, ", ")
+			}
+			if fmt.Sprint(got) != fmt.Sprint(callers) {
+				t.Errorf("%s: %s may be invoked by %v, want %v", o, app, got, callers)
+			}
+			if c.Spec.TracingSpec == nil || c.Spec.TracingSpec.Zipkin == nil || c.Spec.TracingSpec.Zipkin.EndpointAddresss == "" {
+				t.Errorf("%s: %s-config does not export traces", o, app)
+			}
+		}
+	}
+}
+
+// TestSecretsAreDocumented: every Kubernetes secret the manifests read is
+// created by a command of the README's deploy section.
+func TestSecretsAreDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := render(t, overlays[1])
+	names := map[string]bool{}
+	for _, d := range b.deployments {
+		a := d.Spec.Template.Annotations
+		names[a["dapr.io/api-token-secret"]], names[a["dapr.io/app-token-secret"]] = true, true
+	}
+	for _, c := range b.components {
+		for _, m := range c.Spec.Metadata {
+			if m.SecretKeyRef.Name != "" {
+				names[m.SecretKeyRef.Name] = true
+			}
+		}
+	}
+	for _, c := range b.configs {
+		for _, s := range c.Spec.Secrets.Scopes {
+			for _, n := range s.AllowedSecrets {
+				names[n] = true
+			}
+		}
+	}
+	loop := regexp.MustCompile(`for app in ([a-z ]+); do`).FindSubmatch(readme)
+	token := regexp.MustCompile(`^daprshop-([a-z]+)-((dapr|app)-api-token)$`)
+	for n := range names {
+		if m := token.FindStringSubmatch(n); m != nil {
+			// Created per app by a loop: for app in ...; do ... daprshop-$app-<kind> ...
+			if loop == nil || !slices.Contains(strings.Fields(string(loop[1])), m[1]) ||
+				!regexp.MustCompile(`create secret generic "?daprshop-\$app-` + m[2]).Match(readme) {
+				t.Errorf("README does not show how to create the secret %s", n)
+			}
+			continue
+		}
+		if !regexp.MustCompile(`create secret generic ` + regexp.QuoteMeta(n) + `\b`).Match(readme) {
+			t.Errorf("README does not show how to create the secret %s", n)
+		}
+	}
+	if len(names) < 15 {
+		t.Fatalf("only %d secrets found: %v", len(names), names)
+	}
+}
+
+// TestDockerfiles: one per service, multi-stage, a static binary on a
+// distroless or scratch base, a non-root user, the run file's port.
+func TestDockerfiles(t *testing.T) {
+	for app, port := range loadRunFile(t) {
+		b, err := os.ReadFile(filepath.Join("..", "services", app, "Dockerfile"))
+		if err != nil {
+			t.Errorf("%s: %v", app, err)
+			continue
+		}
+		s := string(b)
+		froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(s, -1)
+		if len(froms) < 2 || !(strings.Contains(froms[len(froms)-1][1], "distroless") || froms[len(froms)-1][1] == "scratch") {
+			t.Errorf("%s: stages %v: want a build stage and a distroless or scratch final stage", app, froms)
+		}
+		for _, want := range []string{"CGO_ENABLED=0", "USER 65532", fmt.Sprintf("EXPOSE %d", port), fmt.Sprintf("APP_PORT=%d", port), `ENTRYPOINT ["/` + app + `"]`} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s: Dockerfile lacks %q", app, want)
+			}
+		}
+	}
+}
+
+// TestLocalProfilesDecodeStrictly: the Dapr resources of the local profiles
+// and configurations decode strictly into Dapr's types too, so a field Dapr
+// would silently ignore (a misspelt or unsupported one) fails here.
+func TestLocalProfilesDecodeStrictly(t *testing.T) {
+	files, _ := filepath.Glob("../components/*/*.yaml")
+	more, _ := filepath.Glob("../components/config/*.yaml")
+	n := 0
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(b), "\n---") {
+			raw, err := yaml.YAMLToJSON([]byte(doc))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			var head struct{ Kind string }
+			_ = json.Unmarshal(raw, &head)
+			var v any
+			switch head.Kind {
+			case "Component":
+				v = &componentsv1.Component{}
+			case "Configuration":
+				v = &configv1.Configuration{}
+			case "Resiliency":
+				v = &resiliencyv1.Resiliency{}
+			case "Subscription":
+				v = &subscriptionsv2.Subscription{}
+			default:
+				t.Errorf("%s: unknown kind %q", f, head.Kind)
+				continue
+			}
+			n++
+			strict(t, head.Kind, f, raw, v)
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d resources decoded", n)
+	}
+}
