@@ -454,7 +454,7 @@ func TestSecretsAreDocumented(t *testing.T) {
 		if m := token.FindStringSubmatch(n); m != nil {
 			// Created per app by a loop: for app in ...; do ... daprshop-$app-<kind> ...
 			if loop == nil || !slices.Contains(strings.Fields(string(loop[1])), m[1]) ||
-				!regexp.MustCompile(`create secret generic "?daprshop-\$app-` + m[2]).Match(readme) {
+				!regexp.MustCompile(`create secret generic "?daprshop-\$app-`+m[2]).Match(readme) {
 				t.Errorf("README does not show how to create the secret %s", n)
 			}
 			continue

@@ -52,4 +52,3 @@ func write(root string) error {
 	fmt.Println("wrote the dashboards and the scrape targets under", filepath.Join(root, "observability"))
 	return nil
 }
-
