@@ -7,7 +7,7 @@ SERVICES := gateway users products orders payments notifications
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools k8s e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build images run observe test test-unit test-fuzz test-e2e loadtest fuzz fmt vet clean
+.PHONY: help tools build images run observe test test-unit test-fuzz test-e2e loadtest bench fuzz fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,10 +62,16 @@ test-e2e: ## integration tests on both profiles: real daprd sidecars, Redis, the
 	@cd e2e && DAPRD=$(BIN)/daprd K6=$(BIN)/k6 E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
 	  grep -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 
-SCENARIO ?= smoke
+SCENARIO ?= load
 
-loadtest: tools build ## run loadtest/$(SCENARIO).js with k6 (starts the suite if needed); DURATION=... PROFILE=...
+loadtest: tools build ## run loadtest/$(SCENARIO).js with k6 (default: load, 50/s for 30s; starts the suite if needed); DURATION=... RATE=... PROFILE=...
 	@PROFILE=$(PROFILE) bash tools/loadtest.sh $(SCENARIO)
+
+bench: tools build ## the sidecar floor (0, 1, 2 daprd hops) and the suite's endpoints at BENCH_RATE/s (starts the suite if needed)
+	@PROFILE=$(PROFILE) BENCH_RATE=$(BENCH_RATE) BENCH_DURATION=$(BENCH_DURATION) bash tools/loadtest.sh bench
+
+BENCH_RATE ?= 200
+BENCH_DURATION ?= 10s
 
 # Fuzz targets: module:package:Target. `make fuzz FUZZTIME=5m` for a long run.
 FUZZTIME ?= 20s

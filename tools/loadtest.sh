@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs a k6 scenario from loadtest/ against the suite's gateway. Starts the
-# suite (make run's way, in the background) when nothing answers on the
-# gateway, and stops it afterwards. Writes loadtest/results/<scenario>.json
-# (k6's summary export) and <scenario>.txt (the human summary).
-# Usage: tools/loadtest.sh [scenario]   (env: DURATION, PROFILE, BASE_URL)
+# Runs a k6 scenario from loadtest/ against the suite's gateway, or with the
+# scenario "bench" the benchmark harness (tools/cmd/bench: the sidecar floor
+# and the suite's endpoints). Starts the suite (make run's way, in the
+# background) when nothing answers on the gateway, and stops it afterwards.
+# Writes loadtest/results/<scenario>.json and <scenario>.txt (bench: bench.md).
+# Usage: tools/loadtest.sh [scenario]
+#   env: DURATION, RATE, PROFILE, BASE_URL; BENCH_RATE, BENCH_DURATION
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCENARIO="${1:-smoke}"
@@ -11,7 +13,7 @@ BASE_URL="${BASE_URL:-http://127.0.0.1:8080}"
 PROFILE="${PROFILE:-redis}"
 SCRIPT="$ROOT/loadtest/$SCENARIO.js"
 OUT="$ROOT/loadtest/results"
-[[ -f "$SCRIPT" ]] || { echo "no scenario $SCENARIO (have: $(cd "$ROOT/loadtest" && ls *.js | sed 's/\.js$//' | tr '\n' ' '))" >&2; exit 1; }
+[[ -f "$SCRIPT" || "$SCENARIO" == bench ]] || { echo "no scenario $SCENARIO (have: $(cd "$ROOT/loadtest" && ls *.js | sed 's/\.js$//' | tr '\n' ' '))" >&2; exit 1; }
 mkdir -p "$OUT"
 
 started=""
@@ -28,6 +30,8 @@ if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
   echo "==> nothing answers at $BASE_URL: starting the suite (PROFILE=$PROFILE), log in $OUT/suite.log"
   flags="-start-redis"
   [[ "$PROFILE" == kafka-postgres ]] && flags="-kafka 9092"
+  # The benchmark profiles the services on the order's path.
+  [[ "$SCENARIO" == bench ]] && flags+=" -app-env gateway:PPROF_ADDR=127.0.0.1:6060 -app-env orders:PPROF_ADDR=127.0.0.1:6061 -app-env products:PPROF_ADDR=127.0.0.1:6062 -app-env payments:PPROF_ADDR=127.0.0.1:6063"
   # shellcheck disable=SC2086
   "$ROOT/.bin/daprun" -f "$ROOT" -daprd "$ROOT/.bin/daprd" -resources "$ROOT/components/$PROFILE" -color never $flags > "$OUT/suite.log" 2>&1 &
   started=$!
@@ -37,6 +41,13 @@ if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
     (( i % 10 == 0 )) && echo "==> waiting for the suite (${i}s)"
     sleep 1
   done
+fi
+
+if [[ "$SCENARIO" == bench ]]; then
+  cd "$ROOT/tools"
+  go run ./cmd/bench -daprd "$ROOT/.bin/daprd" -gateway "$BASE_URL" -rate "${BENCH_RATE:-200}" -duration "${BENCH_DURATION:-10s}" -out "$OUT" \
+    -pprof gateway=127.0.0.1:6060,orders=127.0.0.1:6061,products=127.0.0.1:6062,payments=127.0.0.1:6063
+  exit $?
 fi
 
 echo "==> k6 $SCENARIO against $BASE_URL${DURATION:+ for $DURATION}"

@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -185,6 +186,10 @@ type Config struct {
 	// (daprd's APP_API_TOKEN): requests without it did not come from the
 	// sidecar and are refused.
 	AppAPIToken string `env:"APP_API_TOKEN" secret:"true"`
+	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof on a
+	// listener of its own, for finding where the time goes under load. Off
+	// by default; never expose it beyond loopback.
+	PprofAddr string `env:"PPROF_ADDR"`
 }
 
 // Addr is the address to listen on.
@@ -241,12 +246,37 @@ func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, grace time.D
 // Serve listens on the configured address and serves h until ctx is done,
 // admitting only requests from the sidecar (see AppAPIToken).
 func (c Config) Serve(ctx context.Context, log *slog.Logger, h http.Handler) error {
+	c.servePprof(ctx, log)
 	return Serve(ctx, log, NewServer(c.Addr(), SidecarOnly(c.AppAPIToken, log, h)), c.ShutdownGrace)
 }
 
 // ServePublic is Serve for the public edge, which clients reach directly.
 func (c Config) ServePublic(ctx context.Context, log *slog.Logger, h http.Handler) error {
+	c.servePprof(ctx, log)
 	return Serve(ctx, log, NewServer(c.Addr(), h), c.ShutdownGrace)
+}
+
+// servePprof serves the profiler on PprofAddr until ctx is done, if set.
+func (c Config) servePprof(ctx context.Context, log *slog.Logger) {
+	if c.PprofAddr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: c.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		log.Warn("profiler listening", "addr", c.PprofAddr)
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("profiler", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
 }
 
 // probePaths stay open without the app token: the runner, Kubernetes and

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -52,6 +53,7 @@ type config struct {
 	color        string
 	startRedis   bool
 	kafkaPort    int
+	appEnv       [][3]string // app, key, value
 }
 
 func main() {
@@ -77,6 +79,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.color, "color", "auto", "colour the prefixes: auto, always or never")
 	fs.BoolVar(&cfg.startRedis, "start-redis", false, "start a private redis-server on a free port when the components' Redis does not answer")
 	fs.IntVar(&cfg.kafkaPort, "kafka", 0, "run an in-process Kafka broker on this loopback port (kafka-postgres profile)")
+	fs.Func("app-env", "APP:KEY=VALUE: add an environment variable to one app (repeatable), e.g. orders:PPROF_ADDR=127.0.0.1:6061", func(v string) error {
+		app, kv, ok := strings.Cut(v, ":")
+		key, val, ok2 := strings.Cut(kv, "=")
+		if !ok || !ok2 || app == "" || key == "" {
+			return fmt.Errorf("want APP:KEY=VALUE, got %q", v)
+		}
+		cfg.appEnv = append(cfg.appEnv, [3]string{app, key, val})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +98,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	f, err := runner.Load(cfg.file)
 	if err != nil {
 		return err
+	}
+	for _, e := range cfg.appEnv {
+		i := slices.IndexFunc(f.Apps, func(a runner.App) bool { return a.ID == e[0] })
+		if i < 0 {
+			return fmt.Errorf("-app-env: no app %q in %s", e[0], f.Path)
+		}
+		if f.Apps[i].Env == nil {
+			f.Apps[i].Env = map[string]string{}
+		}
+		f.Apps[i].Env[e[1]] = e[2]
 	}
 	if cfg.resources != "" {
 		var paths []string

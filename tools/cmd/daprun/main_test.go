@@ -368,3 +368,20 @@ func TestKillAndRestartOneProcess(t *testing.T) {
 		t.Fatal("restarting after Stop must fail")
 	}
 }
+
+// TestAppEnvReachesOneApp: -app-env gives one app a variable (here one that
+// makes the test app crash), and names an unknown app or a malformed value.
+func TestAppEnvReachesOneApp(t *testing.T) {
+	dir := suite(t, nil)
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-app-env", "alpha:TESTAPP_CRASH_AFTER=1s")
+	if code := exitCode(t, cmd, 30*time.Second); code == 0 || !strings.Contains(out.String(), "alpha app exited unexpectedly (exit status 3)") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	assertClean(t, marker, out.String())
+	for _, bad := range []string{"gamma:X=1", "alpha", "alpha:X"} {
+		cmd, out, _ := start(t, dir, "-app-env", bad)
+		if code := exitCode(t, cmd, 10*time.Second); code == 0 || !strings.Contains(out.String(), "app-env") {
+			t.Errorf("-app-env %s: exit %d:\n%s", bad, code, out)
+		}
+	}
+}

@@ -1,0 +1,165 @@
+// Package bench measures latency and throughput at a fixed arrival rate, the
+// way the suite's performance report needs them: the same generator for the
+// sidecar floor (a no-op app behind zero, one and two daprd hops) and for the
+// suite's endpoints, so every figure can be read as a ratio to the floor of
+// the same run on the same machine.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Result is what one measurement gave.
+type Result struct {
+	Name       string  `json:"name"`
+	Rate       int     `json:"rate"`       // requests/s asked
+	Sent       int     `json:"sent"`       // requests sent
+	Errors     int     `json:"errors"`     // transport errors and unexpected statuses
+	Dropped    int     `json:"dropped"`    // not sent: too many in flight
+	Throughput float64 `json:"throughput"` // successful requests/s
+	P50        float64 `json:"p50_ms"`     // latency percentiles of successful requests, ms
+	P90        float64 `json:"p90_ms"`
+	P99        float64 `json:"p99_ms"`
+	Note       string  `json:"note,omitempty"`
+}
+
+// Request is one call of a measurement: it builds the request for the i-th
+// call and names the status that counts as success.
+type Request struct {
+	Make func(i int) (*http.Request, error)
+	Want int
+}
+
+// MaxInFlight bounds the requests a measurement keeps open; beyond it,
+// arrivals are dropped and counted, so an overloaded target shows up as
+// drops, not as a generator that slows down to match it.
+const MaxInFlight = 512
+
+// Client is the HTTP client of the measurements: keep-alive connections, as
+// many as the generator may keep in flight.
+var Client = &http.Client{
+	Timeout: 10 * time.Second,
+	Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+		MaxIdleConns:        MaxInFlight,
+		MaxIdleConnsPerHost: MaxInFlight,
+		IdleConnTimeout:     30 * time.Second,
+	},
+}
+
+// Measure sends r at rate per second for d (open loop: arrivals do not wait
+// for replies) and returns the figures.
+func Measure(ctx context.Context, name string, rate int, d time.Duration, r Request) Result {
+	res := Result{Name: name, Rate: rate}
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      atomic.Int64
+		inflight  atomic.Int64
+		wg        sync.WaitGroup
+	)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	deadline := start.Add(d)
+	for i := 0; ; i++ {
+		next := start.Add(time.Duration(i) * interval)
+		if !next.Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			res.Note = "interrupted"
+		case <-time.After(time.Until(next)):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if inflight.Load() >= MaxInFlight {
+			res.Dropped++
+			continue
+		}
+		req, err := r.Make(i)
+		if err != nil {
+			errs.Add(1)
+			continue
+		}
+		res.Sent++
+		inflight.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer inflight.Add(-1)
+			t0 := time.Now()
+			resp, err := Client.Do(req.WithContext(ctx))
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			took := time.Since(t0)
+			if resp.StatusCode != r.Want {
+				errs.Add(1)
+				return
+			}
+			mu.Lock()
+			latencies = append(latencies, took)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res.Errors = int(errs.Load())
+	res.Throughput = float64(len(latencies)) / elapsed.Seconds()
+	res.P50, res.P90, res.P99 = percentile(latencies, 50), percentile(latencies, 90), percentile(latencies, 99)
+	return res
+}
+
+// percentile returns the p-th percentile of ds in milliseconds (0 for none).
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*p/100+0.5) - 1
+	i = max(0, min(i, len(s)-1))
+	return float64(s[i].Microseconds()) / 1000
+}
+
+// Get returns a Request for GET url with the given headers, wanting 200.
+func Get(url string, header http.Header) Request {
+	return Request{Want: http.StatusOK, Make: func(int) (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err == nil {
+			req.Header = header.Clone()
+		}
+		return req, err
+	}}
+}
+
+// Table renders results as a Markdown table with each one's ratio to floor
+// (by p50 and p90; floor may be nil).
+func Table(results []Result, floor *Result) string {
+	var b strings.Builder
+	b.WriteString("| measurement | rate/s | sent | errors | dropped | done/s | p50 ms | p90 ms | p99 ms | × floor p50 | × floor p90 |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		ratio50, ratio90 := "", ""
+		if floor != nil && floor.P50 > 0 && floor.P90 > 0 {
+			ratio50, ratio90 = fmt.Sprintf("%.1f", r.P50/floor.P50), fmt.Sprintf("%.1f", r.P90/floor.P90)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.0f | %.2f | %.2f | %.2f | %s | %s |\n",
+			r.Name, r.Rate, r.Sent, r.Errors, r.Dropped, r.Throughput, r.P50, r.P90, r.P99, ratio50, ratio90)
+	}
+	return b.String()
+}

@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/daprshop/suite/tools/runner"
+)
+
+// Floor is the sidecar floor: a no-op app (GET /ping answers 200) behind its
+// daprd, and a second daprd (with a no-op app of its own) that invokes it, so
+// a request can take zero, one or two sidecar hops to the same handler.
+type Floor struct {
+	run     *runner.Run
+	servers []*http.Server
+	dir     string
+}
+
+// The floor's app IDs: distinct from the suite's, so both can run at once.
+const (
+	floorApp    = "bench-noop"
+	floorCaller = "bench-caller"
+)
+
+// StartFloor starts the floor with the daprd binary at daprd, its output
+// going to out.
+func StartFloor(ctx context.Context, daprd string, out io.Writer) (*Floor, error) {
+	dir, err := os.MkdirTemp("", "bench-floor-")
+	if err != nil {
+		return nil, err
+	}
+	f := &Floor{dir: dir}
+	var apps []runner.App
+	for _, id := range []string{floorApp, floorCaller} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			f.Stop()
+			return nil, err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+		f.servers = append(f.servers, srv)
+		// No components and no configuration: nothing but invocation.
+		apps = append(apps, runner.App{ID: id, Dir: dir, AppPort: l.Addr().(*net.TCPAddr).Port, AppProtocol: "http",
+			HealthPath: "/healthz", ResourcesPaths: []string{dir}, LogLevel: "warn"})
+	}
+	r, err := runner.Start(ctx, &runner.File{Dir: dir, Apps: apps}, runner.Options{Daprd: daprd, Out: out, ReadyTimeout: time.Minute})
+	if err != nil {
+		f.Stop()
+		return nil, fmt.Errorf("starting the floor's sidecars: %w", err)
+	}
+	f.run = r
+	return f, nil
+}
+
+// Measure measures GET /ping directly, through the app's own daprd (one
+// hop) and from the other daprd (two hops: the way one service invokes
+// another), each at rate for d.
+func (f *Floor) Measure(ctx context.Context, rate int, d time.Duration) (direct, oneHop, twoHops Result) {
+	app, caller := f.run.App(floorApp), f.run.App(floorCaller)
+	direct = Measure(ctx, "floor: no-op app, direct", rate, d, Get(fmt.Sprintf("http://127.0.0.1:%d/ping", app.AppPort), nil))
+	oneHop = Measure(ctx, "floor: no-op app, 1 sidecar hop", rate, d,
+		Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/ping", app.DaprHTTPPort, floorApp), http.Header{"Dapr-Api-Token": {app.APIToken}}))
+	twoHops = Measure(ctx, "floor: no-op app, 2 sidecar hops", rate, d,
+		Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/ping", caller.DaprHTTPPort, floorApp), http.Header{"Dapr-Api-Token": {caller.APIToken}}))
+	return direct, oneHop, twoHops
+}
+
+// Stop stops the sidecars and the no-op apps.
+func (f *Floor) Stop() {
+	if f.run != nil {
+		f.run.Stop()
+	}
+	for _, s := range f.servers {
+		_ = s.Close()
+	}
+	_ = os.RemoveAll(f.dir)
+}

@@ -1,0 +1,309 @@
+// Command bench measures the sidecar floor and the suite in one run on one
+// machine: a no-op app directly, behind one daprd and behind two (the way one
+// service invokes another), then, when the suite answers on -gateway, each
+// read endpoint and the order journey through the gateway, all at the same
+// arrival rate. It prints a Markdown report with every figure's ratio to the
+// two-hop floor and the resident memory of every service and sidecar, and
+// writes it with the raw figures (JSON) into -out.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/daprshop/suite/tools/bench"
+	"github.com/daprshop/suite/tools/prometheus"
+	"github.com/daprshop/suite/tools/runner"
+)
+
+type options struct {
+	daprd, gateway, runFile, secrets, adminEmail, out, pprof string
+	rate                                                     int
+	duration                                                 time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.daprd, "daprd", "../.bin/daprd", "the daprd binary for the floor")
+	flag.IntVar(&o.rate, "rate", 200, "arrivals per second of every measurement")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of every measurement")
+	flag.StringVar(&o.gateway, "gateway", "http://127.0.0.1:8080", "the suite's gateway; the suite part is skipped when it does not answer")
+	flag.StringVar(&o.runFile, "f", "../dapr.yaml", "the run file, for the ports of the services and sidecars (memory)")
+	flag.StringVar(&o.secrets, "secrets", "../components/local-secrets.json", "the secrets file the suite runs with (admin password)")
+	flag.StringVar(&o.adminEmail, "admin-email", "admin@daprshop.local", "the suite's admin account")
+	flag.StringVar(&o.out, "out", "../loadtest/results", "directory for bench.md and bench.json")
+	flag.StringVar(&o.pprof, "pprof", "", "app=host:port,...: CPU-profile these apps (started with PPROF_ADDR) during the order journey")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: bench [flags]\n\nMeasures the sidecar floor and the suite at one arrival rate (make bench).\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	daprd, err := filepath.Abs(o.daprd)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(daprd); err != nil {
+		return fmt.Errorf("no daprd at %s: run make tools", daprd)
+	}
+	say("floor: starting two daprd sidecars and no-op apps")
+	floor, err := bench.StartFloor(ctx, daprd, io.Discard)
+	if err != nil {
+		return err
+	}
+	say("floor: %d/s for %s each: direct, 1 hop, 2 hops", o.rate, o.duration)
+	direct, one, two := floor.Measure(ctx, o.rate, o.duration)
+	floor.Stop()
+	results := []bench.Result{direct, one, two}
+
+	var profiles []profile
+	suite, err := suiteRequests(o)
+	switch {
+	case err != nil:
+		say("suite: skipped (%v)", err)
+	default:
+		for i, m := range suite {
+			say("suite: %s", m.name)
+			var wait func() []profile
+			if i == len(suite)-1 { // the order journey
+				wait = profileApps(o.pprof, o.duration, o.out)
+			}
+			results = append(results, bench.Measure(ctx, m.name, o.rate, o.duration, m.req))
+			if wait != nil {
+				profiles = wait()
+			}
+		}
+	}
+	memory := rss(o.runFile)
+
+	var md strings.Builder
+	fmt.Fprintf(&md, "Measured %s, %d arrivals/s for %s each (open loop, at most %d in flight).\n\n", time.Now().UTC().Format(time.RFC3339), o.rate, o.duration, bench.MaxInFlight)
+	md.WriteString(bench.Table(results, &two))
+	fmt.Fprintf(&md, "\nAdded by a sidecar hop: p50 %+.2f ms, p90 %+.2f ms (one hop minus direct); the second hop p50 %+.2f ms, p90 %+.2f ms.\n",
+		one.P50-direct.P50, one.P90-direct.P90, two.P50-one.P50, two.P90-one.P90)
+	if len(memory) > 0 {
+		md.WriteString("\n| process | resident memory after the run |\n|---|---|\n")
+		for _, m := range memory {
+			fmt.Fprintf(&md, "| %s | %.1f MB |\n", m.name, m.mb)
+		}
+	}
+	for _, p := range profiles {
+		fmt.Fprintf(&md, "\nWhere %s spends its CPU during the order journey (`go tool pprof -top %s`):\n\n```\n%s```\n", p.app, p.file, p.top)
+	}
+	fmt.Println()
+	fmt.Print(md.String())
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	raw, _ := json.MarshalIndent(map[string]any{"rate": o.rate, "duration": o.duration.String(), "results": results, "memory_mb": memory}, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.out, "bench.json"), raw, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(o.out, "bench.md"), []byte(md.String()), 0o644)
+}
+
+func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+
+type measurement struct {
+	name string
+	req  bench.Request
+}
+
+// suiteRequests signs up a customer, logs the admin in, creates a product
+// with plenty of stock and returns the requests to measure.
+func suiteRequests(o options) ([]measurement, error) {
+	if _, err := bench.Client.Get(o.gateway + "/healthz"); err != nil {
+		return nil, fmt.Errorf("nothing answers at %s (make run, then make bench)", o.gateway)
+	}
+	b, err := os.ReadFile(o.secrets)
+	if err != nil {
+		return nil, err
+	}
+	var secrets map[string]string
+	if err := json.Unmarshal(b, &secrets); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.secrets, err)
+	}
+	email := fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())
+	if err := call(o.gateway, "POST", "/api/users", "", map[string]string{"email": email, "password": "bench password 1", "name": "Bench"}, 201, nil); err != nil {
+		return nil, err
+	}
+	var login struct{ Token string }
+	if err := call(o.gateway, "POST", "/api/login", "", map[string]string{"email": email, "password": "bench password 1"}, 200, &login); err != nil {
+		return nil, err
+	}
+	var admin struct{ Token string }
+	if err := call(o.gateway, "POST", "/api/login", "", map[string]string{"email": o.adminEmail, "password": secrets["admin-password"]}, 200, &admin); err != nil {
+		return nil, fmt.Errorf("admin login: %w", err)
+	}
+	var p struct{ ID string }
+	if err := call(o.gateway, "POST", "/api/products", admin.Token, map[string]any{"name": "Bench widget", "price": 100, "currency": "EUR", "stock": 1_000_000}, 201, &p); err != nil {
+		return nil, err
+	}
+	auth := http.Header{"Authorization": {"Bearer " + login.Token}}
+	order := []byte(fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}]}`, p.ID))
+	return []measurement{
+		{"suite: GET /api/products/{id} (gateway → products)", bench.Get(o.gateway+"/api/products/"+p.ID, nil)},
+		{"suite: GET /api/products (catalog list)", bench.Get(o.gateway+"/api/products", nil)},
+		{"suite: GET /api/me (gateway → users)", bench.Get(o.gateway+"/api/me", auth)},
+		{"suite: GET /api/orders (gateway → orders)", bench.Get(o.gateway+"/api/orders", auth)},
+		{"suite: POST /api/orders (the order journey)", bench.Request{Want: http.StatusCreated, Make: func(int) (*http.Request, error) {
+			req, err := http.NewRequest(http.MethodPost, o.gateway+"/api/orders", bytes.NewReader(order))
+			if err == nil {
+				req.Header = auth.Clone()
+				req.Header.Set("Content-Type", "application/json")
+			}
+			return req, err
+		}}},
+	}, nil
+}
+
+// call sends one JSON request to the gateway.
+func call(base, method, path, token string, body any, want int, out any) error {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := bench.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, reply)
+	}
+	if out != nil {
+		return json.Unmarshal(reply, out)
+	}
+	return nil
+}
+
+type memoryFigure struct {
+	name string
+	mb   float64
+}
+
+// rss reads process_resident_memory_bytes of every service and sidecar of
+// the run file that answers.
+func rss(runFile string) []memoryFigure {
+	f, err := runner.Load(runFile)
+	if err != nil {
+		return nil
+	}
+	var out []memoryFigure
+	for _, a := range prometheus.AppsOf(f.Apps) {
+		for _, t := range []struct {
+			name string
+			port int
+		}{{a.ID, a.AppPort}, {a.ID + " daprd", a.MetricsPort}} {
+			if v, err := residentBytes(fmt.Sprintf("http://127.0.0.1:%d/metrics", t.port)); err == nil {
+				out = append(out, memoryFigure{t.name, v / 1e6})
+			}
+		}
+	}
+	return out
+}
+
+func residentBytes(url string) (float64, error) {
+	resp, err := bench.Client.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "process_resident_memory_bytes") {
+			var v float64
+			if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
+				return v, nil
+			}
+		}
+	}
+	return 0, errors.New("no process_resident_memory_bytes")
+}
+
+// profile is one app's CPU profile and its top functions.
+type profile struct {
+	app, file, top string
+}
+
+// profileApps starts CPU profiles of the apps in spec (app=host:port,...)
+// for about d and returns a function that waits for them.
+func profileApps(spec string, d time.Duration, dir string) func() []profile {
+	if spec == "" {
+		return nil
+	}
+	var (
+		out  []profile
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		secs = max(1, int(d.Seconds())-1)
+	)
+	for _, kv := range strings.Split(spec, ",") {
+		app, addr, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: d + 30*time.Second}
+			resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+			if err != nil {
+				say("pprof %s: %v (start it with PPROF_ADDR=%s)", app, err, addr)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				say("pprof %s: %d", app, resp.StatusCode)
+				return
+			}
+			file := filepath.Join(dir, app+".cpu.pprof")
+			if err := os.MkdirAll(dir, 0o755); err != nil || os.WriteFile(file, b, 0o644) != nil {
+				return
+			}
+			top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", file).Output()
+			if err != nil {
+				say("pprof %s: %v", app, err)
+				return
+			}
+			mu.Lock()
+			out = append(out, profile{app: app, file: file, top: string(top)})
+			mu.Unlock()
+		}()
+	}
+	return func() []profile {
+		wg.Wait()
+		slices.SortFunc(out, func(a, b profile) int { return strings.Compare(a.app, b.app) })
+		return out
+	}
+}
