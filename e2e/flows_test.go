@@ -414,6 +414,12 @@ func TestNotificationsOncePerEvent(t *testing.T) {
 func TestPoisonEventGoesToDeadLetter(t *testing.T) {
 	eventID := poisonPrefix + randomHex(6)
 	publish(t, "orders", eventID, map[string]any{"type": "order.paid", "status": "paid"})
+	// A good event published right after it is processed: the topic moves on.
+	u, tok := signUp(t)
+	orderID := "ord_" + randomHex(12)
+	goodID := "e2e-after-poison-" + randomHex(6)
+	publish(t, "orders", goodID, map[string]any{"type": "order.paid", "order_id": orderID, "user_id": u.ID, "status": "paid",
+		"items": []any{}, "total": 100, "currency": "EUR", "at": time.Now().UTC().Format(time.RFC3339Nano)})
 	eventually(t, 30*time.Second, func() string {
 		for _, ev := range env.probe.all() {
 			if ev.Topic == "orders-deadletter" && ev.ID == eventID {
@@ -421,6 +427,16 @@ func TestPoisonEventGoesToDeadLetter(t *testing.T) {
 			}
 		}
 		return "poison event not on orders-deadletter"
+	})
+	eventually(t, 30*time.Second, func() string {
+		var l struct{ Notifications []notification }
+		gateway(t, tok).mustCall(t, "GET", "/api/notifications", nil, 200, &l)
+		for _, x := range l.Notifications {
+			if x.ID == goodID {
+				return ""
+			}
+		}
+		return "the event after the poison one was not processed"
 	})
 }
 

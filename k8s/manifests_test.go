@@ -531,3 +531,21 @@ func TestLocalProfilesDecodeStrictly(t *testing.T) {
 		t.Fatalf("only %d resources decoded", n)
 	}
 }
+
+// TestControlPlaneMTLS: the control plane's Configuration (for clusters
+// without Helm) turns mTLS on, which the access control policies rely on.
+func TestControlPlaneMTLS(t *testing.T) {
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "dapr-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rm.Resources()) != 1 {
+		t.Fatalf("%d objects", len(rm.Resources()))
+	}
+	raw, _ := rm.Resources()[0].MarshalJSON()
+	var c configv1.Configuration
+	strict(t, "Configuration", "daprsystem", raw, &c)
+	if c.Name != "daprsystem" || c.Namespace != "dapr-system" || c.Spec.MTLSSpec == nil || !c.Spec.MTLSSpec.GetEnabled() {
+		t.Fatalf("daprsystem: %+v", c.Spec.MTLSSpec)
+	}
+}

@@ -68,7 +68,7 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	// Public.
 	api.HandleFunc("/users", h.forward(opts.Apps.Users, "users")).Methods(http.MethodPost)
 	api.HandleFunc("/login", h.forward(opts.Apps.Users, "login")).Methods(http.MethodPost)
-	api.HandleFunc("/products", h.forward(opts.Apps.Products, "products")).Methods(http.MethodGet)
+	api.HandleFunc("/products", h.catalog).Methods(http.MethodGet)
 	api.HandleFunc("/products/{id}", h.forwardVars(opts.Apps.Products, "products/{id}")).Methods(http.MethodGet)
 
 	// Signed-in users.
@@ -192,6 +192,22 @@ func (h *handlers) forwardVars(app, path string) http.HandlerFunc {
 		}
 		h.forward(app, p)(w, r)
 	}
+}
+
+// catalog forwards a catalog page: only the paging parameters go on,
+// re-encoded.
+func (h *handlers) catalog(w http.ResponseWriter, r *http.Request) {
+	q, fwd := r.URL.Query(), url.Values{}
+	for _, k := range []string{"offset", "limit"} {
+		if v := q.Get(k); v != "" {
+			fwd.Set(k, v)
+		}
+	}
+	path := "products"
+	if len(fwd) > 0 {
+		path += "?" + fwd.Encode()
+	}
+	h.relay(w, r, h.opts.Apps.Products, http.MethodGet, path, nil)
 }
 
 func (h *handlers) me(w http.ResponseWriter, r *http.Request) {

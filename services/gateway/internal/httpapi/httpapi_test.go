@@ -82,6 +82,7 @@ func TestRoutesForwardToTheOwningService(t *testing.T) {
 		{"sign-up", "POST", "/api/users", "", `{"email":"a@b.c"}`, call{"users", "POST", "users", `{"email":"a@b.c"}`, ""}},
 		{"login", "POST", "/api/login", "", `{}`, call{"users", "POST", "login", `{}`, ""}},
 		{"catalog", "GET", "/api/products", "", "", call{"products", "GET", "products", "", ""}},
+		{"catalog page", "GET", "/api/products?limit=5&offset=10&evil=1", "", "", call{"products", "GET", "products?limit=5&offset=10", "", ""}},
 		{"product", "GET", "/api/products/prd_1", "", "", call{"products", "GET", "products/prd_1", "", ""}},
 		{"me", "GET", "/api/me", customer, "", call{"users", "GET", "users/usr_1", "", ""}},
 		{"place", "POST", "/api/orders", customer, `{"items":[{"product_id":"prd_1","quantity":1}]}`,

@@ -97,14 +97,16 @@ func (s *Store) AddToCatalog(ctx context.Context, id string) error {
 }
 
 // Catalog implements products.Store.
-func (s *Store) Catalog(ctx context.Context) ([]products.Record, error) {
+func (s *Store) Catalog(ctx context.Context, offset, limit int) ([]products.Record, int, error) {
 	var c catalog
 	if _, _, err := sidecar.GetJSON(ctx, s.Client, s.Name, catalogKey, &c); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	keys := make([]string, len(c.IDs))
-	for i, id := range c.IDs {
-		keys[i] = productKey(id)
+	// The index is in creation order; a page reads only its own products.
+	var keys []string
+	for i := len(c.IDs) - 1 - offset; i >= 0 && len(keys) < limit; i-- {
+		keys = append(keys, productKey(c.IDs[i]))
 	}
-	return sidecar.GetBulkJSON[products.Record](ctx, s.Client, s.Name, keys)
+	rs, err := sidecar.GetBulkJSON[products.Record](ctx, s.Client, s.Name, keys)
+	return rs, len(c.IDs), err
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,17 +21,12 @@ import (
 // Catalog is what the API needs from the domain.
 type Catalog interface {
 	Create(ctx context.Context, p products.NewProduct) (products.Product, error)
-	List(ctx context.Context) ([]products.Product, error)
+	List(ctx context.Context, offset, limit int) (products.Page, error)
 	Get(ctx context.Context, id string) (products.Product, error)
 	SetStock(ctx context.Context, id string, stock int) (products.Product, error)
 	Reserve(ctx context.Context, id, orderID string, quantity int) (products.Reservation, bool, error)
 	Release(ctx context.Context, id, orderID string) error
 	Settle(ctx context.Context, id, orderID string) error
-}
-
-// List is the catalog reply.
-type List struct {
-	Products []products.Product `json:"products"`
 }
 
 // StockRequest sets a product's stock.
@@ -84,15 +80,20 @@ func (h *handlers) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
-	ps, err := h.svc.List(r.Context())
+	offset, limit, err := pageParams(r)
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
-	if ps == nil {
-		ps = []products.Product{}
+	page, err := h.svc.List(r.Context(), offset, limit)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
 	}
-	web.Respond(w, http.StatusOK, List{Products: ps})
+	if page.Products == nil {
+		page.Products = []products.Product{}
+	}
+	web.Respond(w, http.StatusOK, page)
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
@@ -182,3 +183,22 @@ func (h *handlers) orderEvent(ctx context.Context, e events.Event) error {
 }
 
 func apierrStockRequired() error { return apierr.Invalidf("stock", "is required") }
+
+// pageParams reads ?offset= and ?limit= (defaults 0 and
+// products.DefaultPageSize); a value that is not a number is invalid.
+func pageParams(r *http.Request) (offset, limit int, err error) {
+	q := r.URL.Query()
+	offset, limit = 0, products.DefaultPageSize
+	var fields apierr.FieldErrors
+	for name, dst := range map[string]*int{"offset": &offset, "limit": &limit} {
+		if v := q.Get(name); v != "" {
+			n, perr := strconv.Atoi(v)
+			if perr != nil {
+				fields.Add(name, "must be a whole number")
+				continue
+			}
+			*dst = n
+		}
+	}
+	return offset, limit, fields.Err("page")
+}

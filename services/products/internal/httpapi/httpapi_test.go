@@ -28,7 +28,7 @@ func (c *catalog) Create(_ context.Context, p products.NewProduct) (products.Pro
 	}
 	return products.Product{ID: "prd_1", Name: p.Name}, nil
 }
-func (c *catalog) List(context.Context) ([]products.Product, error) { return nil, nil }
+func (c *catalog) List(context.Context, int, int) (products.Page, error) { return products.Page{}, nil }
 func (c *catalog) Get(_ context.Context, id string) (products.Product, error) {
 	return products.Product{}, apierr.Errorf(apierr.NotFound, "product %s not found", id)
 }
@@ -71,7 +71,8 @@ func TestRoutes(t *testing.T) {
 		{"create", "POST", "/products", `{"name":"W","price":5,"currency":"EUR","stock":1}`, 201, `"id":"prd_1"`},
 		{"create invalid", "POST", "/products", `{"name":"","price":5,"currency":"EUR","stock":1}`, 400, `"field":"name"`},
 		{"create unknown field", "POST", "/products", `{"name":"W","sku":"x"}`, 400, `"field":"sku"`},
-		{"empty list", "GET", "/products", ``, 200, `{"products":[]}`},
+		{"empty list", "GET", "/products", ``, 200, `{"products":[],"total":0}`},
+		{"bad page", "GET", "/products?limit=x&offset=-", ``, 400, `"field":"limit"`},
 		{"missing", "GET", "/products/prd_x", ``, 404, `not_found`},
 		{"stock", "PUT", "/products/prd_1/stock", `{"stock":4}`, 200, `"stock":4`},
 		{"stock missing", "PUT", "/products/prd_1/stock", `{}`, 400, `"field":"stock"`},

@@ -106,7 +106,23 @@ type Store interface {
 	Create(ctx context.Context, r Record) error
 	Update(ctx context.Context, r Record, etag string) error
 	AddToCatalog(ctx context.Context, id string) error
-	Catalog(ctx context.Context) ([]Record, error)
+	// Catalog returns up to limit products, newest first, skipping offset,
+	// and how many the catalog holds.
+	Catalog(ctx context.Context, offset, limit int) (rs []Record, total int, err error)
+}
+
+// Page limits of the catalog list: a list never reads the whole catalog.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 200
+)
+
+// Page is one page of the catalog, newest first. NextOffset is where the
+// next page starts (0: this is the last one).
+type Page struct {
+	Products   []Product `json:"products"`
+	Total      int       `json:"total"`
+	NextOffset int       `json:"next_offset,omitempty"`
 }
 
 // Service runs the catalog.
@@ -134,17 +150,30 @@ func (s *Service) Create(ctx context.Context, p NewProduct) (Product, error) {
 	return r.Product, nil
 }
 
-// List returns the catalog in creation order.
-func (s *Service) List(ctx context.Context) ([]Product, error) {
-	rs, err := s.Store.Catalog(ctx)
+// List returns a page of the catalog, newest first.
+func (s *Service) List(ctx context.Context, offset, limit int) (Page, error) {
+	var fields apierr.FieldErrors
+	if offset < 0 {
+		fields.Add("offset", "must not be negative")
+	}
+	if limit < 1 || limit > MaxPageSize {
+		fields.Add("limit", fmt.Sprintf("must be between 1 and %d", MaxPageSize))
+	}
+	if err := fields.Err("page"); err != nil {
+		return Page{}, err
+	}
+	rs, total, err := s.Store.Catalog(ctx, offset, limit)
 	if err != nil {
-		return nil, err
+		return Page{}, err
 	}
-	out := make([]Product, len(rs))
+	p := Page{Products: make([]Product, len(rs)), Total: total}
 	for i, r := range rs {
-		out[i] = r.Product
+		p.Products[i] = r.Product
 	}
-	return out, nil
+	if offset+len(rs) < total {
+		p.NextOffset = offset + len(rs)
+	}
+	return p, nil
 }
 
 // Get returns one product.

@@ -73,14 +73,14 @@ func (s *memStore) AddToCatalog(_ context.Context, id string) error {
 	return nil
 }
 
-func (s *memStore) Catalog(_ context.Context) ([]products.Record, error) {
+func (s *memStore) Catalog(_ context.Context, offset, limit int) ([]products.Record, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []products.Record
-	for _, id := range s.catalog {
-		out = append(out, s.records[id])
+	for i := len(s.catalog) - 1 - offset; i >= 0 && len(out) < limit; i-- {
+		out = append(out, s.records[s.catalog[i]])
 	}
-	return out, nil
+	return out, len(s.catalog), nil
 }
 
 func newService() *products.Service {
@@ -100,9 +100,19 @@ func TestCreateListGet(t *testing.T) {
 	svc := newService()
 	p := widget(t, svc, 3)
 	q := widget(t, svc, 4)
-	list, err := svc.List(context.Background())
-	if err != nil || len(list) != 2 || list[0].ID != p.ID || list[1].ID != q.ID {
-		t.Fatalf("list %+v %v", list, err)
+	page, err := svc.List(context.Background(), 0, 10)
+	if err != nil || len(page.Products) != 2 || page.Products[0].ID != q.ID || page.Products[1].ID != p.ID || page.Total != 2 || page.NextOffset != 0 {
+		t.Fatalf("page %+v %v", page, err)
+	}
+	first, _ := svc.List(context.Background(), 0, 1)
+	second, _ := svc.List(context.Background(), first.NextOffset, 1)
+	if len(first.Products) != 1 || first.Products[0].ID != q.ID || first.NextOffset != 1 || len(second.Products) != 1 || second.Products[0].ID != p.ID || second.NextOffset != 0 {
+		t.Fatalf("pages %+v then %+v", first, second)
+	}
+	for _, bad := range [][2]int{{-1, 10}, {0, 0}, {0, products.MaxPageSize + 1}} {
+		if _, err := svc.List(context.Background(), bad[0], bad[1]); apierr.CodeOf(err) != apierr.Invalid {
+			t.Fatalf("offset %d limit %d: %v", bad[0], bad[1], err)
+		}
 	}
 	if got, err := svc.Get(context.Background(), p.ID); err != nil || got != p {
 		t.Fatalf("get %+v %v", got, err)
