@@ -1,13 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +55,11 @@ func startInfra(profile, dir string) (*infra, error) {
 	}
 	switch profile {
 	case "redis":
+		// Streams and consumer groups left by other runs (make run, load
+		// tests) would make this run drain their backlog first.
+		if err := flushRedisDB("127.0.0.1:6379", redisDB); err != nil {
+			return nil, fmt.Errorf("Redis at 127.0.0.1:6379: %w", err)
+		}
 		return in, nil
 	case faultsPass:
 		r, err := startRedis(dir)
@@ -88,6 +96,35 @@ func startInfra(profile, dir string) (*infra, error) {
 		}
 	}
 	return in, nil
+}
+
+// redisDB is the database of the machine's Redis the redis profile's tests
+// use, emptied when they start: nothing else of the suite uses it.
+const redisDB = 11
+
+// flushRedisDB empties database db of the Redis at addr (RESP over TCP).
+func flushRedisDB(addr string, db int) error {
+	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	d := strconv.Itoa(db)
+	if _, err := fmt.Fprintf(conn, "*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n*1\r\n$7\r\nFLUSHDB\r\n", len(d), d); err != nil {
+		return err
+	}
+	r := bufio.NewReader(conn)
+	for range 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("SELECT %d / FLUSHDB: %s", db, strings.TrimSpace(line))
+		}
+	}
+	return nil
 }
 
 // redisServer is a redis-server of the fault tests' own, which they may

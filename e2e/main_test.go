@@ -325,6 +325,9 @@ func privateResources(src, dir string, secrets map[string]string, redisAddr stri
 		s := string(b)
 		if redisAddr != "" {
 			s = strings.ReplaceAll(s, "value: 127.0.0.1:6379", "value: "+redisAddr)
+		} else if strings.Contains(s, "value: 127.0.0.1:6379") {
+			// The machine's Redis: a database of the tests' own (see redisDB).
+			s = strings.ReplaceAll(s, "      value: 127.0.0.1:6379\n", fmt.Sprintf("      value: 127.0.0.1:6379\n    - name: redisDB\n      value: \"%d\"\n", redisDB))
 		}
 		// The probe publishes test events and listens to every topic.
 		for _, scope := range []string{"publishingScopes", "subscriptionScopes"} {
