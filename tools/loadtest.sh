@@ -28,7 +28,9 @@ trap stop_suite EXIT
 
 if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
   echo "==> nothing answers at $BASE_URL: starting the suite (PROFILE=$PROFILE), log in $OUT/suite.log"
-  flags="-start-redis"
+  # A private, empty Redis: no data or event backlog of other runs, and
+  # nothing this run leaves behind in the machine's Redis.
+  flags="-private-redis"
   [[ "$PROFILE" == kafka-postgres ]] && flags="-kafka 9092"
   # The benchmark profiles the services on the order's path.
   [[ "$SCENARIO" == bench ]] && flags+=" -app-env gateway:PPROF_ADDR=127.0.0.1:6060 -app-env orders:PPROF_ADDR=127.0.0.1:6061 -app-env products:PPROF_ADDR=127.0.0.1:6062 -app-env payments:PPROF_ADDR=127.0.0.1:6063"

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +70,7 @@ func run(ctx context.Context, o options) error {
 	if _, err := os.Stat(daprd); err != nil {
 		return fmt.Errorf("no daprd at %s: run make tools", daprd)
 	}
+	waitIdle(ctx, o.runFile)
 	say("floor: starting two daprd sidecars and no-op apps")
 	floor, err := bench.StartFloor(ctx, daprd, io.Discard)
 	if err != nil {
@@ -79,16 +81,26 @@ func run(ctx context.Context, o options) error {
 	floor.Stop()
 	results := []bench.Result{direct, one, two}
 
-	var profiles []profile
+	var (
+		profiles []profile
+		cpu      []cpuFigure
+	)
 	suite, err := suiteRequests(o)
 	switch {
 	case err != nil:
 		say("suite: skipped (%v)", err)
 	default:
 		for i, m := range suite {
+			if i == len(suite)-1 { // the order journey: also below saturation, with its CPU cost
+				say("suite: %s at %d/s", m.name, max(1, o.rate/4))
+				before := cpuSeconds(o.runFile)
+				r := bench.Measure(ctx, m.name, max(1, o.rate/4), o.duration, m.req)
+				results = append(results, r)
+				cpu = cpuPerOrder(before, cpuSeconds(o.runFile), r.Throughput*o.duration.Seconds())
+			}
 			say("suite: %s", m.name)
 			var wait func() []profile
-			if i == len(suite)-1 { // the order journey
+			if i == len(suite)-1 {
 				wait = profileApps(o.pprof, o.duration, o.out)
 			}
 			results = append(results, bench.Measure(ctx, m.name, o.rate, o.duration, m.req))
@@ -109,6 +121,15 @@ func run(ctx context.Context, o options) error {
 		for _, m := range memory {
 			fmt.Fprintf(&md, "| %s | %.1f MB |\n", m.name, m.mb)
 		}
+	}
+	if len(cpu) > 0 {
+		total := 0.0
+		md.WriteString("\nCPU per order (the journey below saturation; process_cpu_seconds_total before and after, divided by the orders done):\n\n| process | CPU ms per order |\n|---|---|\n")
+		for _, c := range cpu {
+			total += c.ms
+			fmt.Fprintf(&md, "| %s | %.2f |\n", c.name, c.ms)
+		}
+		fmt.Fprintf(&md, "| all services and sidecars | %.2f (at most %.0f orders/s on %d cores, Redis and the generator not counted) |\n", total, 1000*float64(runtime.NumCPU())/total, runtime.NumCPU())
 	}
 	for _, p := range profiles {
 		fmt.Fprintf(&md, "\nWhere %s spends its CPU during the order journey (`go tool pprof -top %s`):\n\n```\n%s```\n", p.app, p.file, p.top)
@@ -240,6 +261,12 @@ func rss(runFile string) []memoryFigure {
 }
 
 func residentBytes(url string) (float64, error) {
+	return metricValue(url, "process_resident_memory_bytes")
+}
+
+// metricValue reads the first sample of an unlabelled metric from a
+// Prometheus endpoint (with or without the service label).
+func metricValue(url, name string) (float64, error) {
 	resp, err := bench.Client.Get(url)
 	if err != nil {
 		return 0, err
@@ -247,14 +274,32 @@ func residentBytes(url string) (float64, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "process_resident_memory_bytes") {
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
 			var v float64
 			if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
 				return v, nil
 			}
 		}
 	}
-	return 0, errors.New("no process_resident_memory_bytes")
+	return 0, errors.New("no " + name)
+}
+
+// cpuSeconds reads process_cpu_seconds_total of every service and sidecar
+// of the run file.
+func cpuSeconds(runFile string) map[string]float64 {
+	f, err := runner.Load(runFile)
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, a := range prometheus.AppsOf(f.Apps) {
+		for name, port := range map[string]int{a.ID: a.AppPort, a.ID + " daprd": a.MetricsPort} {
+			if v, err := metricValue(fmt.Sprintf("http://127.0.0.1:%d/metrics", port), "process_cpu_seconds_total"); err == nil {
+				out[name] = v
+			}
+		}
+	}
+	return out
 }
 
 // profile is one app's CPU profile and its top functions.
@@ -312,5 +357,59 @@ func profileApps(spec string, d time.Duration, dir string) func() []profile {
 		wg.Wait()
 		slices.SortFunc(out, func(a, b profile) int { return strings.Compare(a.app, b.app) })
 		return out
+	}
+}
+
+// cpuFigure is one process's CPU time per order.
+type cpuFigure struct {
+	name string
+	ms   float64
+}
+
+// cpuPerOrder divides each process's CPU seconds between before and after
+// by the orders done, heaviest first.
+func cpuPerOrder(before, after map[string]float64, orders float64) []cpuFigure {
+	if orders < 1 {
+		return nil
+	}
+	var out []cpuFigure
+	for name, b := range before {
+		if a, ok := after[name]; ok {
+			out = append(out, cpuFigure{name, (a - b) * 1000 / orders})
+		}
+	}
+	slices.SortFunc(out, func(x, y cpuFigure) int {
+		switch {
+		case x.ms > y.ms:
+			return -1
+		case x.ms < y.ms:
+			return 1
+		}
+		return strings.Compare(x.name, y.name)
+	})
+	return out
+}
+
+// waitIdle waits (up to a minute) until the suite, if it runs, uses less
+// than a tenth of a core: a suite that just started drains its event
+// backlog, which would blur the floor.
+func waitIdle(ctx context.Context, runFile string) {
+	prev := cpuSeconds(runFile)
+	if len(prev) == 0 {
+		return
+	}
+	for i := 0; i < 60 && ctx.Err() == nil; i++ {
+		time.Sleep(time.Second)
+		cur, busy := cpuSeconds(runFile), 0.0
+		for k, v := range cur {
+			busy += v - prev[k]
+		}
+		if busy < 0.1 {
+			return
+		}
+		if i%5 == 4 {
+			say("waiting for the suite to settle (%.2f cores busy)", busy)
+		}
+		prev = cur
 	}
 }

@@ -52,6 +52,7 @@ type config struct {
 	stopGrace    time.Duration
 	color        string
 	startRedis   bool
+	privateRedis bool
 	kafkaPort    int
 	appEnv       [][3]string // app, key, value
 }
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&cfg.stopGrace, "stop-grace", 10*time.Second, "how long children get after SIGTERM before SIGKILL")
 	fs.StringVar(&cfg.color, "color", "auto", "colour the prefixes: auto, always or never")
 	fs.BoolVar(&cfg.startRedis, "start-redis", false, "start a private redis-server on a free port when the components' Redis does not answer")
+	fs.BoolVar(&cfg.privateRedis, "private-redis", false, "always start a private, empty redis-server on a free port (load tests: no data or event backlog of other runs)")
 	fs.IntVar(&cfg.kafkaPort, "kafka", 0, "run an in-process Kafka broker on this loopback port (kafka-postgres profile)")
 	fs.Func("app-env", "APP:KEY=VALUE: add an environment variable to one app (repeatable), e.g. orders:PPROF_ADDR=127.0.0.1:6061", func(v string) error {
 		app, kv, ok := strings.Cut(v, ":")
@@ -134,7 +136,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		Color: cfg.color == "always" || (cfg.color == "auto" && isTerminal(out)),
 	}
 
-	cleanup, err := ensureRedis(f, cfg.startRedis, out)
+	cleanup, err := ensureRedis(f, cfg.startRedis, cfg.privateRedis, out)
 	defer cleanup()
 	if err != nil {
 		return err
@@ -203,7 +205,7 @@ func findDaprd(flagValue, dir string) (string, error) {
 // ensureRedis checks every Redis the components name. When one does not answer
 // and startRedis is set, it starts a private redis-server and points the
 // components at it. The returned cleanup stops that server.
-func ensureRedis(f *runner.File, startRedis bool, out io.Writer) (func(), error) {
+func ensureRedis(f *runner.File, startRedis, private bool, out io.Writer) (func(), error) {
 	nop := func() {}
 	hosts, err := runner.RedisHosts(f.Apps)
 	if err != nil {
@@ -215,6 +217,13 @@ func ensureRedis(f *runner.File, startRedis bool, out io.Writer) (func(), error)
 	}
 	sort.Strings(addrs)
 	for _, addr := range addrs {
+		if private {
+			bin, err := exec.LookPath("redis-server")
+			if err != nil {
+				return nop, fmt.Errorf("-private-redis needs redis-server on PATH: %v", err)
+			}
+			return startPrivateRedis(f, bin, addr, out)
+		}
 		perr := runner.PingRedis(addr, 2*time.Second)
 		if perr == nil {
 			fmt.Fprintf(out, "daprun: Redis answers at %s (used by %s)\n", addr, strings.Join(hosts[addr], ", "))
