@@ -205,6 +205,7 @@ func suiteRequests(o options) ([]measurement, error) {
 		{"suite: GET /api/products?limit=20 (a catalog page)", bench.Get(o.gateway+"/api/products?limit=20", nil)},
 		{"suite: GET /api/me (gateway → users)", bench.Get(o.gateway+"/api/me", auth)},
 		{"suite: GET /api/orders (gateway → orders)", bench.Get(o.gateway+"/api/orders", auth)},
+		{"suite: GET /api/notifications (gateway → notifications)", bench.Get(o.gateway+"/api/notifications", auth)},
 		{"suite: POST /api/orders (the order journey)", bench.Request{Want: http.StatusCreated, Make: func(i int) (*http.Request, error) {
 			order := fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}]}`, ids[i%len(ids)])
 			req, err := http.NewRequest(http.MethodPost, o.gateway+"/api/orders", strings.NewReader(order))
