@@ -68,6 +68,7 @@ func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
 
 type logHandler struct{ slog.Handler }
 
+// Handle adds the trace ID of ctx, if any, and passes r on.
 func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := TraceID(ctx); id != "" {
 		r.AddAttrs(slog.String("trace_id", id))
@@ -75,10 +76,12 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 	return l.Handler.Handle(ctx, r)
 }
 
+// WithAttrs keeps the trace ID on handlers derived with attributes.
 func (l logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return logHandler{l.Handler.WithAttrs(as)}
 }
 
+// WithGroup keeps the trace ID on handlers derived with a group.
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
 
 // Edge is Middleware for the public edge: a request that comes without a
