@@ -243,6 +243,10 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 			if ref := env["APP_API_TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != checks["dapr.io/app-token-secret"] {
 				t.Errorf("%s %s: APP_API_TOKEN must come from the app token secret", o, app)
 			}
+			if ref := env["GOMEMLIMIT"].ValueFrom; ref == nil || ref.ResourceFieldRef == nil || ref.ResourceFieldRef.Resource != "limits.memory" ||
+				(ref.ResourceFieldRef.ContainerName != "" && ref.ResourceFieldRef.ContainerName != c.Name) {
+				t.Errorf("%s %s: GOMEMLIMIT must come from the container's limits.memory", o, app)
+			}
 			if !strings.HasPrefix(c.Image, "daprshop/"+app+":") || strings.HasSuffix(c.Image, ":latest") {
 				t.Errorf("%s %s: image %q: want daprshop/%s with the overlay's tag", o, app, c.Image, app)
 			}

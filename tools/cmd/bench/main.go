@@ -82,8 +82,9 @@ func run(ctx context.Context, o options) error {
 	results := []bench.Result{direct, one, two}
 
 	var (
-		profiles []profile
-		cpu      []cpuFigure
+		profiles  []profile
+		cpu       []cpuFigure
+		sustained []memoryFigure // after the journey below saturation
 	)
 	suite, err := suiteRequests(o)
 	switch {
@@ -97,6 +98,7 @@ func run(ctx context.Context, o options) error {
 				r := bench.Measure(ctx, m.name, max(1, o.rate/4), o.duration, m.req)
 				results = append(results, r)
 				cpu = cpuPerOrder(before, cpuSeconds(o.runFile), r.Throughput*o.duration.Seconds())
+				sustained = rss(o.runFile)
 			}
 			say("suite: %s", m.name)
 			var wait func() []profile
@@ -117,10 +119,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Fprintf(&md, "\nAdded by a sidecar hop: p50 %+.2f ms, p90 %+.2f ms (one hop minus direct); the second hop p50 %+.2f ms, p90 %+.2f ms.\n",
 		one.P50-direct.P50, one.P90-direct.P90, two.P50-one.P50, two.P90-one.P90)
 	if len(memory) > 0 {
-		md.WriteString("\n| process | resident memory after the run |\n|---|---|\n")
-		for _, m := range memory {
-			fmt.Fprintf(&md, "| %s | %.1f MB |\n", m.name, m.mb)
-		}
+		md.WriteString(memoryTable(sustained, memory, max(1, o.rate/4), o.rate))
 	}
 	if len(cpu) > 0 {
 		total := 0.0
@@ -139,7 +138,7 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	raw, _ := json.MarshalIndent(map[string]any{"rate": o.rate, "duration": o.duration.String(), "results": results, "memory_mb": memory}, "", "  ")
+	raw, _ := json.MarshalIndent(map[string]any{"rate": o.rate, "duration": o.duration.String(), "results": results, "memory_mb": memory, "memory_mb_below_saturation": sustained}, "", "  ")
 	if err := os.WriteFile(filepath.Join(o.out, "bench.json"), raw, 0o644); err != nil {
 		return err
 	}
@@ -268,6 +267,26 @@ func rss(runFile string) []memoryFigure {
 		}
 	}
 	return out
+}
+
+// memoryTable puts the resident memory after the journey below saturation
+// (the load the suite sustains) beside the memory after the whole run, whose
+// last step overloads it.
+func memoryTable(sustained, after []memoryFigure, low, high int) string {
+	at := map[string]float64{}
+	for _, m := range sustained {
+		at[m.name] = m.mb
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| process | resident memory after the journey at %d/s | after the run (the journey at %d/s last) |\n|---|---|---|\n", low, high)
+	for _, m := range after {
+		below := "-"
+		if v, ok := at[m.name]; ok {
+			below = fmt.Sprintf("%.1f MB", v)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.1f MB |\n", m.name, below, m.mb)
+	}
+	return b.String()
 }
 
 func residentBytes(url string) (float64, error) {
