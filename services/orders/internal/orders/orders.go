@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/keylock"
 )
 
 // Status is where an order is in its lifecycle.
@@ -63,10 +64,13 @@ type PlaceRequest struct {
 	Items  []LineRequest `json:"items"`
 }
 
-// Limits that keep one order within what the suite is built for.
+// Limits that keep one order within what the suite is built for. MaxTotal
+// is the largest charge payments accepts (its MaxAmount, in minor units): a
+// larger order is cancelled before it is charged.
 const (
 	MaxItems    = 50
 	MaxQuantity = 1000
+	MaxTotal    = 100_000_000
 )
 
 var (
@@ -204,7 +208,7 @@ type Service struct {
 	Now       func() time.Time
 	// locks serialises changes to one order within this process, so two
 	// transitions of the same order never race into the store (see Put).
-	locks keyedMutex
+	locks keylock.Map
 }
 
 // errDecided says a transition found the order already past the state it
@@ -231,7 +235,7 @@ func (s *Service) Place(ctx context.Context, req PlaceRequest) (Order, error) {
 	for _, it := range req.Items {
 		o.Items = append(o.Items, Item{ProductID: it.ProductID, Quantity: it.Quantity})
 	}
-	unlock := s.locks.lock(o.ID)
+	unlock := s.locks.Lock(o.ID)
 	defer unlock()
 	if err := s.Store.Put(ctx, o, "", eventFor(o, EventCreated)); err != nil {
 		return Order{}, err
@@ -254,7 +258,7 @@ func (s *Service) Resume(ctx context.Context, id string) (Order, error) {
 	if !ValidID(id) {
 		return Order{}, apierr.Invalidf("order_id", "must be an order ID")
 	}
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 	o, _, err := s.Store.Get(ctx, id)
 	if err != nil {
@@ -300,6 +304,10 @@ func (s *Service) complete(ctx context.Context, o Order) (Order, error) {
 		o.Items[i].UnitPrice = r.UnitPrice
 		o.Total += int64(it.Quantity) * r.UnitPrice
 	}
+	if o.Total > MaxTotal {
+		return s.abandon(ctx, o, "total above the limit of one payment",
+			apierr.Invalidf("items", "the order's total must not exceed %d minor units", MaxTotal))
+	}
 	// Keep the prices before charging: a payment settled later must find them.
 	if _, err := s.transition(ctx, o.ID, func(cur *Order) (string, error) {
 		cur.Items, cur.Total, cur.Currency = o.Items, o.Total, o.Currency
@@ -309,6 +317,10 @@ func (s *Service) complete(ctx context.Context, o Order) (Order, error) {
 	}
 
 	rc, err := s.Payments.Charge(ctx, Charge{OrderID: o.ID, UserID: o.UserID, Amount: o.Total, Currency: o.Currency, IdempotencyKey: o.ID})
+	if pe := (*apierr.Error)(nil); errors.As(err, &pe) && pe.Code == apierr.Invalid {
+		// payments will never take this charge: retrying cannot help.
+		return s.abandon(ctx, o, "payment refused", apierr.Invalidf("items", "the order cannot be paid: %s", pe.Message))
+	}
 	if err != nil {
 		// The charge may or may not have happened: keep the stock and the
 		// order pending; a retry with the same key cannot charge twice.
@@ -363,6 +375,13 @@ func (s *Service) releaseAll(ctx context.Context, o Order) error {
 // its stock released first, so a cancelled order never keeps the money. A
 // confirmed order can no longer be cancelled.
 func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) {
+	if !ValidID(id) {
+		return Order{}, apierr.Errorf(apierr.NotFound, "order %q not found", id)
+	}
+	// Read under the lock: a confirmation that lands while this waits must
+	// be seen before any money or stock is given back.
+	unlock := s.locks.Lock(id)
+	defer unlock()
 	o, err := s.Get(ctx, id, userID)
 	if err != nil {
 		return Order{}, err
@@ -373,8 +392,6 @@ func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) 
 	case Confirmed:
 		return Order{}, apierr.Errorf(apierr.Conflict, "order %s is confirmed and can no longer be cancelled", id)
 	}
-	unlock := s.locks.lock(id)
-	defer unlock()
 	if err := s.Payments.Refund(ctx, id); err != nil {
 		return Order{}, err
 	}
@@ -394,14 +411,16 @@ func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) 
 }
 
 // PaymentSettled confirms the order a settled payment belongs to. It is what
-// the payments topic drives; replays are harmless.
+// the payments topic drives; replays are harmless. A payment that settles
+// for an order already cancelled (a charge that went through after the
+// cancellation's refund found nothing to refund) is refunded.
 func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string) error {
 	if !ValidID(orderID) {
 		return apierr.Invalidf("order_id", "must be an order ID")
 	}
-	unlock := s.locks.lock(orderID)
+	unlock := s.locks.Lock(orderID)
 	defer unlock()
-	_, err := s.transition(ctx, orderID, func(cur *Order) (string, error) {
+	o, err := s.transition(ctx, orderID, func(cur *Order) (string, error) {
 		switch cur.Status {
 		case Pending, Paid:
 			cur.Status, cur.PaymentID = Confirmed, paymentID
@@ -410,6 +429,10 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 			return "", errDecided
 		}
 	})
+	if err == nil && o.Status == Cancelled {
+		// Refunds are idempotent per order: a replay refunds nothing twice.
+		return s.Payments.Refund(ctx, orderID)
+	}
 	return err
 }
 

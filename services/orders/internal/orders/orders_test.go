@@ -299,3 +299,101 @@ func TestGetHidesOtherUsersOrders(t *testing.T) {
 		t.Fatalf("malformed: %v", err)
 	}
 }
+
+func TestPlaceAbovePaymentLimitCancelsBeforeCharging(t *testing.T) {
+	w := newWorld()
+	w.inv = fake.NewInventory(10_000_000, map[string]int{"prd_big": 100})
+	w.svc.Inventory = w.inv
+	req := orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_big", Quantity: 11}}}
+	o, err := w.svc.Place(context.Background(), req)
+	if apierr.CodeOf(err) != apierr.Invalid || o.Status != orders.Cancelled {
+		t.Fatalf("order %+v err %v: want a cancelled order and 400", o, err)
+	}
+	if w.inv.Stock["prd_big"] != 100 || len(w.pay.Charges) != 0 {
+		t.Fatalf("stock %v charges %d: the stock must come back and nothing be charged", w.inv.Stock, len(w.pay.Charges))
+	}
+}
+
+func TestPlaceChargeRefusedAsInvalidCancels(t *testing.T) {
+	w := newWorld()
+	w.pay.Err = apierr.Invalidf("amount", "must be between 1 and 100000000 minor units")
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if apierr.CodeOf(err) != apierr.Invalid || o.Status != orders.Cancelled {
+		t.Fatalf("order %+v err %v: a charge payments refuses must cancel (400), not stay pending (503)", o, err)
+	}
+	stored, _, _ := w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Cancelled || w.inv.Stock["prd_a"] != 10 || w.inv.Stock["prd_b"] != 1 {
+		t.Fatalf("stored %s stock %v", stored.Status, w.inv.Stock)
+	}
+}
+
+func TestPaymentSettledOnCancelledOrderRefunds(t *testing.T) {
+	w := newWorld()
+	w.pay.Err = apierr.Errorf(apierr.Unavailable, "down")
+	o, _ := w.svc.Place(context.Background(), twoLines) // pending: the charge may have happened
+	w.pay.Err = nil
+	if c, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); err != nil || c.Status != orders.Cancelled {
+		t.Fatalf("cancel %+v %v", c, err)
+	}
+	// The charge went through after all and is announced.
+	if err := w.svc.PaymentSettled(context.Background(), o.ID, "ch_late"); err != nil {
+		t.Fatal(err)
+	}
+	stored, _, _ := w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Cancelled || len(w.pay.Refunds) != 2 {
+		t.Fatalf("order %s refunds %v: the late payment must be refunded", stored.Status, w.pay.Refunds)
+	}
+}
+
+// pausingStore runs pause once, after the first read once arm is set and
+// before that read is returned: what the reader saw may go stale meanwhile.
+type pausingStore struct {
+	*fake.Store
+	arm   bool
+	pause func()
+}
+
+func (s *pausingStore) Get(ctx context.Context, id string) (orders.Order, string, error) {
+	o, etag, err := s.Store.Get(ctx, id)
+	if s.arm {
+		s.arm = false
+		s.pause()
+	}
+	return o, etag, err
+}
+
+func TestCancelSeesAConfirmationThatLandsWhileItWaits(t *testing.T) {
+	w := newWorld()
+	o, _ := w.svc.Place(context.Background(), twoLines)
+	ps := &pausingStore{Store: w.store}
+	w.svc.Store = ps
+	settled := make(chan error, 1)
+	// While Cancel reads the order, the payment's confirmation arrives.
+	ps.pause = func() {
+		go func() { settled <- w.svc.PaymentSettled(context.Background(), o.ID, o.PaymentID) }()
+		select {
+		case <-settled: // finished while Cancel was reading: the gap this test looks for
+			settled <- nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	ps.arm = true
+	_, cancelErr := w.svc.Cancel(context.Background(), o.ID, "usr_1")
+	if err := <-settled; err != nil {
+		t.Fatal(err)
+	}
+	stored, _, _ := w.store.Get(context.Background(), o.ID)
+	released := w.inv.Stock["prd_a"] == 10
+	switch stored.Status {
+	case orders.Confirmed:
+		if len(w.pay.Refunds) != 0 || released || apierr.CodeOf(cancelErr) != apierr.Conflict {
+			t.Fatalf("confirmed order refunded %v, stock released %v, cancel err %v", w.pay.Refunds, released, cancelErr)
+		}
+	case orders.Cancelled:
+		if len(w.pay.Refunds) == 0 || !released || cancelErr != nil {
+			t.Fatalf("cancelled order refunds %v, stock released %v, cancel err %v", w.pay.Refunds, released, cancelErr)
+		}
+	default:
+		t.Fatalf("order %s", stored.Status)
+	}
+}

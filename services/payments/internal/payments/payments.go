@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/keylock"
 )
 
 // Status is the outcome of a charge.
@@ -124,11 +125,11 @@ func eventFor(c Charge, typ string) *Event {
 var ErrDeclined = errors.New("declined by provider")
 
 // Provider takes money and gives it back. key is the provider API key.
-// Charge is idempotent per idempotencyKey, as real providers are (an
-// Idempotency-Key header): asking again gives the first answer.
+// Charge and Refund are idempotent per idempotencyKey, as real providers are
+// (an Idempotency-Key header): asking again gives the first answer.
 type Provider interface {
 	Charge(ctx context.Context, key, idempotencyKey string, amount int64, currency string) (ref string, err error)
-	Refund(ctx context.Context, key, ref string) error
+	Refund(ctx context.Context, key, idempotencyKey, ref string) error
 }
 
 // Store keeps charges.
@@ -162,6 +163,9 @@ type Service struct {
 	// may take its claim over (default DefaultClaimTimeout). Longer than any
 	// provider call, so a live request is never overtaken.
 	ClaimTimeout time.Duration
+	// refunds serialises the refunds of one charge in this process: on Redis
+	// a lost ETag race would still publish its event (see Store.Update).
+	refunds keylock.Map
 }
 
 // DefaultClaimTimeout is ClaimTimeout's default.
@@ -247,11 +251,15 @@ func (s *Service) replay(ctx context.Context, req ChargeRequest, id string, mayT
 }
 
 // Refund gives back the money of the charge made with idempotencyKey, once.
-// A declined or already refunded charge is returned as it is.
+// A declined or already refunded charge is returned as it is. Concurrent
+// refunds (replicas, a retried call) reach the provider under one refund key
+// derived from the charge, so the money goes back once whoever wins.
 func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, error) {
 	if !keyPattern.MatchString(idempotencyKey) {
 		return Charge{}, apierr.Invalidf("idempotency_key", "is required: 1-128 letters, digits or _-:.")
 	}
+	unlock := s.refunds.Lock(idempotencyKey)
+	defer unlock()
 	for attempt := 0; ; attempt++ {
 		c, etag, err := s.Store.GetWithETag(ctx, ChargeID(idempotencyKey))
 		if err != nil {
@@ -267,7 +275,7 @@ func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, er
 		if err != nil {
 			return Charge{}, err
 		}
-		if err := s.Provider.Refund(ctx, key, c.ProviderRef); err != nil {
+		if err := s.Provider.Refund(ctx, key, RefundKey(c.ID), c.ProviderRef); err != nil {
 			return Charge{}, apierr.Unavailablef(err, "payment provider unavailable")
 		}
 		c.Status, c.UpdatedAt = Refunded, s.Now().UTC()
@@ -277,6 +285,10 @@ func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, er
 		}
 	}
 }
+
+// RefundKey is the provider idempotency key of the refund of charge id:
+// distinct from the charge's own key, the same for every refund attempt.
+func RefundKey(chargeID string) string { return "refund:" + chargeID }
 
 // Get returns a charge by ID.
 func (s *Service) Get(ctx context.Context, id string) (Charge, error) {

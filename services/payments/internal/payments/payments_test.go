@@ -28,8 +28,12 @@ func (p *fakeProvider) Charge(context.Context, string, string, int64, string) (s
 	return "ref_1", p.err
 }
 
-func (p *fakeProvider) Refund(context.Context, string, string) error {
+func (p *fakeProvider) Refund(_ context.Context, _, idempotencyKey, _ string) error {
+	if idempotencyKey != payments.RefundKey(payments.ChargeID(req.IdempotencyKey)) {
+		return errors.New("refund key " + idempotencyKey + " is not derived from the charge")
+	}
 	p.refunds.Add(1)
+	time.Sleep(p.delay)
 	return nil
 }
 
@@ -195,5 +199,30 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 	now = now.Add(time.Hour)
 	if _, _, err := svc.Charge(context.Background(), other); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("a different charge under the key: %v", err)
+	}
+}
+
+func TestConcurrentRefundsRefundOnce(t *testing.T) {
+	p := &fakeProvider{delay: 20 * time.Millisecond}
+	svc := newService(p)
+	if _, _, err := svc.Charge(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c, err := svc.Refund(context.Background(), req.IdempotencyKey); err != nil || c.Status != payments.Refunded {
+				t.Errorf("refund: %+v %v", c, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := p.refunds.Load(); n != 1 {
+		t.Fatalf("the provider was asked %d times to refund one charge", n)
+	}
+	if got := svc.Store.(*fake.Store).EventTypes(); !slices.Equal(got, []string{payments.EventSucceeded, payments.EventRefunded}) {
+		t.Fatalf("events %v", got)
 	}
 }

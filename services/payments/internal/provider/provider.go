@@ -24,8 +24,9 @@ type Simulated struct {
 	failureRate float64
 	latency     time.Duration
 	rng         *rand.Rand
-	answers     map[string]answer // by idempotency key
+	answers     map[string]answer // by idempotency key, charges and refunds
 	order       []string          // keys in the order they came, to forget the oldest
+	refunds     int
 }
 
 // answer is what the provider said to a key.
@@ -67,12 +68,42 @@ func (p *Simulated) Set(failureRate float64, latency time.Duration) {
 	p.failureRate, p.latency = failureRate, latency
 }
 
-// Refund implements payments.Provider: refunds always go through.
-func (p *Simulated) Refund(_ context.Context, key, ref string) error {
+// Refund implements payments.Provider: refunds always go through, once per
+// idempotency key.
+func (p *Simulated) Refund(_ context.Context, key, idempotencyKey, ref string) error {
 	if key == "" || ref == "" {
 		return errors.New("provider rejected the refund: no API key or charge reference")
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.answers[idempotencyKey]; ok && idempotencyKey != "" {
+		return nil
+	}
+	p.remember(idempotencyKey, answer{ref: ref})
+	p.refunds++
 	return nil
+}
+
+// Refunds returns how many refunds the provider has made: what its
+// dashboard would show, for tests that count money given back.
+func (p *Simulated) Refunds() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refunds
+}
+
+// remember keeps the answer to key, forgetting the oldest beyond
+// MaxRemembered. The caller holds p.mu.
+func (p *Simulated) remember(key string, a answer) {
+	if key == "" {
+		return
+	}
+	p.answers[key] = a
+	p.order = append(p.order, key)
+	if len(p.order) > MaxRemembered {
+		delete(p.answers, p.order[0])
+		p.order = p.order[1:]
+	}
 }
 
 // Charge implements payments.Provider.
@@ -103,13 +134,8 @@ func (p *Simulated) Charge(ctx context.Context, key, idempotencyKey string, _ in
 	p.mu.Lock()
 	if prev, ok := p.answers[idempotencyKey]; ok {
 		a = prev // a concurrent request with the key answered first
-	} else if idempotencyKey != "" {
-		p.answers[idempotencyKey] = a
-		p.order = append(p.order, idempotencyKey)
-		if len(p.order) > MaxRemembered {
-			delete(p.answers, p.order[0])
-			p.order = p.order[1:]
-		}
+	} else {
+		p.remember(idempotencyKey, a)
 	}
 	p.mu.Unlock()
 	if a.declined {

@@ -54,3 +54,22 @@ func TestSimulatedAnswersAKeyOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestSimulatedRefundsAKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	p := provider.NewSimulated(0, 0, 3)
+	for range 3 {
+		if err := p.Refund(ctx, "key", "refund:ch_1", "sim_1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Refund(ctx, "key", "refund:ch_2", "sim_2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Refunds(); n != 2 {
+		t.Fatalf("%d refunds for two keys", n)
+	}
+	if err := p.Refund(ctx, "", "refund:ch_3", "sim_3"); err == nil {
+		t.Fatal("a refund without an API key went through")
+	}
+}

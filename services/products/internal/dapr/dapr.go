@@ -21,6 +21,7 @@ type StateClient interface {
 	sidecar.BulkGetter
 	SaveState(ctx context.Context, store, key string, data []byte, meta map[string]string, so ...daprc.StateOption) error
 	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...daprc.StateOption) error
+	DeleteState(ctx context.Context, store, key string, meta map[string]string) error
 }
 
 // Store keeps products in a Dapr state store.
@@ -59,6 +60,14 @@ func (s *Store) Create(ctx context.Context, r products.Record) error {
 		return apierr.Errorf(apierr.Conflict, "product %s exists", r.ID)
 	}
 	return err
+}
+
+// Delete implements products.Store.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.Client.DeleteState(ctx, s.Name, productKey(id), nil); err != nil {
+		return apierr.Unavailablef(err, "product store unavailable")
+	}
+	return nil
 }
 
 // Update implements products.Store.

@@ -106,6 +106,8 @@ type Store interface {
 	Create(ctx context.Context, r Record) error
 	Update(ctx context.Context, r Record, etag string) error
 	AddToCatalog(ctx context.Context, id string) error
+	// Delete removes a product that never made it into the catalog.
+	Delete(ctx context.Context, id string) error
 	// Catalog returns up to limit products, newest first, skipping offset,
 	// and how many the catalog holds.
 	Catalog(ctx context.Context, offset, limit int) (rs []Record, total int, err error)
@@ -145,6 +147,11 @@ func (s *Service) Create(ctx context.Context, p NewProduct) (Product, error) {
 		return Product{}, err
 	}
 	if err := s.Store.AddToCatalog(ctx, r.ID); err != nil {
+		// Unlisted, nobody could find it and a retry would make another:
+		// take it back, so the failed create leaves nothing behind.
+		if derr := s.Store.Delete(ctx, r.ID); derr != nil {
+			return Product{}, errors.Join(err, derr)
+		}
 		return Product{}, err
 	}
 	return r.Product, nil

@@ -18,6 +18,8 @@ type memStore struct {
 	records map[string]products.Record
 	etags   map[string]int
 	catalog []string
+	// catalogErr, when set, is what AddToCatalog answers.
+	catalogErr error
 }
 
 var _ products.Store = (*memStore)(nil)
@@ -69,7 +71,18 @@ func (s *memStore) Update(_ context.Context, r products.Record, etag string) err
 func (s *memStore) AddToCatalog(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.catalogErr != nil {
+		return s.catalogErr
+	}
 	s.catalog = append(s.catalog, id)
+	return nil
+}
+
+func (s *memStore) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.records, id)
+	delete(s.etags, id)
 	return nil
 }
 
@@ -212,5 +225,18 @@ func TestSetStock(t *testing.T) {
 	}
 	if _, err := svc.SetStock(context.Background(), p.ID, -1); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("negative: %v", err)
+	}
+}
+
+func TestCreateThatCannotBeListedLeavesNothing(t *testing.T) {
+	store := newStore()
+	store.catalogErr = apierr.Errorf(apierr.Unavailable, "catalog busy")
+	svc := &products.Service{Store: store, MaxAttempts: 5, Now: time.Now}
+	_, err := svc.Create(context.Background(), products.NewProduct{Name: "Lamp", Price: 100, Currency: "EUR", Stock: 1})
+	if apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+	if n := len(store.records); n != 0 {
+		t.Fatalf("%d products stored that no list shows", n)
 	}
 }
