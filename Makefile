@@ -7,7 +7,7 @@ SERVICES := gateway users products orders payments notifications
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools k8s e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build images run observe test test-unit test-fuzz test-e2e loadtest bench fuzz fmt vet clean
+.PHONY: help tools build images run run-check observe test test-unit test-fuzz test-e2e loadtest bench fuzz fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,13 +32,21 @@ images: ## build a container image per service (needs a Docker engine; TAG=dev):
 RUN_FLAGS_redis          := -start-redis
 RUN_FLAGS_kafka-postgres := -kafka 9092
 
-run: tools build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres); Ctrl-C stops it
-	@test -d components/$(PROFILE) || { echo "no profile components/$(PROFILE) (profiles: $$(cd components && ls -d */ | tr -d / | tr '\n' ' '))"; exit 1; }
+run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres); Ctrl-C stops it
+	@bash tools/toolchain.sh daprd
+	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
+
+# What the profile needs from this machine, checked before minutes of building.
+run-check:
+	@test -d components/$(PROFILE) || { echo "no profile components/$(PROFILE) (profiles: $$(cd components && ls -d */ | tr -d / | grep -vx config | tr '\n' ' '))"; exit 1; }
+	@if [ "$(PROFILE)" = redis ] && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && ! command -v redis-server >/dev/null; then \
+	  echo "Redis does not answer at 127.0.0.1:6379 and redis-server is not installed (the redis profile keeps state and events there)."; \
+	  echo "Install it: sudo apt-get install redis-server (Debian/Ubuntu), brew install redis (macOS);"; \
+	  echo "make run then starts a private one when none answers."; exit 1; fi
 	@if [ "$(PROFILE)" = kafka-postgres ] && ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
 	  echo "PostgreSQL does not answer at 127.0.0.1:5432 (the kafka-postgres profile keeps state there)."; \
 	  echo "Install and start it: sudo apt-get install postgresql (Debian/Ubuntu), brew install postgresql (macOS),"; \
 	  echo "or set postgres-connection-string in components/local-secrets.json to one you have."; exit 1; fi
-	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
 
 observe: ## run Prometheus (127.0.0.1:9090) with the suite's config and alerts against `make run`
 	@bash tools/toolchain.sh prometheus
@@ -60,7 +68,7 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off)
 test-e2e: ## integration tests on both profiles: real daprd sidecars, Redis, then Kafka (in-process) + PostgreSQL
 	@echo "==> e2e: the suite on the redis profile (127.0.0.1:6379), then on kafka-postgres (PostgreSQL 127.0.0.1:5432)"
 	@cd e2e && DAPRD=$(BIN)/daprd K6=$(BIN)/k6 E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
-	  grep -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
+	  grep --line-buffered -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 
 SCENARIO ?= load
 

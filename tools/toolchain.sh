@@ -16,20 +16,21 @@ BIN="${BIN:-$ROOT/.bin}"
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'toolchain: %s\n' "$*" >&2; exit 1; }
 
-# with_progress LABEL CMD...: runs CMD, printing the elapsed time every 15 s,
-# since go build is silent for minutes.
+# with_progress LABEL CMD...: runs CMD in the foreground (Ctrl-C stops it)
+# while a ticker prints the elapsed time every 15 s, since go build is silent
+# for minutes.
 with_progress() {
   local label="$1"; shift
-  local start=$SECONDS
-  "$@" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    if (( (SECONDS - start) % 15 == 0 )) && kill -0 "$pid" 2>/dev/null; then
-      say "$label: still building ($((SECONDS - start))s)"
-    fi
-  done
-  wait "$pid" || die "$label failed (see the output above)"
+  local start=$SECONDS rc=0
+  ( while sleep 15; do say "$label: still building ($((SECONDS - start))s)"; done ) &
+  local ticker=$!
+  # A background job ignores Ctrl-C: stop the ticker however this ends.
+  trap 'kill "$ticker" 2>/dev/null || true' EXIT
+  "$@" || rc=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  trap - EXIT
+  (( rc == 0 )) || die "$label failed (see the output above)"
   say "$label: done in $((SECONDS - start))s"
 }
 
@@ -38,6 +39,7 @@ check_go() {
   local v
   v="$(go env GOVERSION)" || die "cannot run 'go env GOVERSION'"
   v="${v#go}"
+  [[ "$v" =~ ^[0-9]+\.[0-9]+ ]] || die "cannot tell the version of Go '$v' ($(command -v go)): this suite needs a release of Go $GO_MIN or newer"
   local major minor
   major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"; minor="${minor%%[!0-9]*}"
   if (( major < 1 || (major == 1 && minor < ${GO_MIN#1.}) )); then
@@ -97,6 +99,12 @@ build_k6() {
   "$BIN/k6" version | grep -q "^k6 v$K6_VERSION " || die "built k6 reports '$("$BIN/k6" version)', want v$K6_VERSION"
 }
 
+case "${1:-}" in
+  -h|--help|help)
+    sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "Usage: tools/toolchain.sh [daprd|k6|prometheus]...  (none: all three; make tools)"
+    exit 0 ;;
+esac
 check_go
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(daprd k6 prometheus)

@@ -298,13 +298,12 @@ func (r *Run) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(r.opts.ReadyTimeout)
 	start, lastReport := time.Now(), time.Now()
 	for len(pending) > 0 {
+		// Any process, also one whose own check passed already.
+		if err := r.exited(); err != nil {
+			return err
+		}
 		var still []check
 		for _, c := range pending {
-			select {
-			case <-c.owner.done:
-				return fmt.Errorf("%s exited before it was ready (%v)\n%s", c.owner.name, c.owner.err, c.owner.tail.render(c.owner.name))
-			default:
-			}
 			if healthy(ctx, client, c.url, "") {
 				continue
 			}
@@ -352,6 +351,9 @@ func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline 
 		for _, to := range r.Apps {
 			url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/%s", from.DaprHTTPPort, to.ID, strings.TrimPrefix(to.HealthPath, "/"))
 			for !healthy(ctx, client, url, from.APIToken) {
+				if err := r.exited(); err != nil {
+					return err
+				}
 				if time.Now().After(deadline) {
 					return fmt.Errorf("not ready after %s: %s cannot invoke %s (checked %s)", r.opts.ReadyTimeout, from.ID, to.ID, url)
 				}
@@ -361,6 +363,19 @@ func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline 
 				case <-time.After(100 * time.Millisecond):
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// exited names the first process that has exited, with its last lines: while
+// the suite starts, every exit is a failure.
+func (r *Run) exited() error {
+	for _, p := range r.procs {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
+		default:
 		}
 	}
 	return nil

@@ -54,6 +54,7 @@ type config struct {
 	startRedis   bool
 	privateRedis bool
 	kafkaPort    int
+	bin          string
 	appEnv       [][3]string // app, key, value
 }
 
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.BoolVar(&cfg.startRedis, "start-redis", false, "start a private redis-server on a free port when the components' Redis does not answer")
 	fs.BoolVar(&cfg.privateRedis, "private-redis", false, "always start a private, empty redis-server on a free port (load tests: no data or event backlog of other runs)")
 	fs.IntVar(&cfg.kafkaPort, "kafka", 0, "run an in-process Kafka broker on this loopback port (kafka-postgres profile)")
+	fs.StringVar(&cfg.bin, "bin", "", "run DIR/<app-id> instead of an app's command where that binary exists (make run: .bin); daprun is then the service's parent, so even a killed daprun takes it along")
 	fs.Func("app-env", "APP:KEY=VALUE: add an environment variable to one app (repeatable), e.g. orders:PPROF_ADDR=127.0.0.1:6061", func(v string) error {
 		app, kv, ok := strings.Cut(v, ":")
 		key, val, ok2 := strings.Cut(kv, "=")
@@ -110,6 +112,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			f.Apps[i].Env = map[string]string{}
 		}
 		f.Apps[i].Env[e[1]] = e[2]
+	}
+	if cfg.bin != "" {
+		if err := useBinaries(f, cfg.bin, out); err != nil {
+			return err
+		}
 	}
 	if cfg.resources != "" {
 		var paths []string
@@ -304,4 +311,29 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// useBinaries replaces the command of every app that has a binary named
+// after it in dir. `go run .` starts the service as its own child, which the
+// kernel's parent-death signal of daprun's children does not reach.
+func useBinaries(f *runner.File, dir string, out io.Writer) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+		return fmt.Errorf("-bin %s: not a directory", dir)
+	}
+	for i, a := range f.Apps {
+		path := filepath.Join(abs, a.ID)
+		if len(a.Command) == 0 {
+			continue
+		}
+		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			fmt.Fprintf(out, "daprun: %s: no binary %s, running %q\n", a.ID, path, strings.Join(a.Command, " "))
+			continue
+		}
+		f.Apps[i].Command = []string{path}
+	}
+	return nil
 }

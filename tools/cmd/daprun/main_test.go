@@ -385,3 +385,71 @@ func TestAppEnvReachesOneApp(t *testing.T) {
 		}
 	}
 }
+
+// TestKilledDaprunTakesItsAppsAlong: with -bin, daprun is the parent of every
+// service, so even SIGKILL (no chance to clean up) leaves nothing behind. The
+// run file's command keeps the app one process further down, as `go run .`
+// does; -bin must replace it.
+func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
+	dir := suite(t, nil)
+	run := filepath.Join(dir, "dapr.yaml")
+	b, err := os.ReadFile(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(bins, "testapp")
+	wrapped := strings.ReplaceAll(string(b), fmt.Sprintf("command: [%q]", app), fmt.Sprintf("command: [\"sh\", \"-c\", %q]", app+"; exit $?"))
+	if err := os.WriteFile(run, []byte(wrapped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	binDir := t.TempDir()
+	for _, id := range []string{"alpha", "beta"} {
+		if err := os.Symlink(app, filepath.Join(binDir, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd, out, marker := start(t, dir, "-bin", binDir)
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	if strings.Contains(out.String(), "sh -c") {
+		t.Fatalf("an app still runs its command:\n%s", out)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(runnertest.Tagged(marker)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind by a killed daprun:\n%s", strings.Join(runnertest.Tagged(marker), "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCrashWhileOthersStartIsNamed: a process that passed its own check and
+// then dies while another is still starting fails the start at once, named
+// with its last lines, instead of after the whole ready timeout.
+func TestCrashWhileOthersStartIsNamed(t *testing.T) {
+	dir := suite(t, map[string]string{"TESTAPP_CRASH_AFTER": "1s"})
+	run := filepath.Join(dir, "dapr.yaml")
+	b, err := os.ReadFile(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unhealthy := strings.Replace(string(b), "appDirPath: ./a\n", "appDirPath: ./a\n    env:\n      TESTAPP_UNHEALTHY: \"1\"\n", 1)
+	if err := os.WriteFile(run, []byte(unhealthy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out, marker := start(t, dir, "-ready-timeout", "60s", "-stop-grace", "2s")
+	if code := exitCode(t, cmd, 20*time.Second); code == 0 {
+		t.Fatalf("exit code 0\n%s", out)
+	}
+	for _, want := range []string{"beta app exited before it was ready (exit status 3)", "testapp crashing on purpose"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("processes left behind: %v", left)
+	}
+}
