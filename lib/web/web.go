@@ -35,11 +35,8 @@ const MaxBodyBytes = 1 << 20
 // Decode reads one JSON object from r's body into v. Unknown fields, trailing
 // data, wrong types and oversized bodies are Invalid errors naming the field.
 func Decode(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return apierr.Errorf(apierr.Invalid, "content type must be application/json, got %q", ct)
-		}
+	if err := CheckJSON(r); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
@@ -51,6 +48,18 @@ func Decode(r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return apierr.Errorf(apierr.Invalid, "body must hold a single JSON object")
+	}
+	return nil
+}
+
+// CheckJSON refuses a request whose Content-Type is set to anything but
+// JSON (an Invalid error); no Content-Type is taken as JSON.
+func CheckJSON(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return apierr.Errorf(apierr.Invalid, "content type must be application/json, got %q", ct)
+		}
 	}
 	return nil
 }
@@ -168,8 +177,9 @@ func Ready(log *slog.Logger, check func(context.Context) error) http.HandlerFunc
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := check(ctx); err != nil {
+			// The reason names addresses and errors: logged, not shown.
 			log.WarnContext(ctx, "not ready", "err", err)
-			Respond(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			Respond(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
 		Respond(w, http.StatusOK, map[string]string{"status": "ready"})

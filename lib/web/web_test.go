@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -163,4 +164,20 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(%q) = %v, want an invalid error", body, err)
 		}
 	})
+}
+
+func TestReadyLogsWhyButDoesNotSay(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	ready := web.Ready(log, func(context.Context) error {
+		return errors.New(`dial tcp 127.0.0.1:3500: connection refused`)
+	})
+	w := httptest.NewRecorder()
+	ready(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if w.Code != http.StatusServiceUnavailable || strings.Contains(w.Body.String(), "127.0.0.1") {
+		t.Fatalf("not ready: %d %s (the reason belongs in the log)", w.Code, w.Body)
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Fatalf("reason not logged: %s", logs.String())
+	}
 }

@@ -40,12 +40,18 @@ func (c *console) prefix(i int, app, source string) string {
 	return "\x1b[" + style + "m" + p + "\x1b[0m"
 }
 
-// copy forwards r line by line to the console and into t until r ends.
-func (c *console) copy(r io.Reader, prefix string, t *tail) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
+// copy forwards r line by line to the console and into t until r ends, then
+// closes r. A line longer than the buffer comes out in pieces: the pipe is
+// read to its end whatever the child writes, so a child never blocks on it.
+func (c *console) copy(r io.ReadCloser, prefix string, t *tail) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		b, _, err := br.ReadLine()
+		if err != nil {
+			return
+		}
+		line := string(b)
 		t.add(line)
 		c.mu.Lock()
 		fmt.Fprintln(c.out, prefix+line)

@@ -62,9 +62,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "daprun:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed, nothing failed
 		}
+		fmt.Fprintln(os.Stderr, "daprun:", err)
 		os.Exit(1)
 	}
 }
@@ -97,6 +98,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	if !slices.Contains([]string{"auto", "always", "never"}, cfg.color) {
+		return fmt.Errorf("-color %q: want auto, always or never", cfg.color)
 	}
 
 	f, err := runner.Load(cfg.file)

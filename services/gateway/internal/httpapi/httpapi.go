@@ -171,9 +171,14 @@ func claims(r *http.Request) auth.Claims {
 	return c
 }
 
-// forward relays the request body to path on app.
+// forward relays the request body to path on app. The body goes on as
+// JSON, so what the client says it sent is checked here.
 func (h *handlers) forward(app, path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := web.CheckJSON(r); err != nil {
+			web.RespondError(w, r, h.log, err)
+			return
+		}
 		body, err := h.readBody(r)
 		if err != nil {
 			web.RespondError(w, r, h.log, err)

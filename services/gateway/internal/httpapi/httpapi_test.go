@@ -164,6 +164,15 @@ func TestInputLimits(t *testing.T) {
 	if w := send(h, "POST", "/api/orders", customer, `{}`); w.Code != 400 || !strings.Contains(w.Body.String(), `"field":"items"`) {
 		t.Fatalf("no items: %d %s", w.Code, w.Body)
 	}
+	for _, path := range []string{"/api/login", "/api/users"} {
+		r := httptest.NewRequest("POST", path, strings.NewReader(`{}`))
+		r.Header.Set("Content-Type", "text/plain")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), "content type") {
+			t.Fatalf("%s as text/plain: %d %s", path, w.Code, w.Body)
+		}
+	}
 	if len(up.calls) != 0 {
 		t.Fatalf("forwarded: %+v", up.calls)
 	}

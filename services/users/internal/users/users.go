@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -111,6 +112,9 @@ type Service struct {
 	// limits logins per client address. Either may be nil (no limit).
 	FailuresPerAccount *Limiter
 	AttemptsPerAddress *Limiter
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // Register creates a customer account.
@@ -144,43 +148,48 @@ func (s *Service) create(ctx context.Context, email, password, name, role string
 }
 
 // dummyHash is compared against when the email is unknown, so a login takes
-// as long whether or not the account exists.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.MinCost)
+// as long whether or not the account exists. bcrypt's time follows the cost
+// stored in the hash: it is made once, at the service's cost.
+func (s *Service) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), s.BcryptCost)
+	})
+	return s.dummy
+}
 
 // Authenticate checks a login from client address addr and issues a token.
 // Too many attempts from addr, or too many failures for one account, are
 // refused before the password is even looked at.
 func (s *Service) Authenticate(ctx context.Context, l Login, addr string) (Token, error) {
 	email := normalEmail(l.Email)
-	if err := s.limit(email, addr); err != nil {
+	if err := take(s.AttemptsPerAddress, AddressKey(addr)); err != nil {
+		return Token{}, err
+	}
+	// The attempt counts as a failure of the account before the password is
+	// compared, so parallel guesses cannot all pass the check first.
+	if err := take(s.FailuresPerAccount, email); err != nil {
 		return Token{}, err
 	}
 	tok, err := s.authenticate(ctx, email, l.Password)
-	switch {
-	case apierr.CodeOf(err) == apierr.Unauthenticated && s.FailuresPerAccount != nil:
-		s.FailuresPerAccount.Add(email)
-	case err == nil && s.FailuresPerAccount != nil:
-		s.FailuresPerAccount.Reset(email)
+	if s.FailuresPerAccount != nil && email != "" {
+		switch {
+		case err == nil:
+			s.FailuresPerAccount.Reset(email)
+		case apierr.CodeOf(err) != apierr.Unauthenticated:
+			s.FailuresPerAccount.Undo(email) // not the client's failure
+		}
 	}
 	return tok, err
 }
 
-// limit counts the attempt and refuses it when a limit is reached.
-func (s *Service) limit(email, addr string) error {
-	for _, c := range []struct {
-		l   *Limiter
-		key string
-		add bool
-	}{{s.AttemptsPerAddress, addr, true}, {s.FailuresPerAccount, email, false}} {
-		if c.l == nil || c.key == "" {
-			continue
-		}
-		if blocked, wait := c.l.Blocked(c.key); blocked {
-			return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
-		}
-		if c.add {
-			c.l.Add(c.key)
-		}
+// take counts one attempt against l (nil: no limit) and refuses it when
+// key's limit is reached.
+func take(l *Limiter, key string) error {
+	if l == nil || key == "" {
+		return nil
+	}
+	if ok, wait := l.Take(key); !ok {
+		return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
 	}
 	return nil
 }
@@ -201,7 +210,7 @@ func (s *Service) authenticate(ctx context.Context, email, password string) (Tok
 		}
 	}
 	if rec.ID == "" {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
 		return Token{}, denied
 	}
 	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(password)) != nil {

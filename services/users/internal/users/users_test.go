@@ -258,12 +258,83 @@ func TestLoginLimits(t *testing.T) {
 func TestLimiterForgetsEndedWindows(t *testing.T) {
 	now := time.Unix(0, 0)
 	l := &users.Limiter{Max: 1, Window: time.Second, Now: func() time.Time { return now }}
-	l.Add("a")
+	if ok, _ := l.Take("a"); !ok {
+		t.Fatal("the first event refused")
+	}
 	if blocked, wait := l.Blocked("a"); !blocked || wait != time.Second {
 		t.Fatalf("blocked %v wait %v", blocked, wait)
 	}
 	now = now.Add(time.Second)
 	if blocked, _ := l.Blocked("a"); blocked {
 		t.Fatal("still blocked after the window")
+	}
+}
+
+func TestParallelGuessesStopAtTheAccountLimit(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService()
+	svc.FailuresPerAccount = &users.Limiter{Max: 5, Window: 15 * time.Minute, Now: time.Now}
+	_, _ = svc.Register(ctx, ada)
+	var (
+		wg           sync.WaitGroup
+		mu           sync.Mutex
+		tried, shown int
+	)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := svc.Authenticate(ctx, users.Login{Email: "ada@example.com", Password: fmt.Sprint("guess ", i)}, fmt.Sprint("10.0.1.", i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch apierr.CodeOf(err) {
+			case apierr.Unauthenticated:
+				tried++
+			case apierr.TooManyRequests:
+				shown++
+			default:
+				t.Errorf("guess %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if tried != 5 || shown != 25 {
+		t.Fatalf("%d guesses compared, %d refused: want 5 and 25", tried, shown)
+	}
+}
+
+func TestLimiterHoldsAtMostMaxKeys(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := &users.Limiter{Max: 5, Window: time.Minute, MaxKeys: 3, Now: func() time.Time { return now }}
+	for _, k := range []string{"a", "b", "c"} {
+		if ok, _ := l.Take(k); !ok {
+			t.Fatalf("%s refused with room left", k)
+		}
+	}
+	if ok, wait := l.Take("d"); ok || wait != time.Minute {
+		t.Fatalf("a fourth key within the window: ok %v wait %v", ok, wait)
+	}
+	if ok, _ := l.Take("a"); !ok {
+		t.Fatal("a known key refused because the limiter is full")
+	}
+	now = now.Add(time.Minute)
+	if ok, _ := l.Take("d"); !ok {
+		t.Fatal("a new key refused after every window ended")
+	}
+}
+
+func TestAddressKeyGroupsAnIPv6Network(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
+	} {
+		if users.AddressKey(c.a) != users.AddressKey(c.b) {
+			t.Errorf("%s and %s are one /64: %s vs %s", c.a, c.b, users.AddressKey(c.a), users.AddressKey(c.b))
+		}
+	}
+	if users.AddressKey("2001:db8:1:2::1") == users.AddressKey("2001:db8:1:3::1") {
+		t.Error("two /64 networks share a key")
+	}
+	if k := users.AddressKey("10.0.0.1"); k != "10.0.0.1" {
+		t.Errorf("IPv4 key %q", k)
 	}
 }
