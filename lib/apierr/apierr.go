@@ -16,26 +16,28 @@ type Code string
 
 // The codes every service uses. Add a code here and to the table below, nowhere else.
 const (
-	Invalid         Code = "invalid"           // the client sent something wrong
-	Unauthenticated Code = "unauthenticated"   // no or bad credentials
-	Forbidden       Code = "forbidden"         // credentials fine, action not allowed
-	NotFound        Code = "not_found"         // no such resource
-	Conflict        Code = "conflict"          // state changed under the caller, or duplicate
-	TooManyRequests Code = "too_many_requests" // the caller must slow down
-	Unavailable     Code = "unavailable"       // an upstream dependency cannot answer now
-	Internal        Code = "internal"          // a bug or an unexpected failure
+	Invalid          Code = "invalid"            // the client sent something wrong
+	Unauthenticated  Code = "unauthenticated"    // no or bad credentials
+	Forbidden        Code = "forbidden"          // credentials fine, action not allowed
+	NotFound         Code = "not_found"          // no such resource
+	MethodNotAllowed Code = "method_not_allowed" // the resource exists, not for this method
+	Conflict         Code = "conflict"           // state changed under the caller, or duplicate
+	TooManyRequests  Code = "too_many_requests"  // the caller must slow down
+	Unavailable      Code = "unavailable"        // an upstream dependency cannot answer now
+	Internal         Code = "internal"           // a bug or an unexpected failure
 )
 
 // statuses is the one place where codes meet HTTP.
 var statuses = map[Code]int{
-	Invalid:         http.StatusBadRequest,
-	Unauthenticated: http.StatusUnauthorized,
-	Forbidden:       http.StatusForbidden,
-	NotFound:        http.StatusNotFound,
-	Conflict:        http.StatusConflict,
-	TooManyRequests: http.StatusTooManyRequests,
-	Unavailable:     http.StatusServiceUnavailable,
-	Internal:        http.StatusInternalServerError,
+	Invalid:          http.StatusBadRequest,
+	Unauthenticated:  http.StatusUnauthorized,
+	Forbidden:        http.StatusForbidden,
+	NotFound:         http.StatusNotFound,
+	MethodNotAllowed: http.StatusMethodNotAllowed,
+	Conflict:         http.StatusConflict,
+	TooManyRequests:  http.StatusTooManyRequests,
+	Unavailable:      http.StatusServiceUnavailable,
+	Internal:         http.StatusInternalServerError,
 }
 
 // FieldError names one invalid field of a request and says what is wrong with it.

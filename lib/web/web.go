@@ -215,7 +215,44 @@ func Router(log *slog.Logger, m *metrics.Metrics, ready func(context.Context) er
 	r.HandleFunc("/healthz", Live).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", Ready(log, ready)).Methods(http.MethodGet)
 	r.Handle("/metrics", m.Handler()).Methods(http.MethodGet)
+	NoRoute(r, log, m)
 	return r
+}
+
+// NoRoute makes r (a router or subrouter) answer unknown paths with 404 and
+// known paths asked with the wrong method with 405 and Allow, in the error
+// model's JSON like every other error. (mux itself answers some method
+// mismatches with its not-found handler, so both handlers ask which methods
+// the path has.) mux runs no middleware for them, so m counts them here, under
+// the route "unmatched".
+func NoRoute(r *mux.Router, log *slog.Logger, m *metrics.Metrics) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if allowed := allowedMethods(r, req); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			RespondError(w, req, log, apierr.Errorf(apierr.MethodNotAllowed, "%s is not allowed on %s", req.Method, req.URL.Path))
+			return
+		}
+		RespondError(w, req, log, apierr.Errorf(apierr.NotFound, "no route %s %s", req.Method, req.URL.Path))
+	})
+	r.NotFoundHandler = m.Middleware(h)
+	r.MethodNotAllowedHandler = r.NotFoundHandler
+}
+
+// allowedMethods returns the methods other than req's that r routes req's path for.
+func allowedMethods(r *mux.Router, req *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == req.Method {
+			continue
+		}
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if r.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // NewServer returns an http.Server with the timeouts every service uses.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 )
 
@@ -179,5 +180,27 @@ func TestReadyLogsWhyButDoesNotSay(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "connection refused") {
 		t.Fatalf("reason not logged: %s", logs.String())
+	}
+}
+
+func TestUnknownPathsAreJSONAndCounted(t *testing.T) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	r := web.Router(log, metrics.New("test"), func(context.Context) error { return nil })
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{{"GET", "/nowhere", 404}, {"POST", "/healthz", 405}} {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
+		if w.Code != c.status || !strings.Contains(w.Body.String(), `"error"`) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, w.Code, w.Body)
+		}
+	}
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`route="unmatched",service="test"} 1`, `code="405",method="POST",route="unmatched"`} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -83,9 +83,7 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api.Handle("/products", h.admin(h.forward(opts.Apps.Products, "products"))).Methods(http.MethodPost)
 	api.Handle("/products/{id}/stock", h.admin(h.forwardVars(opts.Apps.Products, "products/{id}/stock"))).Methods(http.MethodPut)
 
-	api.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		web.RespondError(w, r, log, apierr.Errorf(apierr.NotFound, "no route %s %s", r.Method, r.URL.Path))
-	})
+	web.NoRoute(api, log, m)
 	return r
 }
 

@@ -245,3 +245,25 @@ func FuzzGateway(f *testing.F) {
 		}
 	})
 }
+
+func TestUnknownRoutesAndMethodsAnswerJSON(t *testing.T) {
+	h := gateway(&upstream{status: 200, reply: `{}`})
+	customer := token(t, auth.RoleCustomer, time.Hour)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"DELETE", "/api/orders", 405, `"code":"method_not_allowed"`},
+		{"GET", "/api/nothing-here", 404, `"code":"not_found"`},
+		{"GET", "/nothing-here", 404, `"code":"not_found"`},
+	} {
+		w := send(h, c.method, c.path, customer, "")
+		if w.Code != c.status || !strings.Contains(w.Body.String(), c.code) || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d %q %s", c.method, c.path, w.Code, w.Header().Get("Content-Type"), w.Body)
+		}
+	}
+	if allow := send(h, "DELETE", "/api/orders", customer, "").Header().Get("Allow"); allow != "GET, POST" {
+		t.Errorf("Allow %q, want GET, POST", allow)
+	}
+}
