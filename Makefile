@@ -7,7 +7,7 @@ SERVICES := gateway users products orders payments notifications
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools k8s e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build images run run-check observe test test-unit test-fuzz test-e2e loadtest bench fuzz fmt vet clean
+.PHONY: help tools build images run run-check observe test test-check test-unit test-fuzz test-e2e loadtest bench fuzz fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,7 +56,15 @@ observe: ## run Prometheus (127.0.0.1:9090) with the suite's config and alerts a
 	@exec prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
 	  --web.listen-address=127.0.0.1:9090 --log.level=warn
 
-test: tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz run, then integration tests through real sidecars
+test: test-check tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz run, then integration tests through real sidecars
+
+# What the integration tests need from this machine, checked before minutes of building.
+test-check:
+	@missing=""; \
+	(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || missing="$$missing\n  Redis on 127.0.0.1:6379 (sudo apt-get install redis-server, brew install redis)"; \
+	command -v redis-server >/dev/null || missing="$$missing\n  redis-server on PATH (the fault tests start their own): the same package"; \
+	[ -n "$$E2E_POSTGRES" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || missing="$$missing\n  PostgreSQL on 127.0.0.1:5432, user postgres with trust (sudo apt-get install postgresql), or E2E_POSTGRES set to an admin connection string"; \
+	if [ -n "$$missing" ]; then printf "make test needs:$$missing\n"; exit 1; fi
 
 test-unit: ## vet and unit-test every module on its own (GOWORK=off)
 	@for m in $(filter-out e2e,$(MODULES)); do \
