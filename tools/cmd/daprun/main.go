@@ -273,22 +273,38 @@ func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(),
 		return nop, err
 	}
 	to := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	logFile := filepath.Join(dir, "redis.log")
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logFile)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nop, fmt.Errorf("starting redis-server: %w", err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	cleanup := func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		<-exited
+		exited <- nil // for a second call
 		os.RemoveAll(dir)
+	}
+	// What redis-server said, for a start that fails.
+	said := func() string {
+		b, _ := os.ReadFile(logFile)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		return strings.Join(lines[max(0, len(lines)-5):], "\n")
 	}
 	fmt.Fprintf(out, "daprun: Redis does not answer at %s; started a private redis-server at %s\n", from, to)
 	deadline := time.Now().Add(10 * time.Second)
 	for runner.PingRedis(to, time.Second) != nil {
+		select {
+		case err := <-exited:
+			exited <- err
+			return cleanup, fmt.Errorf("private redis-server at %s exited (%v); its last lines:\n%s", to, err, said())
+		default:
+		}
 		if time.Now().After(deadline) {
-			return cleanup, fmt.Errorf("private redis-server at %s did not answer within 10s", to)
+			return cleanup, fmt.Errorf("private redis-server at %s did not answer within 10s; its last lines:\n%s", to, said())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -453,3 +453,33 @@ func TestCrashWhileOthersStartIsNamed(t *testing.T) {
 		t.Fatalf("processes left behind: %v", left)
 	}
 }
+
+// TestPrivateRedisThatFailsIsShown: a private redis-server that exits at
+// once fails the start at once, with what it said.
+func TestPrivateRedisThatFailsIsShown(t *testing.T) {
+	fakeBin := t.TempDir()
+	// Writes its complaint where it is told to log, as redis-server does, and fails.
+	script := "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --logfile ] && echo '# Fatal error, cannot listen: on purpose' > \"$2\"; shift; done\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(fakeBin, "redis-server"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := suite(t, nil)
+	port, _ := runner.FreePort()
+	comp := fmt.Sprintf("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: kv}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n    - {name: redisHost, value: \"127.0.0.1:%d\"}\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "res", "kv.yaml"), []byte(comp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", fakeBin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd, out, marker := start(t, dir, "-start-redis")
+	if code := exitCode(t, cmd, 8*time.Second); code == 0 {
+		t.Fatalf("exit 0 with a failing redis-server\n%s", out)
+	}
+	for _, want := range []string{"exited (exit status 1)", "cannot listen: on purpose"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
