@@ -58,12 +58,16 @@ observe: ## run Prometheus (127.0.0.1:9090) with the suite's config and alerts a
 
 test: test-check tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz run, then integration tests through real sidecars
 
-# What the integration tests need from this machine, checked before minutes of building.
+# What the integration tests need from this machine (for the profiles and
+# passes E2E_PROFILES and E2E_FAULTS select), checked before minutes of building.
 test-check:
-	@missing=""; \
-	(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || missing="$$missing\n  Redis on 127.0.0.1:6379 (sudo apt-get install redis-server, brew install redis)"; \
-	command -v redis-server >/dev/null || missing="$$missing\n  redis-server on PATH (the fault tests start their own): the same package"; \
-	[ -n "$$E2E_POSTGRES" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || missing="$$missing\n  PostgreSQL on 127.0.0.1:5432, user postgres with trust (sudo apt-get install postgresql), or E2E_POSTGRES set to an admin connection string"; \
+	@missing=""; profiles="$${E2E_PROFILES:-redis,kafka-postgres}"; \
+	case "$$profiles" in *redis*) (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || \
+	  missing="$$missing\n  Redis on 127.0.0.1:6379 (sudo apt-get install redis-server, brew install redis)";; esac; \
+	[ "$$E2E_FAULTS" = 0 ] || command -v redis-server >/dev/null || \
+	  missing="$$missing\n  redis-server on PATH, for the fault tests (the same package; E2E_FAULTS=0 leaves them out)"; \
+	case "$$profiles" in *postgres*) [ -n "$$E2E_POSTGRES" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || \
+	  missing="$$missing\n  PostgreSQL on 127.0.0.1:5432, user postgres with trust (sudo apt-get install postgresql), or E2E_POSTGRES set to an admin connection string";; esac; \
 	if [ -n "$$missing" ]; then printf "make test needs:$$missing\n"; exit 1; fi
 
 test-unit: ## vet and unit-test every module on its own (GOWORK=off)

@@ -22,7 +22,10 @@ die() { printf 'toolchain: %s\n' "$*" >&2; exit 1; }
 with_progress() {
   local label="$1"; shift
   local start=$SECONDS rc=0
-  ( while sleep 15; do say "$label: still building ($((SECONDS - start))s)"; done ) &
+  # The ticker takes its sleep along when stopped: a sleep left behind would
+  # hold the output open (make tools | tee would wait for it).
+  ( trap 'kill "${s:-}" 2>/dev/null; exit 0' TERM
+    while :; do sleep 15 & s=$!; wait "$s"; say "$label: still building ($((SECONDS - start))s)"; done ) &
   local ticker=$!
   # A background job ignores Ctrl-C: stop the ticker however this ends.
   trap 'kill "$ticker" 2>/dev/null || true' EXIT

@@ -105,6 +105,18 @@ func (s *Store) AddToCatalog(ctx context.Context, id string) error {
 	})
 }
 
+// RemoveFromCatalog implements products.Store.
+func (s *Store) RemoveFromCatalog(ctx context.Context, id string) error {
+	return sidecar.ModifyJSON(ctx, s.Client, s.Name, catalogKey, func(c *catalog) bool {
+		i := slices.Index(c.IDs, id)
+		if i < 0 {
+			return false
+		}
+		c.IDs = slices.Delete(c.IDs, i, i+1)
+		return true
+	})
+}
+
 // Catalog implements products.Store.
 func (s *Store) Catalog(ctx context.Context, offset, limit int) ([]products.Record, int, error) {
 	var c catalog

@@ -106,6 +106,8 @@ type Store interface {
 	Create(ctx context.Context, r Record) error
 	Update(ctx context.Context, r Record, etag string) error
 	AddToCatalog(ctx context.Context, id string) error
+	// RemoveFromCatalog takes id out of the catalog (none there: no error).
+	RemoveFromCatalog(ctx context.Context, id string) error
 	// Delete removes a product that never made it into the catalog.
 	Delete(ctx context.Context, id string) error
 	// Catalog returns up to limit products, newest first, skipping offset,
@@ -148,8 +150,10 @@ func (s *Service) Create(ctx context.Context, p NewProduct) (Product, error) {
 	}
 	if err := s.Store.AddToCatalog(ctx, r.ID); err != nil {
 		// Unlisted, nobody could find it and a retry would make another:
-		// take it back, so the failed create leaves nothing behind.
-		if derr := s.Store.Delete(ctx, r.ID); derr != nil {
+		// take it back, so the failed create leaves nothing behind. The
+		// catalog write may have happened with only its answer lost: undo
+		// it first, then the product.
+		if derr := errors.Join(s.Store.RemoveFromCatalog(ctx, r.ID), s.Store.Delete(ctx, r.ID)); derr != nil {
 			return Product{}, errors.Join(err, derr)
 		}
 		return Product{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +19,10 @@ type memStore struct {
 	records map[string]products.Record
 	etags   map[string]int
 	catalog []string
-	// catalogErr, when set, is what AddToCatalog answers.
-	catalogErr error
+	// catalogErr, when set, is what AddToCatalog answers; catalogLost
+	// makes it answer so after writing (the answer lost, not the write).
+	catalogErr  error
+	catalogLost bool
 }
 
 var _ products.Store = (*memStore)(nil)
@@ -71,10 +74,17 @@ func (s *memStore) Update(_ context.Context, r products.Record, etag string) err
 func (s *memStore) AddToCatalog(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.catalogErr != nil {
+	if s.catalogErr != nil && !s.catalogLost {
 		return s.catalogErr
 	}
 	s.catalog = append(s.catalog, id)
+	return s.catalogErr
+}
+
+func (s *memStore) RemoveFromCatalog(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catalog = slices.DeleteFunc(s.catalog, func(c string) bool { return c == id })
 	return nil
 }
 
@@ -229,14 +239,16 @@ func TestSetStock(t *testing.T) {
 }
 
 func TestCreateThatCannotBeListedLeavesNothing(t *testing.T) {
-	store := newStore()
-	store.catalogErr = apierr.Errorf(apierr.Unavailable, "catalog busy")
-	svc := &products.Service{Store: store, MaxAttempts: 5, Now: time.Now}
-	_, err := svc.Create(context.Background(), products.NewProduct{Name: "Lamp", Price: 100, Currency: "EUR", Stock: 1})
-	if apierr.CodeOf(err) != apierr.Unavailable {
-		t.Fatalf("err = %v, want Unavailable", err)
-	}
-	if n := len(store.records); n != 0 {
-		t.Fatalf("%d products stored that no list shows", n)
+	for _, lost := range []bool{false, true} {
+		store := newStore()
+		store.catalogErr, store.catalogLost = apierr.Errorf(apierr.Unavailable, "catalog busy"), lost
+		svc := &products.Service{Store: store, MaxAttempts: 5, Now: time.Now}
+		_, err := svc.Create(context.Background(), products.NewProduct{Name: "Lamp", Price: 100, Currency: "EUR", Stock: 1})
+		if apierr.CodeOf(err) != apierr.Unavailable {
+			t.Fatalf("answer lost %v: err = %v, want Unavailable", lost, err)
+		}
+		if len(store.records) != 0 || len(store.catalog) != 0 {
+			t.Fatalf("answer lost %v: %d products stored, %d listed, after a failed create", lost, len(store.records), len(store.catalog))
+		}
 	}
 }

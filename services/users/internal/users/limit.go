@@ -9,8 +9,10 @@ import (
 // Limiter counts events per key in fixed windows: at most Max per Window.
 // It keeps its counts in memory (per replica), which bounds guessing
 // passwords without a shared store on the login path. It holds at most
-// MaxKeys keys: when that many are inside their window, a new key is refused
-// (as if blocked) rather than let a spray of made-up keys grow it.
+// MaxKeys keys: when that many are inside their window, a new key goes
+// through uncounted. A spray of made-up keys can so weaken the limit for a
+// while (the other limit still holds), but can neither grow the limiter nor
+// lock honest users out.
 type Limiter struct {
 	Max     int
 	Window  time.Duration
@@ -31,9 +33,9 @@ type window struct {
 	n     int
 }
 
-// Take counts one event for key unless key has used up its window (or the
-// limiter is full), in one step: of many concurrent calls at most Max get
-// through. When refused it says how long until key may try again.
+// Take counts one event for key unless key has used up its window, in one
+// step: of many concurrent calls at most Max get through. When refused it
+// says how long until key may try again.
 func (l *Limiter) Take(key string) (ok bool, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -41,7 +43,7 @@ func (l *Limiter) Take(key string) (ok bool, wait time.Duration) {
 	w := l.current(key, now)
 	if w == nil {
 		if !l.room(now) {
-			return false, l.Window
+			return true, 0 // full: uncounted (see Limiter)
 		}
 		w = &window{start: now}
 		l.counts[key] = w
@@ -63,15 +65,6 @@ func (l *Limiter) Blocked(key string) (bool, time.Duration) {
 		return false, 0
 	}
 	return true, w.start.Add(l.Window).Sub(now)
-}
-
-// Undo takes back one event Take counted for key (it turned out not to count).
-func (l *Limiter) Undo(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if w := l.counts[key]; w != nil && w.n > 0 {
-		w.n--
-	}
 }
 
 // Reset forgets key.

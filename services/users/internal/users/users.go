@@ -20,6 +20,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/auth"
+	"github.com/daprshop/suite/lib/keylock"
 )
 
 // User is an account as clients see it.
@@ -115,6 +116,7 @@ type Service struct {
 
 	dummyOnce sync.Once
 	dummy     []byte
+	logins    keylock.Map // by email
 }
 
 // Register creates a customer account.
@@ -162,36 +164,35 @@ func (s *Service) dummyHash() []byte {
 // refused before the password is even looked at.
 func (s *Service) Authenticate(ctx context.Context, l Login, addr string) (Token, error) {
 	email := normalEmail(l.Email)
-	if err := take(s.AttemptsPerAddress, AddressKey(addr)); err != nil {
-		return Token{}, err
+	if l := s.AttemptsPerAddress; l != nil && addr != "" {
+		if ok, wait := l.Take(AddressKey(addr)); !ok {
+			return Token{}, tooMany(wait)
+		}
 	}
-	// The attempt counts as a failure of the account before the password is
-	// compared, so parallel guesses cannot all pass the check first.
-	if err := take(s.FailuresPerAccount, email); err != nil {
-		return Token{}, err
+	fails := s.FailuresPerAccount
+	if fails == nil || email == "" {
+		return s.authenticate(ctx, email, l.Password)
+	}
+	// One login of an account at a time in this replica: each sees the
+	// failures before it, so parallel guesses stop at the limit, and only
+	// wrong passwords count.
+	unlock := s.logins.Lock(email)
+	defer unlock()
+	if blocked, wait := fails.Blocked(email); blocked {
+		return Token{}, tooMany(wait)
 	}
 	tok, err := s.authenticate(ctx, email, l.Password)
-	if s.FailuresPerAccount != nil && email != "" {
-		switch {
-		case err == nil:
-			s.FailuresPerAccount.Reset(email)
-		case apierr.CodeOf(err) != apierr.Unauthenticated:
-			s.FailuresPerAccount.Undo(email) // not the client's failure
-		}
+	switch {
+	case err == nil:
+		fails.Reset(email)
+	case apierr.CodeOf(err) == apierr.Unauthenticated:
+		fails.Take(email)
 	}
 	return tok, err
 }
 
-// take counts one attempt against l (nil: no limit) and refuses it when
-// key's limit is reached.
-func take(l *Limiter, key string) error {
-	if l == nil || key == "" {
-		return nil
-	}
-	if ok, wait := l.Take(key); !ok {
-		return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
-	}
-	return nil
+func tooMany(wait time.Duration) error {
+	return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
 }
 
 func (s *Service) authenticate(ctx context.Context, email, password string) (Token, error) {
