@@ -6,6 +6,7 @@ package apierr
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -126,14 +127,7 @@ func CodeOf(err error) Code {
 
 // Codes returns every code, sorted: what an API document's error code
 // enumeration must list.
-func Codes() []Code {
-	out := make([]Code, 0, len(statuses))
-	for c := range statuses {
-		out = append(out, c)
-	}
-	slices.Sort(out)
-	return out
-}
+func Codes() []Code { return slices.Sorted(maps.Keys(statuses)) }
 
 // Status returns the HTTP status for a code.
 func Status(code Code) int {

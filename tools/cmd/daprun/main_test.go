@@ -162,6 +162,23 @@ func ports(out string) []string {
 	return ps
 }
 
+// failsWith waits for daprun to exit non-zero within d, with every want in
+// its output and none of its processes left running.
+func failsWith(t *testing.T, cmd *exec.Cmd, out *syncBuffer, marker string, d time.Duration, wants ...string) {
+	t.Helper()
+	if code := exitCode(t, cmd, d); code == 0 {
+		t.Fatalf("exit code 0\n%s", out)
+	}
+	for _, want := range wants {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("processes left behind: %v", left)
+	}
+}
+
 func assertClean(t *testing.T, marker, out string) {
 	t.Helper()
 	if left := runnertest.Tagged(marker); len(left) > 0 {
@@ -237,17 +254,7 @@ func TestChildCrashStopsEverything(t *testing.T) {
 func TestReadinessFailureNamesTheApp(t *testing.T) {
 	dir := suite(t, map[string]string{"TESTAPP_UNHEALTHY": "1"})
 	cmd, out, marker := start(t, dir, "-ready-timeout", "3s", "-stop-grace", "2s")
-	if code := exitCode(t, cmd, 30*time.Second); code == 0 {
-		t.Fatalf("exit code 0 for an unhealthy app\n%s", out)
-	}
-	for _, want := range []string{"not ready after 3s: beta app", "last ", "health check failing on purpose"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if left := runnertest.Tagged(marker); len(left) > 0 {
-		t.Fatalf("processes left behind: %v", left)
-	}
+	failsWith(t, cmd, out, marker, 30*time.Second, "not ready after 3s: beta app", "last ", "health check failing on purpose")
 }
 
 // TestBusyPortIsReported: a fixed port that is taken fails before anything starts.
@@ -441,17 +448,7 @@ func TestCrashWhileOthersStartIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd, out, marker := start(t, dir, "-ready-timeout", "60s", "-stop-grace", "2s")
-	if code := exitCode(t, cmd, 20*time.Second); code == 0 {
-		t.Fatalf("exit code 0\n%s", out)
-	}
-	for _, want := range []string{"beta app exited before it was ready (exit status 3)", "testapp crashing on purpose"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if left := runnertest.Tagged(marker); len(left) > 0 {
-		t.Fatalf("processes left behind: %v", left)
-	}
+	failsWith(t, cmd, out, marker, 20*time.Second, "beta app exited before it was ready (exit status 3)", "testapp crashing on purpose")
 }
 
 // TestPrivateRedisThatFailsIsShown: a private redis-server that exits at
@@ -471,15 +468,5 @@ func TestPrivateRedisThatFailsIsShown(t *testing.T) {
 	}
 	t.Setenv("PATH", fakeBin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd, out, marker := start(t, dir, "-start-redis")
-	if code := exitCode(t, cmd, 8*time.Second); code == 0 {
-		t.Fatalf("exit 0 with a failing redis-server\n%s", out)
-	}
-	for _, want := range []string{"exited (exit status 1)", "cannot listen: on purpose"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if left := runnertest.Tagged(marker); len(left) > 0 {
-		t.Fatalf("left behind: %v", left)
-	}
+	failsWith(t, cmd, out, marker, 8*time.Second, "exited (exit status 1)", "cannot listen: on purpose")
 }

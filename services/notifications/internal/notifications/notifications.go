@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -37,14 +38,7 @@ type eventData struct {
 }
 
 // EventTypes are the event types notifications records, sorted.
-func EventTypes() []string {
-	out := make([]string, 0, len(messages))
-	for t := range messages {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
-}
+func EventTypes() []string { return slices.Sorted(maps.Keys(messages)) }
 
 // messages says what each event type tells the user.
 var messages = map[string]func(d eventData) string{
