@@ -150,7 +150,7 @@ func FromStatus(status int) Code {
 	case status >= 500:
 		return Unavailable
 	case status == http.StatusRequestEntityTooLarge, status == http.StatusUnsupportedMediaType,
-		status == http.StatusMethodNotAllowed, status == http.StatusUnprocessableEntity:
+		status == http.StatusUnprocessableEntity:
 		return Invalid
 	default:
 		return Internal

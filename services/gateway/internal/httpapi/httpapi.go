@@ -279,7 +279,7 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, pa
 	}
 	rep, err := h.up.Raw(r.Context(), app, method, path, body, hdr)
 	status, reply := rep.Status, rep.Body
-	if err == nil && status >= 500 {
+	if err == nil && apierr.FromStatus(status) == apierr.Unavailable {
 		err = &apierr.Error{Code: apierr.Unavailable, Message: app + " unavailable", RetryAfter: time.Second,
 			Cause: errors.New(http.StatusText(status) + ": " + string(reply))}
 	}
