@@ -52,7 +52,10 @@ check_go() {
 }
 
 build_daprd() {
-  if [[ -x "$BIN/daprd" ]] && [[ "$("$BIN/daprd" --version 2>/dev/null)" == "$DAPR_VERSION" ]]; then
+  # The version and the build tags: a daprd without stablecomponents lacks
+  # the components the profiles name.
+  if [[ -x "$BIN/daprd" ]] && [[ "$("$BIN/daprd" --version 2>/dev/null)" == "$DAPR_VERSION" ]] &&
+     go version -m "$BIN/daprd" 2>/dev/null | grep -q $'^\tbuild\t-tags=stablecomponents$'; then
     say "daprd $DAPR_VERSION already built ($BIN/daprd)"
     return
   fi

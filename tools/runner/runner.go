@@ -432,9 +432,15 @@ func (r *Run) Stop() {
 			select {
 			case <-p.done:
 			case <-grace:
-				// grace never fires twice: mark the rest without waiting again.
+				// grace never fires twice: mark the rest without waiting again,
+				// but not one that has exited (select picks at random between
+				// two ready cases).
 				grace = closed
-				stubborn = append(stubborn, p.name)
+				select {
+				case <-p.done:
+				default:
+					stubborn = append(stubborn, p.name)
+				}
 			}
 		}
 		// Kill every group, also those whose leader exited: a grandchild (such
