@@ -240,8 +240,12 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 			if env["APP_PORT"].Value != strconv.Itoa(port) || len(c.Ports) != 1 || int(c.Ports[0].ContainerPort) != port {
 				t.Errorf("%s %s: APP_PORT %q, container ports %+v, want %d", o, app, env["APP_PORT"].Value, c.Ports, port)
 			}
-			if ref := env["APP_API_TOKEN"].ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != checks["dapr.io/app-token-secret"] {
-				t.Errorf("%s %s: APP_API_TOKEN must come from the app token secret", o, app)
+			// The injector gives both secrets to daprd only (Dapr 1.14,
+			// patcher/sidecar_container.go): the app needs them too.
+			for name, annotation := range map[string]string{"APP_API_TOKEN": "dapr.io/app-token-secret", "DAPR_API_TOKEN": "dapr.io/api-token-secret"} {
+				if ref := env[name].ValueFrom; ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != checks[annotation] || ref.SecretKeyRef.Key != "token" {
+					t.Errorf("%s %s: %s must come from the secret %s names (key token)", o, app, name, annotation)
+				}
 			}
 			if ref := env["GOMEMLIMIT"].ValueFrom; ref == nil || ref.ResourceFieldRef == nil || ref.ResourceFieldRef.Resource != "limits.memory" ||
 				(ref.ResourceFieldRef.ContainerName != "" && ref.ResourceFieldRef.ContainerName != c.Name) {
