@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -43,6 +44,8 @@ type build struct {
 	configs     map[string]configv1.Configuration
 	resiliency  []resiliencyv1.Resiliency
 	subs        []subscriptionsv2.Subscription
+	roles       map[string]rbacv1.Role
+	bindings    []rbacv1.RoleBinding
 	kinds       map[string]int
 }
 
@@ -57,7 +60,8 @@ func render(t *testing.T, dir string) *build {
 	}
 	b := &build{deployments: map[string]appsv1.Deployment{}, services: map[string]corev1.Service{},
 		hpas: map[string]autoscalingv2.HorizontalPodAutoscaler{}, pdbs: map[string]policyv1.PodDisruptionBudget{},
-		components: map[string]componentsv1.Component{}, configs: map[string]configv1.Configuration{}, kinds: map[string]int{}}
+		components: map[string]componentsv1.Component{}, configs: map[string]configv1.Configuration{}, roles: map[string]rbacv1.Role{},
+		kinds: map[string]int{}}
 	for _, r := range rm.Resources() {
 		raw, err := r.MarshalJSON()
 		if err != nil {
@@ -124,6 +128,16 @@ func render(t *testing.T, dir string) *build {
 			var s subscriptionsv2.Subscription
 			strict(t, kind, name, raw, &s)
 			b.subs = append(b.subs, s)
+			continue
+		case "Role":
+			var r rbacv1.Role
+			strict(t, kind, name, raw, &r)
+			b.roles[name] = r
+			continue
+		case "RoleBinding":
+			var rb rbacv1.RoleBinding
+			strict(t, kind, name, raw, &rb)
+			b.bindings = append(b.bindings, rb)
 			continue
 		default:
 			t.Errorf("%s %s: a kind the tests do not know", kind, name)
@@ -631,4 +645,50 @@ func aclAllows(list *daprconfig.AccessControlList, caller, ns, verb, path string
 		}
 	}
 	return strings.EqualFold(action, "allow")
+}
+
+// TestSecretReadersHoldRoles: secretstores.kubernetes reads as the pod's
+// service account, so each app's service account may get exactly the
+// secrets its Configuration allows, in the suite's namespace, and nothing
+// else (no list, no other secret).
+func TestSecretReadersHoldRoles(t *testing.T) {
+	for _, o := range overlays {
+		b := render(t, o)
+		granted := map[string][]string{} // service account -> secrets it may get
+		for _, rb := range b.bindings {
+			role, ok := b.roles[rb.RoleRef.Name]
+			if rb.RoleRef.Kind != "Role" || !ok {
+				t.Errorf("%s: RoleBinding %s refers to %s %s, not a Role of the suite", o, rb.Name, rb.RoleRef.Kind, rb.RoleRef.Name)
+				continue
+			}
+			for _, r := range role.Rules {
+				if !slices.Equal(r.APIGroups, []string{""}) || !slices.Equal(r.Resources, []string{"secrets"}) || !slices.Equal(r.Verbs, []string{"get"}) || len(r.ResourceNames) == 0 {
+					t.Errorf("%s: Role %s grants %+v: want get on named secrets only", o, role.Name, r)
+				}
+				for _, s := range rb.Subjects {
+					if s.Kind != "ServiceAccount" || (s.Namespace != "" && s.Namespace != b.namespace) {
+						t.Errorf("%s: RoleBinding %s binds %+v", o, rb.Name, s)
+					}
+					granted[s.Name] = append(granted[s.Name], r.ResourceNames...)
+				}
+			}
+		}
+		for name, d := range b.deployments {
+			c := b.configs[d.Spec.Template.Annotations["dapr.io/config"]]
+			var allowed []string
+			if c.Spec.Secrets != nil {
+				for _, sc := range c.Spec.Secrets.Scopes {
+					if sc.StoreName == "secrets" {
+						allowed = append(allowed, sc.AllowedSecrets...)
+					}
+				}
+			}
+			got := granted[d.Spec.Template.Spec.ServiceAccountName]
+			slices.Sort(allowed)
+			slices.Sort(got)
+			if !slices.Equal(got, allowed) {
+				t.Errorf("%s: %s's service account may get secrets %v, its Configuration allows %v", o, name, got, allowed)
+			}
+		}
+	}
 }
