@@ -66,24 +66,32 @@ const (
 )
 
 // Handler adapts fn into a subscription endpoint: nil means SUCCESS, a drop
-// error (or an undecodable envelope) DROP, anything else RETRY.
+// error (or an undecodable or oversized envelope) DROP, anything else (a
+// body that could not be read to its end, too) RETRY.
 func Handler(log *slog.Logger, fn func(ctx context.Context, e Event) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var e Event
+		var (
+			e      Event
+			tooBig *http.MaxBytesError
+			status = Success
+		)
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-		if err == nil {
-			err = json.Unmarshal(b, &e)
-		}
-		status := Success
-		if err != nil {
-			log.WarnContext(r.Context(), "undecodable event dropped", "err", err)
-			status = DropIt
-		} else if err = fn(r.Context(), e); err != nil {
+		switch {
+		case err != nil && !errors.As(err, &tooBig):
+			// The connection, not the event: it may go through next time.
+			log.WarnContext(r.Context(), "event not read", "err", err)
 			status = Retry
-			if IsDrop(err) {
-				status = DropIt
+		case err == nil && json.Unmarshal(b, &e) == nil:
+			if err = fn(r.Context(), e); err != nil {
+				status = Retry
+				if IsDrop(err) {
+					status = DropIt
+				}
+				log.WarnContext(r.Context(), "event not processed", "event_id", e.ID, "topic", e.Topic, "type", e.Type, "status", status, "err", err)
 			}
-			log.WarnContext(r.Context(), "event not processed", "event_id", e.ID, "topic", e.Topic, "type", e.Type, "status", status, "err", err)
+		default:
+			log.WarnContext(r.Context(), "undecodable event dropped", "err", err, "bytes", len(b))
+			status = DropIt
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]Status{"status": status})

@@ -76,3 +76,21 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// failingBody fails mid-read, as a reset connection does.
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+
+func TestHandlerRetriesABodyItCouldNotRead(t *testing.T) {
+	called := false
+	w := httptest.NewRecorder()
+	events.Handler(slog.New(slog.DiscardHandler), func(context.Context, events.Event) error { called = true; return nil })(
+		w, httptest.NewRequest(http.MethodPost, "/", failingBody{}))
+	if !strings.Contains(w.Body.String(), `"RETRY"`) || called {
+		t.Fatalf("reply %s, handler called %v: a read failure is the connection's, not the event's", w.Body, called)
+	}
+	if s := reply(t, `{"data":"`+strings.Repeat("x", 2<<20)+`"}`, func(context.Context, events.Event) error { return nil }); s != events.DropIt {
+		t.Fatalf("oversized event: %s, want DROP", s)
+	}
+}

@@ -60,11 +60,13 @@ func GetBulkJSON[T any](ctx context.Context, c BulkGetter, store string, keys []
 	out := make([]T, 0, len(keys))
 	for _, k := range keys {
 		it := byKey[k]
+		// A key that failed comes back with its error and no value: check
+		// the error first, or a failed read would pass for a missing key.
+		if it != nil && it.Error != "" {
+			return nil, apierr.Unavailablef(fmt.Errorf("%s", it.Error), "%s unavailable", store)
+		}
 		if it == nil || len(it.Value) == 0 {
 			continue
-		}
-		if it.Error != "" {
-			return nil, apierr.Unavailablef(fmt.Errorf("%s", it.Error), "%s unavailable", store)
 		}
 		var v T
 		if err := json.Unmarshal(it.Value, &v); err != nil {

@@ -19,8 +19,9 @@ import (
 
 // fakeState answers from a map; err, when set, is returned for every call.
 type fakeState struct {
-	m   map[string]string
-	err error
+	m       map[string]string
+	err     error
+	keyErrs map[string]string // per key, in a bulk reply
 }
 
 func (f fakeState) GetState(_ context.Context, _, key string, _ map[string]string) (*dapr.StateItem, error) {
@@ -40,7 +41,7 @@ func (f fakeState) GetBulkState(_ context.Context, _ string, keys []string, _ ma
 	}
 	var out []*dapr.BulkStateItem
 	for i := len(keys) - 1; i >= 0; i-- { // reversed: the helper must restore the order
-		out = append(out, &dapr.BulkStateItem{Key: keys[i], Value: []byte(f.m[keys[i]])})
+		out = append(out, &dapr.BulkStateItem{Key: keys[i], Value: []byte(f.m[keys[i]]), Error: f.keyErrs[keys[i]]})
 	}
 	return out, nil
 }
@@ -169,5 +170,13 @@ func TestModifyJSONUnderContention(t *testing.T) {
 	m.down = true
 	if err := sidecar.ModifyJSON(ctx, m, "s", "list", func(*list) bool { return true }); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("outage: %v", err)
+	}
+}
+
+func TestGetBulkJSONReportsAKeyThatFailed(t *testing.T) {
+	s := fakeState{m: map[string]string{"a": `{"N":1}`}, keyErrs: map[string]string{"b": "connection reset"}}
+	got, err := sidecar.GetBulkJSON[thing](context.Background(), s, "st", []string{"a", "b"})
+	if apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("got %+v err %v: a failed key passed for a missing one", got, err)
 	}
 }
