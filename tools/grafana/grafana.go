@@ -170,8 +170,10 @@ func All() []Dashboard {
 		Vars:        []Var{{"app_id", `label_values(dapr_http_server_request_count{namespace=~"$namespace"}, app_id)`}},
 		Panels: []Panel{
 			{Title: "Invocations sent", Unit: "reqps", Queries: []Query{{"sum by (app_id, dst_app_id) (" + rate("dapr_runtime_service_invocation_req_sent_total", daprSel()) + ")", "{{app_id}} → {{dst_app_id}}"}}},
+			// Dapr 1.14 labels this histogram's callee src_app_id (the source of
+			// the reply), not dst_app_id.
 			{Title: "Invocation latency p99", Unit: "ms", Description: "From sending an invocation to its reply, as the calling sidecar sees it.",
-				Queries: []Query{{"histogram_quantile(0.99, sum by (app_id, dst_app_id, le) (" + rate("dapr_runtime_service_invocation_res_recv_latency_ms_bucket", daprSel()) + "))", "{{app_id}} → {{dst_app_id}}"}}},
+				Queries: []Query{{"histogram_quantile(0.99, sum by (app_id, src_app_id, le) (" + rate("dapr_runtime_service_invocation_res_recv_latency_ms_bucket", daprSel()) + "))", "{{app_id}} → {{src_app_id}}"}}},
 			{Title: "Events delivered", Unit: "reqps", Description: "Deliveries to subscribers by topic and outcome: success, retry, drop (to the dead-letter topic).",
 				Queries: []Query{{"sum by (app_id, topic, process_status) (" + rate("dapr_component_pubsub_ingress_count", daprSel()) + ")", "{{app_id}} {{topic}} {{process_status}}"}}},
 			{Title: "Event delivery latency p99", Unit: "ms", Queries: []Query{{"histogram_quantile(0.99, sum by (app_id, topic, le) (" + rate("dapr_component_pubsub_ingress_latencies_bucket", daprSel()) + "))", "{{app_id}} {{topic}}"}}},

@@ -56,7 +56,8 @@ func TestAlertExpressions(t *testing.T) {
 	}
 }
 
-// TestPromtoolChecks: promtool accepts the configuration and the rules.
+// TestPromtoolChecks: promtool accepts the configuration and the rules, and
+// the rules fire in the cases of alerts_test.yml.
 // promtool comes with Prometheus (`make tools` installs Debian's package
 // where it can); without it the test is skipped unless PROMTOOL_REQUIRED.
 func TestPromtoolChecks(t *testing.T) {
@@ -70,6 +71,7 @@ func TestPromtoolChecks(t *testing.T) {
 	for _, args := range [][]string{
 		{"check", "config", filepath.Join(dir, "prometheus.yml")},
 		{"check", "rules", filepath.Join(dir, "alerts.yml")},
+		{"test", "rules", filepath.Join(dir, "alerts_test.yml")},
 	} {
 		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
