@@ -692,3 +692,82 @@ func TestSecretReadersHoldRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestPrometheusFindsThePods: the in-cluster scrape configuration
+// (observability/prometheus/kubernetes.yml) keeps and addresses pods by
+// annotations and labels every Deployment of the suite has, in the suite's
+// namespace, with the jobs the alerts name.
+func TestPrometheusFindsThePods(t *testing.T) {
+	raw, err := os.ReadFile("../observability/prometheus/kubernetes.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName     string `json:"job_name"`
+			HonorLabels bool   `json:"honor_labels"`
+			SD          []struct {
+				Role       string `json:"role"`
+				Namespaces struct {
+					Names []string `json:"names"`
+				} `json:"namespaces"`
+			} `json:"kubernetes_sd_configs"`
+			Relabel []struct {
+				SourceLabels []string `json:"source_labels"`
+				Action       string   `json:"action"`
+				Regex        string   `json:"regex"`
+				TargetLabel  string   `json:"target_label"`
+			} `json:"relabel_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	b := render(t, overlays[1])
+	sanitize := regexp.MustCompile(`[^a-zA-Z0-9_]`)
+	jobs := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		jobs[sc.JobName] = true
+		if len(sc.SD) != 1 || sc.SD[0].Role != "pod" || !slices.Contains(sc.SD[0].Namespaces.Names, b.namespace) || !sc.HonorLabels {
+			t.Errorf("job %s: want pod discovery in %s with honor_labels", sc.JobName, b.namespace)
+		}
+		targets := map[string]bool{}
+		for _, r := range sc.Relabel {
+			targets[r.TargetLabel] = true
+			for _, src := range r.SourceLabels {
+				for name, d := range b.deployments {
+					pod := d.Spec.Template
+					if a, ok := strings.CutPrefix(src, "__meta_kubernetes_pod_annotation_"); ok {
+						found := false
+						for k, v := range pod.Annotations {
+							if sanitize.ReplaceAllString(k, "_") == a {
+								found = true
+								if r.Action == "keep" && !regexp.MustCompile("^(?:"+r.Regex+")$").MatchString(v) {
+									t.Errorf("job %s drops %s: annotation %s=%q does not match %q", sc.JobName, name, k, v, r.Regex)
+								}
+							}
+						}
+						if !found {
+							t.Errorf("job %s reads %s, which the pods of %s do not have", sc.JobName, src, name)
+						}
+					}
+					if l, ok := strings.CutPrefix(src, "__meta_kubernetes_pod_label_"); ok {
+						found := false
+						for k := range pod.Labels {
+							found = found || sanitize.ReplaceAllString(k, "_") == l
+						}
+						if !found {
+							t.Errorf("job %s reads %s, which the pods of %s do not have", sc.JobName, src, name)
+						}
+					}
+				}
+			}
+		}
+		if !targets["__address__"] || !targets["namespace"] {
+			t.Errorf("job %s sets no address or namespace", sc.JobName)
+		}
+	}
+	if !jobs["services"] || !jobs["daprd"] {
+		t.Errorf("jobs %v: the alerts need services and daprd", jobs)
+	}
+}

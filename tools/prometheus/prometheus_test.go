@@ -70,10 +70,18 @@ func TestPromtoolChecks(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"check", "config", filepath.Join(dir, "prometheus.yml")},
+		{"check", "config", filepath.Join(dir, "kubernetes.yml")},
 		{"check", "rules", filepath.Join(dir, "alerts.yml")},
 		{"test", "rules", filepath.Join(dir, "alerts_test.yml")},
 	} {
-		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil && strings.Contains(string(out), "field kubernetes_sd_configs not found") {
+			// Debian builds Prometheus without Kubernetes discovery; the k8s
+			// module's tests check kubernetes.yml against the manifests.
+			t.Logf("this promtool cannot read kubernetes_sd_configs: %s not checked by it", args[len(args)-1])
+			continue
+		}
+		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
