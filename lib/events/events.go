@@ -5,6 +5,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,9 @@ type Event struct {
 
 // Decode unmarshals the event's data into v; a failure means a poison event.
 func (e Event) Decode(v any) error {
+	if d := bytes.TrimSpace(e.Data); len(d) == 0 || bytes.Equal(d, []byte("null")) {
+		return Drop(errors.New("the event carries no data"))
+	}
 	if err := json.Unmarshal(e.Data, v); err != nil {
 		return Drop(err)
 	}

@@ -52,6 +52,7 @@ func TestHandlerReplies(t *testing.T) {
 		"explicit drop":  {ce, events.Drop(errors.New("bad")), events.DropIt},
 		"client error":   {ce, apierr.Invalidf("order_id", "unknown"), events.DropIt},
 		"not an event":   {`not json`, nil, events.DropIt},
+		"no data":        {ce, events.Event{Data: json.RawMessage(`null`)}.Decode(&data), events.DropIt},
 		"undecodable in": {ce, events.Event{Data: json.RawMessage(`"x"`)}.Decode(&data), events.DropIt},
 	}
 	for name, tc := range cases {

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -117,6 +118,9 @@ func (h *handlers) paymentEvent(ctx context.Context, e events.Event) error {
 	}
 	if p.Type != "payment.succeeded" {
 		return nil
+	}
+	if p.ChargeID == "" {
+		return events.Drop(errors.New("payment.succeeded without a charge_id"))
 	}
 	return h.svc.PaymentSettled(ctx, p.OrderID, p.ChargeID)
 }

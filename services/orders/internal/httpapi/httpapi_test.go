@@ -109,6 +109,8 @@ func TestPaymentEvents(t *testing.T) {
 		{"other type", event(`{"type":"payment.refunded","order_id":"` + o.ID + `"}`), "SUCCESS"},
 		{"unknown order", event(`{"type":"payment.succeeded","order_id":"ord_nope","charge_id":"ch_1"}`), "DROP"},
 		{"poison", event(`"garbage"`), "DROP"},
+		{"no data", event(`null`), "DROP"},
+		{"no charge", event(`{"type":"payment.succeeded","order_id":"` + o.ID + `"}`), "DROP"},
 	}
 	for _, tc := range cases {
 		w := do(h, http.MethodPost, "/events/payments", tc.body)

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -173,6 +174,9 @@ func (h *handlers) orderEvent(ctx context.Context, e events.Event) error {
 		apply = h.svc.Settle
 	default:
 		return nil
+	}
+	if ev.OrderID == "" {
+		return events.Drop(fmt.Errorf("%s without an order_id", ev.Type))
 	}
 	for _, it := range ev.Items {
 		if err := apply(ctx, it.ProductID, ev.OrderID); err != nil && !events.IsDrop(err) {

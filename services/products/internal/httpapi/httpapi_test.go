@@ -107,8 +107,11 @@ func TestOrderEvents(t *testing.T) {
 	if strings.Join(c.released, ",") != "prd_a/ord_9,prd_b/ord_9" || len(c.settled) != 3 {
 		t.Fatalf("released %v settled %v", c.released, c.settled)
 	}
-	if w := do(h, "POST", "/events/orders", `{"id":"e2","data":"junk"}`); !strings.Contains(w.Body.String(), "DROP") {
-		t.Fatalf("poison: %s", w.Body)
+	for _, poison := range []string{`{"id":"e2","data":"junk"}`, `{"id":"e3","data":null}`, `{"id":"e4"}`,
+		`{"id":"e5","data":{"type":"order.cancelled","items":[{"product_id":"prd_a"}]}}`} {
+		if w := do(h, "POST", "/events/orders", poison); !strings.Contains(w.Body.String(), "DROP") {
+			t.Fatalf("poison %s: %s", poison, w.Body)
+		}
 	}
 }
 
