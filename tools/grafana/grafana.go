@@ -35,6 +35,9 @@ type Panel struct {
 	Title, Description string
 	Unit               string // Grafana unit: reqps, percentunit, s, ms, bytes, short
 	Queries            []Query
+	// Totals makes the panel a bar gauge of instant queries (one figure per
+	// series over the dashboard's range) instead of a time series.
+	Totals bool
 }
 
 // Query is one PromQL query of a panel and the legend of its series.
@@ -149,6 +152,7 @@ func All() []Dashboard {
 	overview.Panels = append(overview.Panels, red("$service", "service", "{{service}}")...)
 	overview.Panels = append(overview.Panels,
 		Panel{Title: "Order funnel", Unit: "short", Description: "Orders created, paid, confirmed and cancelled over the dashboard's time range.",
+			Totals:  true,
 			Queries: []Query{{`sum by (type) (increase(orders_events_total{namespace=~"$namespace"}[$__range]))`, "{{type}}"}}},
 		Panel{Title: "Payments", Unit: "reqps", Queries: []Query{{`sum by (outcome) (rate(payments_charges_total{namespace=~"$namespace"}[$__rate_interval]))`, "{{outcome}}"}}},
 		Panel{Title: "Circuit breakers", Unit: "short", Description: "0 closed, 1 half-open, 2 open.",
@@ -213,13 +217,21 @@ func (d Dashboard) JSON() ([]byte, error) {
 	for i, p := range d.Panels {
 		var targets []map[string]any
 		for j, q := range p.Queries {
-			targets = append(targets, map[string]any{"datasource": ds, "expr": q.Expr, "legendFormat": q.Legend, "refId": string(rune('A' + j))})
+			targets = append(targets, map[string]any{"datasource": ds, "expr": q.Expr, "legendFormat": q.Legend, "refId": string(rune('A' + j)),
+				"instant": p.Totals, "range": !p.Totals})
+		}
+		kind := "timeseries"
+		options := map[string]any{"legend": map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true}}
+		if p.Totals {
+			kind = "bargauge"
+			options = map[string]any{"orientation": "horizontal", "displayMode": "basic",
+				"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}}
 		}
 		panels = append(panels, map[string]any{
-			"id": i + 1, "type": "timeseries", "title": p.Title, "description": p.Description, "datasource": ds,
+			"id": i + 1, "type": kind, "title": p.Title, "description": p.Description, "datasource": ds,
 			"gridPos":     map[string]int{"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i / 2) * 8},
 			"fieldConfig": map[string]any{"defaults": map[string]any{"unit": p.Unit}, "overrides": []any{}},
-			"options":     map[string]any{"legend": map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true}},
+			"options":     options,
 			"targets":     targets,
 		})
 	}

@@ -82,3 +82,41 @@ func TestCommittedDashboardsAreCurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeTotalsAreInstant: a query over the whole range ($__range) is a
+// total, drawn as one figure per series (an instant query in a bar gauge);
+// as a time series each point would be a different moving window.
+func TestRangeTotalsAreInstant(t *testing.T) {
+	found := 0
+	for _, d := range grafana.All() {
+		raw, err := d.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Panels []struct {
+				Title, Type string
+				Targets     []struct {
+					Expr    string
+					Instant bool
+				}
+			}
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range doc.Panels {
+			for _, q := range p.Targets {
+				if strings.Contains(q.Expr, "$__range") {
+					found++
+					if p.Type != "bargauge" || !q.Instant {
+						t.Errorf("%s / %s: a total over the range drawn as %s (instant %v)", d.UID, p.Title, p.Type, q.Instant)
+					}
+				}
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no total over the range in any dashboard: the funnel is gone?")
+	}
+}
