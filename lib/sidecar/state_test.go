@@ -3,18 +3,15 @@ package sidecar_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	dapr "github.com/dapr/go-sdk/client"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/lib/sidecar/sidecartest"
 )
 
 // fakeState answers from a map; err, when set, is returned for every call.
@@ -75,55 +72,9 @@ func TestGetBulkJSONKeepsOrderAndSkipsMissing(t *testing.T) {
 	}
 }
 
-// memState keeps values with integer ETags and first-write semantics, and
-// fails like daprd: codes.Aborted on an ETag mismatch, a plain error on a
-// refused insert.
-type memState struct {
-	mu   sync.Mutex
-	vals map[string][]byte
-	ver  map[string]int
-	down bool
-}
-
-func newMemState() *memState { return &memState{vals: map[string][]byte{}, ver: map[string]int{}} }
-
-func (m *memState) GetState(_ context.Context, _, key string, _ map[string]string) (*dapr.StateItem, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.down {
-		return nil, errors.New("connection refused")
-	}
-	if _, ok := m.vals[key]; !ok {
-		return &dapr.StateItem{Key: key}, nil
-	}
-	return &dapr.StateItem{Key: key, Value: m.vals[key], Etag: fmt.Sprint(m.ver[key])}, nil
-}
-
-func (m *memState) SaveState(ctx context.Context, store, key string, data []byte, meta map[string]string, so ...dapr.StateOption) error {
-	return m.SaveStateWithETag(ctx, store, key, data, "", meta, so...)
-}
-
-func (m *memState) SaveStateWithETag(_ context.Context, _, key string, data []byte, etag string, _ map[string]string, _ ...dapr.StateOption) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.down {
-		return errors.New("connection refused")
-	}
-	_, exists := m.vals[key]
-	switch {
-	case etag == "" && exists:
-		return errors.New("failed to set key")
-	case etag != "" && etag != fmt.Sprint(m.ver[key]):
-		return status.Error(codes.Aborted, "etag mismatch")
-	}
-	m.vals[key] = data
-	m.ver[key]++
-	return nil
-}
-
 func TestInsertJSON(t *testing.T) {
 	ctx := context.Background()
-	m := newMemState()
+	m := &sidecartest.State{}
 	if ok, err := sidecar.InsertJSON(ctx, m, "s", "k", thing{N: 1}); !ok || err != nil {
 		t.Fatalf("first insert: %v %v", ok, err)
 	}
@@ -134,7 +85,7 @@ func TestInsertJSON(t *testing.T) {
 	if _, _, err := sidecar.GetJSON(ctx, m, "s", "k", &v); err != nil || v.N != 1 {
 		t.Fatalf("value %+v %v: the first insert must win", v, err)
 	}
-	m.down = true
+	m.Down = true
 	if _, err := sidecar.InsertJSON(ctx, m, "s", "x", thing{}); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("outage: %v", err)
 	}
@@ -142,7 +93,7 @@ func TestInsertJSON(t *testing.T) {
 
 func TestModifyJSONUnderContention(t *testing.T) {
 	ctx := context.Background()
-	m := newMemState()
+	m := &sidecartest.State{}
 	type list struct{ IDs []int }
 	var wg sync.WaitGroup
 	for i := range 30 {
@@ -167,7 +118,7 @@ func TestModifyJSONUnderContention(t *testing.T) {
 	if len(l.IDs) != 30 {
 		t.Fatalf("%d of 30 appends survived: %v", len(l.IDs), l.IDs)
 	}
-	m.down = true
+	m.Down = true
 	if err := sidecar.ModifyJSON(ctx, m, "s", "list", func(*list) bool { return true }); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("outage: %v", err)
 	}
