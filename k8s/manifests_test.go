@@ -76,76 +76,48 @@ func render(t *testing.T, dir string) *build {
 				t.Errorf("%s %s in namespace %s, others in %s", kind, name, r.GetNamespace(), b.namespace)
 			}
 		}
-		var target any
 		switch kind {
 		case "Namespace":
-			target = &corev1.Namespace{}
+			decode[corev1.Namespace](t, kind, name, raw)
 		case "ServiceAccount":
-			target = &corev1.ServiceAccount{}
-		case "Service":
-			var s corev1.Service
-			strict(t, kind, name, raw, &s)
-			b.services[name] = s
-			continue
-		case "Deployment":
-			var d appsv1.Deployment
-			strict(t, kind, name, raw, &d)
-			b.deployments[name] = d
-			continue
-		case "HorizontalPodAutoscaler":
-			var h autoscalingv2.HorizontalPodAutoscaler
-			strict(t, kind, name, raw, &h)
-			b.hpas[name] = h
-			continue
-		case "PodDisruptionBudget":
-			var p policyv1.PodDisruptionBudget
-			strict(t, kind, name, raw, &p)
-			b.pdbs[name] = p
-			continue
-		case "NetworkPolicy":
-			var p networkingv1.NetworkPolicy
-			strict(t, kind, name, raw, &p)
-			b.policies = append(b.policies, p)
-			continue
+			decode[corev1.ServiceAccount](t, kind, name, raw)
 		case "Ingress":
-			target = &networkingv1.Ingress{}
+			decode[networkingv1.Ingress](t, kind, name, raw)
+		case "Service":
+			b.services[name] = decode[corev1.Service](t, kind, name, raw)
+		case "Deployment":
+			b.deployments[name] = decode[appsv1.Deployment](t, kind, name, raw)
+		case "HorizontalPodAutoscaler":
+			b.hpas[name] = decode[autoscalingv2.HorizontalPodAutoscaler](t, kind, name, raw)
+		case "PodDisruptionBudget":
+			b.pdbs[name] = decode[policyv1.PodDisruptionBudget](t, kind, name, raw)
+		case "NetworkPolicy":
+			b.policies = append(b.policies, decode[networkingv1.NetworkPolicy](t, kind, name, raw))
 		case "Component":
-			var c componentsv1.Component
-			strict(t, kind, name, raw, &c)
-			b.components[name] = c
-			continue
+			b.components[name] = decode[componentsv1.Component](t, kind, name, raw)
 		case "Configuration":
-			var c configv1.Configuration
-			strict(t, kind, name, raw, &c)
-			b.configs[name] = c
-			continue
+			b.configs[name] = decode[configv1.Configuration](t, kind, name, raw)
 		case "Resiliency":
-			var res resiliencyv1.Resiliency
-			strict(t, kind, name, raw, &res)
-			b.resiliency = append(b.resiliency, res)
-			continue
+			b.resiliency = append(b.resiliency, decode[resiliencyv1.Resiliency](t, kind, name, raw))
 		case "Subscription":
-			var s subscriptionsv2.Subscription
-			strict(t, kind, name, raw, &s)
-			b.subs = append(b.subs, s)
-			continue
+			b.subs = append(b.subs, decode[subscriptionsv2.Subscription](t, kind, name, raw))
 		case "Role":
-			var r rbacv1.Role
-			strict(t, kind, name, raw, &r)
-			b.roles[name] = r
-			continue
+			b.roles[name] = decode[rbacv1.Role](t, kind, name, raw)
 		case "RoleBinding":
-			var rb rbacv1.RoleBinding
-			strict(t, kind, name, raw, &rb)
-			b.bindings = append(b.bindings, rb)
-			continue
+			b.bindings = append(b.bindings, decode[rbacv1.RoleBinding](t, kind, name, raw))
 		default:
 			t.Errorf("%s %s: a kind the tests do not know", kind, name)
-			continue
 		}
-		strict(t, kind, name, raw, target)
 	}
 	return b
+}
+
+// decode is strict into a new T.
+func decode[T any](t *testing.T, kind, name string, raw []byte) T {
+	t.Helper()
+	var v T
+	strict(t, kind, name, raw, &v)
+	return v
 }
 
 // strict decodes raw into v and fails on fields v does not have.
