@@ -78,8 +78,9 @@ func GetBulkJSON[T any](ctx context.Context, c BulkGetter, store string, keys []
 }
 
 // JSONMeta marks a saved value as JSON, so stores that understand it (and the
-// outbox) keep it as a JSON document rather than bytes.
-var JSONMeta = map[string]string{"contentType": "application/json"}
+// outbox) keep it as a JSON document rather than bytes. A new map each time:
+// the Dapr client may keep it, callers may add to it.
+func JSONMeta() map[string]string { return map[string]string{"contentType": "application/json"} }
 
 // IsETagMismatch reports whether a SaveState or DeleteState call failed
 // because the ETag given is no longer current (first-write-wins lost): the
@@ -163,7 +164,7 @@ func InsertJSON(ctx context.Context, c Inserter, store, key string, value any) (
 	if err != nil {
 		return false, err
 	}
-	serr := c.SaveState(ctx, store, key, b, JSONMeta, firstWrite)
+	serr := c.SaveState(ctx, store, key, b, JSONMeta(), firstWrite)
 	if serr == nil {
 		return true, nil
 	}
@@ -201,7 +202,7 @@ func ModifyJSON[T any](ctx context.Context, c Modifier, store, key string, chang
 		if err != nil {
 			return err
 		}
-		err = c.SaveStateWithETag(ctx, store, key, b, etag, JSONMeta, firstWrite)
+		err = c.SaveStateWithETag(ctx, store, key, b, etag, JSONMeta(), firstWrite)
 		if err == nil {
 			return nil
 		}

@@ -69,7 +69,7 @@ func (s *Store) Put(ctx context.Context, o orders.Order, etag string, ev *orders
 		return err
 	}
 	if ev == nil {
-		err = s.Client.SaveStateWithETag(ctx, s.Name, orderKey(o.ID), b, etag, sidecar.JSONMeta, daprc.WithConcurrency(daprc.StateConcurrencyFirstWrite))
+		err = s.Client.SaveStateWithETag(ctx, s.Name, orderKey(o.ID), b, etag, sidecar.JSONMeta(), daprc.WithConcurrency(daprc.StateConcurrencyFirstWrite))
 		if sidecar.IsETagMismatch(err) {
 			return apierr.Errorf(apierr.Conflict, "order %s changed meanwhile", o.ID)
 		}

@@ -76,7 +76,7 @@ func (s *Store) Update(ctx context.Context, r products.Record, etag string) erro
 	if err != nil {
 		return err
 	}
-	return saveErr(s.Client.SaveStateWithETag(ctx, s.Name, productKey(r.ID), b, etag, sidecar.JSONMeta, firstWrite))
+	return saveErr(s.Client.SaveStateWithETag(ctx, s.Name, productKey(r.ID), b, etag, sidecar.JSONMeta(), firstWrite))
 }
 
 func saveErr(err error) error {

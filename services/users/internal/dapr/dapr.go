@@ -79,7 +79,7 @@ func (s *Store) Put(ctx context.Context, r users.Record) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Client.SaveState(ctx, s.Name, userKey(r.ID), b, sidecar.JSONMeta); err != nil {
+	if err := s.Client.SaveState(ctx, s.Name, userKey(r.ID), b, sidecar.JSONMeta()); err != nil {
 		return apierr.Unavailablef(err, "user store unavailable")
 	}
 	return nil
