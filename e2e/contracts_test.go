@@ -33,6 +33,11 @@ type contracts struct {
 	failures []string
 }
 
+// fresh returns the contracts with nothing checked yet.
+func (c *contracts) fresh() *contracts {
+	return &contracts{routers: c.routers, topics: c.topics, checked: map[string]int{}}
+}
+
 // loadContracts reads services/*/openapi.yaml and services/*/events.schema.json.
 func loadContracts(root string) (*contracts, error) {
 	c := &contracts{routers: map[string]routers.Router{}, topics: map[string]*jsonschema.Schema{}, checked: map[string]int{}}

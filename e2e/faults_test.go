@@ -178,7 +178,11 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 			if charges[d.OrderID] == nil {
 				charges[d.OrderID] = map[string]bool{}
 			}
-			charges[d.OrderID][d.ChargeID] = true
+			// By event, not by charge ID: the charge ID derives from the
+			// order (its idempotency key), so a second successful charge of
+			// one order would share it. Each successful charge is its own
+			// outbox transaction and event; a redelivery keeps the event ID.
+			charges[d.OrderID][ev.ID] = true
 		}
 		l.chargedTwice = 0
 		for _, o := range final {
@@ -283,7 +287,7 @@ func TestFaultPaymentsKilled(t *testing.T) {
 	recovered := time.Since(back)
 	l := checkNothingLost(t, outs, final, p)
 	counts := tally(outs)
-	fast503, with := 0, 0
+	fast503, with, pending := 0, 0, 0
 	for _, o := range outs {
 		if o.status == 503 {
 			if o.retry != "" {
@@ -292,13 +296,19 @@ func TestFaultPaymentsKilled(t *testing.T) {
 			if o.took < time.Second {
 				fast503++
 			}
+			if o.orderID != "" {
+				pending++ // checkNothingLost found each of them settled
+			}
 		}
 	}
 	if counts[503] == 0 || with != counts[503] {
 		t.Errorf("503 answers %d, with Retry-After %d: a down dependency must give 503 and Retry-After", counts[503], with)
 	}
+	if pending == 0 {
+		t.Errorf("no 503 named its pending order: clients cannot tell an order kept for later from one never stored")
+	}
 	report(t, map[string]any{
-		"orders_sent": len(outs), "answers": counts, "orders_stored": len(final), "paid": l.paid,
+		"orders_sent": len(outs), "answers": counts, "answers_503_pending": pending, "orders_stored": len(final), "paid": l.paid,
 		"cancelled": len(final) - l.paid, "lost": l.lost, "charged_twice": l.chargedTwice, "breaker_opened": sawOpen,
 		"answers_503_under_1s": fast503, "payments_down_s": back.Sub(killedAt).Round(100 * time.Millisecond).Seconds(),
 		"all_final_after_restart_s": recovered.Round(100 * time.Millisecond).Seconds(),

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -290,6 +291,7 @@ func TestCancelPaidOrderRefundsAndReleases(t *testing.T) {
 	admin := adminToken(t)
 	_, tok := signUp(t)
 	p := newProduct(t, admin, 700, 3)
+	paymentsBefore := delivered(t, "orders", "payments")
 	status, o, reply := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: 2})
 	if status != 201 || o.Status != "paid" {
 		t.Fatalf("order: %d %s", status, reply)
@@ -318,8 +320,14 @@ func TestCancelPaidOrderRefundsAndReleases(t *testing.T) {
 		}
 		return ""
 	})
-	// A late settlement does not revive it.
-	time.Sleep(1500 * time.Millisecond)
+	// A late settlement does not revive it: orders has been handed both
+	// payment events before the order is read again.
+	eventually(t, 20*time.Second, func() string {
+		if n := delivered(t, "orders", "payments") - paymentsBefore; n < 2 {
+			return fmt.Sprintf("orders was handed %.0f payment events since the order, want 2", n)
+		}
+		return ""
+	})
 	var cur order
 	gateway(t, tok).mustCall(t, "GET", "/api/orders/"+o.ID, nil, 200, &cur)
 	if cur.Status != "cancelled" {
@@ -386,10 +394,17 @@ func TestNotificationsOncePerEvent(t *testing.T) {
 	eventID := "e2e-dup-" + randomHex(6)
 	data := map[string]any{"type": "order.paid", "order_id": orderID, "user_id": u.ID, "status": "paid",
 		"items": []any{}, "total": 4200, "currency": "EUR", "at": time.Now().UTC().Format(time.RFC3339Nano)}
+	before := delivered(t, "notifications", "orders")
 	for range 2 {
 		publish(t, "orders", eventID, data)
 	}
-	time.Sleep(2 * time.Second) // give a second copy every chance to land
+	// Both copies handed to notifications before counting what it recorded.
+	eventually(t, 20*time.Second, func() string {
+		if n := delivered(t, "notifications", "orders") - before; n < 2 {
+			return fmt.Sprintf("notifications was handed %.0f of the 2 copies", n)
+		}
+		return ""
+	})
 	eventually(t, 20*time.Second, func() string {
 		var l struct{ Notifications []notification }
 		gateway(t, tok).mustCall(t, "GET", "/api/notifications", nil, 200, &l)
@@ -551,4 +566,28 @@ func TestLoginLockout(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("locked login: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+}
+
+// delivered is how many events of topic app's sidecar has handed to app, with
+// any outcome (dapr_component_pubsub_ingress_count on its metrics port): the
+// proof that an event was processed, before asserting what it did not do.
+func delivered(t *testing.T, app, topic string) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", env.run.App(app).MetricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	total := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "dapr_component_pubsub_ingress_count{") &&
+			strings.Contains(line, `app_id="`+app+`"`) && strings.Contains(line, `topic="`+topic+`"`) {
+			var v float64
+			if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
+				total += v
+			}
+		}
+	}
+	return total
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/daprshop/suite/tools/runner/runnertest"
 )
 
 // hashes of the binaries, taken in the first profile's run, for comparing
@@ -34,18 +36,27 @@ func fileHash(t *testing.T, path string) string {
 }
 
 // TestSameBinariesOnEveryProfile: the processes serving this profile run the
-// binaries built once for all profiles, byte for byte.
+// binaries built once for all profiles, byte for byte: what each running
+// process executes (/proc/<pid>/exe) is hashed and compared across passes.
 func TestSameBinariesOnEveryProfile(t *testing.T) {
 	hashesMu.Lock()
 	defer hashesMu.Unlock()
+	running := map[string]string{} // executable path -> a pid running it
+	for _, p := range runnertest.Tagged(env.marker) {
+		pid, _, _ := strings.Cut(p, ":")
+		if exe, err := os.Readlink("/proc/" + pid + "/exe"); err == nil {
+			running[exe] = pid
+		}
+	}
 	for _, a := range env.run.Apps {
 		if len(a.Command) == 0 {
 			continue // the probe lives in the test process
 		}
-		if a.Command[0] != binaries[a.ID] {
-			t.Fatalf("%s runs %s, not the shared build %s", a.ID, a.Command[0], binaries[a.ID])
+		pid, ok := running[binaries[a.ID]]
+		if !ok {
+			t.Fatalf("no process of this run executes the shared build of %s (%s); running: %v", a.ID, binaries[a.ID], running)
 		}
-		h := fileHash(t, a.Command[0])
+		h := fileHash(t, "/proc/"+pid+"/exe")
 		if prev, ok := hashes[a.ID]; ok && prev != h {
 			t.Fatalf("%s's binary changed between profiles", a.ID)
 		}

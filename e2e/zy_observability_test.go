@@ -22,7 +22,7 @@ import (
 // quietSelectors are alert selectors that match nothing in a healthy run, on
 // purpose: they exist only once something is wrong.
 var quietSelectors = map[string]string{
-	`http_requests_total{code=~"5.."}`: "no service answered a 5xx during the observed window",
+	`http_requests_total{code=~"5.."}`:                            "no service answered a 5xx during the observed window",
 	`dapr_component_pubsub_ingress_count{process_status="retry"}`: "no event needed a second delivery",
 }
 

@@ -24,7 +24,8 @@ func TestZContracts(t *testing.T) {
 		apps[strings.Fields(k)[0]] += n
 	}
 	for app := range env.spec.routers {
-		if apps[app] == 0 {
+		// The fault pass calls only some services; the profiles call all.
+		if apps[app] == 0 && env.profile != faultsPass {
 			t.Errorf("no response of %s was checked against its OpenAPI document", app)
 		}
 	}

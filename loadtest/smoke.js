@@ -1,12 +1,12 @@
 // Smoke: one user walks every journey a few times. Seconds long; CI runs it
 // against the suite so the scripts cannot rot.
 import { sleep } from 'k6';
-import { thresholds, seedProducts, signUp, browse, order } from './lib/suite.js';
+import { correct, seedProducts, signUp, browse, order } from './lib/suite.js';
 
 export const options = {
   vus: 1,
   iterations: 5,
-  thresholds,
+  thresholds: correct,
 };
 
 export function setup() {

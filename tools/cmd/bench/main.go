@@ -88,8 +88,12 @@ func run(ctx context.Context, o options) error {
 	)
 	suite, err := suiteRequests(o)
 	switch {
-	case err != nil:
+	case errors.Is(err, errNoSuite):
 		say("suite: skipped (%v)", err)
+	case err != nil:
+		// The suite answers but could not be set up (a login refused, a
+		// wrong secrets file): a floor-only report would hide it.
+		return fmt.Errorf("setting up the suite's measurements: %w", err)
 	default:
 		for i, m := range suite {
 			if i == len(suite)-1 { // the order journey: also below saturation, with its CPU cost
@@ -152,11 +156,19 @@ type measurement struct {
 	req  bench.Request
 }
 
+// errNoSuite says nothing answers at the gateway: only the floor is measured.
+var errNoSuite = errors.New("the suite is not running")
+
 // suiteRequests signs up a customer, logs the admin in, creates a product
 // with plenty of stock and returns the requests to measure.
 func suiteRequests(o options) ([]measurement, error) {
-	if _, err := bench.Client.Get(o.gateway + "/healthz"); err != nil {
-		return nil, fmt.Errorf("nothing answers at %s (make run, then make bench)", o.gateway)
+	resp, err := bench.Client.Get(o.gateway + "/healthz")
+	if err != nil {
+		return nil, fmt.Errorf("%w: nothing answers at %s (make run, then make bench)", errNoSuite, o.gateway)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s/healthz answers %d", errNoSuite, o.gateway, resp.StatusCode)
 	}
 	b, err := os.ReadFile(o.secrets)
 	if err != nil {

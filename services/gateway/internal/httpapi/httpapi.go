@@ -266,8 +266,9 @@ func (h *handlers) readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// relay calls app and passes its reply on. A service's own answers (2xx and
-// 4xx, JSON) go through as they are; failures of a service or its sidecar
+// relay calls app and passes its reply on. A service's own answers (2xx,
+// 4xx, and a 503 in the error model, which names what is pending and when to
+// retry) go through as they are; other failures of a service or its sidecar
 // become a 503 without their details.
 func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, path string, body []byte) {
 	hdr := http.Header{}
@@ -279,7 +280,7 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, pa
 	}
 	rep, err := h.up.Raw(r.Context(), app, method, path, body, hdr)
 	status, reply := rep.Status, rep.Body
-	if err == nil && apierr.FromStatus(status) == apierr.Unavailable {
+	if err == nil && apierr.FromStatus(status) == apierr.Unavailable && !ownUnavailable(status, reply) {
 		err = &apierr.Error{Code: apierr.Unavailable, Message: app + " unavailable", RetryAfter: time.Second,
 			Cause: errors.New(http.StatusText(status) + ": " + string(reply))}
 	}
@@ -302,4 +303,17 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, pa
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(reply)
+}
+
+// ownUnavailable reports whether a 503 reply is a service's own answer in the
+// error model (daprd's errors have another shape: errorCode, message).
+func ownUnavailable(status int, reply []byte) bool {
+	var e struct {
+		Error struct {
+			Code    apierr.Code `json:"code"`
+			Message string      `json:"message"`
+		} `json:"error"`
+	}
+	return status == http.StatusServiceUnavailable && json.Unmarshal(reply, &e) == nil &&
+		e.Error.Code == apierr.Unavailable && e.Error.Message != ""
 }

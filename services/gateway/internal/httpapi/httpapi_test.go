@@ -184,11 +184,18 @@ func TestUpstreamFailuresAre503(t *testing.T) {
 		"daprd text":   {status: 404, reply: `not found`},
 		"no reply":     {err: apierr.Errorf(apierr.Unavailable, "orders unavailable")},
 		"sidecar down": {status: 502, reply: ``},
+		"daprd 503":    {status: 503, reply: `{"errorCode":"ERR_DIRECT_INVOKE","message":"secret detail"}`},
 	} {
 		w := send(gateway(up), "GET", "/api/products", "", "")
 		if w.Code != 503 || strings.Contains(w.Body.String(), "secret detail") {
 			t.Errorf("%s: %d %s", name, w.Code, w.Body)
 		}
+	}
+	// A service's own 503 names what is pending and when to retry: it passes.
+	up503 := &upstream{status: 503, header: http.Header{"Retry-After": {"10"}},
+		reply: `{"error":{"code":"unavailable","message":"order ord_1 is pending: payments unavailable (circuit open)"}}`}
+	if w := send(gateway(up503), "GET", "/api/products", "", ""); w.Code != 503 || w.Header().Get("Retry-After") != "10" || !strings.Contains(w.Body.String(), "ord_1 is pending") {
+		t.Fatalf("a service's 503: %d %v %s", w.Code, w.Header(), w.Body)
 	}
 	// A service's client error passes through unchanged, with its Retry-After.
 	up := &upstream{status: 409, reply: `{"error":{"code":"conflict","message":"email taken"}}`}
