@@ -300,6 +300,8 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, pa
 	w.Header().Set("Content-Type", "application/json")
 	if ra := rep.Header.Get("Retry-After"); ra != "" {
 		w.Header().Set("Retry-After", ra)
+	} else if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1") // a 503 always says when to come back
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(reply)

@@ -197,6 +197,10 @@ func TestUpstreamFailuresAre503(t *testing.T) {
 	if w := send(gateway(up503), "GET", "/api/products", "", ""); w.Code != 503 || w.Header().Get("Retry-After") != "10" || !strings.Contains(w.Body.String(), "ord_1 is pending") {
 		t.Fatalf("a service's 503: %d %v %s", w.Code, w.Header(), w.Body)
 	}
+	up503.header = nil // a service's 503 without a hint gets one
+	if w := send(gateway(up503), "GET", "/api/products", "", ""); w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("a service's 503 without Retry-After: %d %v", w.Code, w.Header())
+	}
 	// A service's client error passes through unchanged, with its Retry-After.
 	up := &upstream{status: 409, reply: `{"error":{"code":"conflict","message":"email taken"}}`}
 	if w := send(gateway(up), "POST", "/api/users", "", `{}`); w.Code != 409 || !strings.Contains(w.Body.String(), "email taken") {

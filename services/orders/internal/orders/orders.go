@@ -499,6 +499,9 @@ func pendingError(id string, err error) error {
 	if e.Code != apierr.Unavailable {
 		e.Code = apierr.Unavailable
 	}
+	if e.RetryAfter <= 0 {
+		e.RetryAfter = time.Second // the order is kept: a client may ask again soon
+	}
 	e.Message = fmt.Sprintf("order %s is pending: %s", id, strings.TrimSpace(e.Message))
 	return e
 }

@@ -113,6 +113,13 @@ func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
 	if stored.Status != orders.Pending || stored.Total != 1500 {
 		t.Fatalf("stored %+v: must stay pending with its prices", stored)
 	}
+	// A cause without a hint still tells the client when to come back.
+	w.pay.Err = apierr.Errorf(apierr.Unavailable, "payments timed out")
+	oneLine := orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 1}}}
+	if _, err := w.svc.Place(context.Background(), oneLine); !errors.As(err, &e) || e.RetryAfter <= 0 || !strings.Contains(e.Message, "is pending") {
+		t.Fatalf("pending without a hint: %v", err)
+	}
+	w.pay.Err = nil
 	// A settled payment announced later confirms it.
 	if err := w.svc.PaymentSettled(context.Background(), o.ID, "ch_x"); err != nil {
 		t.Fatal(err)
