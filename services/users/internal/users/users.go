@@ -164,8 +164,8 @@ func (s *Service) dummyHash() []byte {
 // refused before the password is even looked at.
 func (s *Service) Authenticate(ctx context.Context, l Login, addr string) (Token, error) {
 	email := normalEmail(l.Email)
-	if l := s.AttemptsPerAddress; l != nil && addr != "" {
-		if ok, wait := l.Take(AddressKey(addr)); !ok {
+	if lim := s.AttemptsPerAddress; lim != nil && addr != "" {
+		if ok, wait := lim.Take(AddressKey(addr)); !ok {
 			return Token{}, tooMany(wait)
 		}
 	}
