@@ -310,12 +310,7 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, pa
 // ownUnavailable reports whether a 503 reply is a service's own answer in the
 // error model (daprd's errors have another shape: errorCode, message).
 func ownUnavailable(status int, reply []byte) bool {
-	var e struct {
-		Error struct {
-			Code    apierr.Code `json:"code"`
-			Message string      `json:"message"`
-		} `json:"error"`
-	}
+	var e web.ErrorBody
 	return status == http.StatusServiceUnavailable && json.Unmarshal(reply, &e) == nil &&
 		e.Error.Code == apierr.Unavailable && e.Error.Message != ""
 }
