@@ -372,10 +372,8 @@ func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline 
 // the suite starts, every exit is a failure.
 func (r *Run) exited() error {
 	for _, p := range r.procs {
-		select {
-		case <-p.done:
+		if p.exited() {
 			return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
-		default:
 		}
 	}
 	return nil
@@ -436,9 +434,7 @@ func (r *Run) Stop() {
 				// but not one that has exited (select picks at random between
 				// two ready cases).
 				grace = closed
-				select {
-				case <-p.done:
-				default:
+				if !p.exited() {
 					stubborn = append(stubborn, p.name)
 				}
 			}
@@ -483,6 +479,16 @@ type proc struct {
 	done              chan struct{}
 	err               error
 	killed            atomic.Bool // by Kill: not an unexpected exit
+}
+
+// exited reports, without waiting, whether p has exited (err is then set).
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // assignPorts fills zero ports with free ones and checks that fixed ones are free.

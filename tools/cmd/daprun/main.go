@@ -280,12 +280,12 @@ func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(),
 		os.RemoveAll(dir)
 		return nop, fmt.Errorf("starting redis-server: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{}) // closed once redis-server has exited; waitErr is then set
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	cleanup := func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
-		exited <- nil // for a second call
 		os.RemoveAll(dir)
 	}
 	// What redis-server said, for a start that fails.
@@ -298,9 +298,8 @@ func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(),
 	deadline := time.Now().Add(10 * time.Second)
 	for runner.PingRedis(to, time.Second) != nil {
 		select {
-		case err := <-exited:
-			exited <- err
-			return cleanup, fmt.Errorf("private redis-server at %s exited (%v); its last lines:\n%s", to, err, said())
+		case <-exited:
+			return cleanup, fmt.Errorf("private redis-server at %s exited (%v); its last lines:\n%s", to, waitErr, said())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -345,10 +344,10 @@ func useBinaries(f *runner.File, dir string, out io.Writer) error {
 		return fmt.Errorf("-bin %s: not a directory", dir)
 	}
 	for i, a := range f.Apps {
-		path := filepath.Join(abs, a.ID)
 		if len(a.Command) == 0 {
 			continue
 		}
+		path := filepath.Join(abs, a.ID)
 		if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
 			fmt.Fprintf(out, "daprun: %s: no binary %s, running %q\n", a.ID, path, strings.Join(a.Command, " "))
 			continue

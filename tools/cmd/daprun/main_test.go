@@ -162,6 +162,35 @@ func ports(out string) []string {
 	return ps
 }
 
+// redisComponent adds a state.redis component pointing at a free port,
+// where nothing answers, to the suite in dir, and returns the port.
+func redisComponent(t *testing.T, dir string) int {
+	t.Helper()
+	port, _ := runner.FreePort()
+	comp := fmt.Sprintf("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: kv}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n    - {name: redisHost, value: \"127.0.0.1:%d\"}\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "res", "kv.yaml"), []byte(comp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// editRunFile replaces every old with new in the run file of the suite in
+// dir, and fails when there is none.
+func editRunFile(t *testing.T, dir, old, new string) {
+	t.Helper()
+	run := filepath.Join(dir, "dapr.yaml")
+	b, err := os.ReadFile(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("the run file has no %q", old)
+	}
+	if err := os.WriteFile(run, []byte(strings.ReplaceAll(string(b), old, new)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // failsWith waits for daprun to exit non-zero within d, with every want in
 // its output and none of its processes left running.
 func failsWith(t *testing.T, cmd *exec.Cmd, out *syncBuffer, marker string, d time.Duration, wants ...string) {
@@ -280,12 +309,8 @@ func TestBusyPortIsReported(t *testing.T) {
 // TestMissingRedisIsExplained: components naming a Redis that does not answer
 // stop the run before any child starts, with what is missing and how to get it.
 func TestMissingRedisIsExplained(t *testing.T) {
-	port, _ := runner.FreePort()
 	dir := suite(t, nil)
-	comp := fmt.Sprintf("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: kv}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n    - {name: redisHost, value: \"127.0.0.1:%d\"}\n", port)
-	if err := os.WriteFile(filepath.Join(dir, "res", "kv.yaml"), []byte(comp), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	port := redisComponent(t, dir)
 	cmd, out, marker := start(t, dir)
 	if code := exitCode(t, cmd, 10*time.Second); code == 0 {
 		t.Fatalf("exit 0 without Redis\n%s", out)
@@ -399,16 +424,8 @@ func TestAppEnvReachesOneApp(t *testing.T) {
 // does; -bin must replace it.
 func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
 	dir := suite(t, nil)
-	run := filepath.Join(dir, "dapr.yaml")
-	b, err := os.ReadFile(run)
-	if err != nil {
-		t.Fatal(err)
-	}
 	app := filepath.Join(bins, "testapp")
-	wrapped := strings.ReplaceAll(string(b), fmt.Sprintf("command: [%q]", app), fmt.Sprintf("command: [\"sh\", \"-c\", %q]", app+"; exit $?"))
-	if err := os.WriteFile(run, []byte(wrapped), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editRunFile(t, dir, fmt.Sprintf("command: [%q]", app), fmt.Sprintf("command: [\"sh\", \"-c\", %q]", app+"; exit $?"))
 	binDir := t.TempDir()
 	for _, id := range []string{"alpha", "beta"} {
 		if err := os.Symlink(app, filepath.Join(binDir, id)); err != nil {
@@ -438,15 +455,7 @@ func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
 // with its last lines, instead of after the whole ready timeout.
 func TestCrashWhileOthersStartIsNamed(t *testing.T) {
 	dir := suite(t, map[string]string{"TESTAPP_CRASH_AFTER": "1s"})
-	run := filepath.Join(dir, "dapr.yaml")
-	b, err := os.ReadFile(run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unhealthy := strings.Replace(string(b), "appDirPath: ./a\n", "appDirPath: ./a\n    env:\n      TESTAPP_UNHEALTHY: \"1\"\n", 1)
-	if err := os.WriteFile(run, []byte(unhealthy), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editRunFile(t, dir, "appDirPath: ./a\n", "appDirPath: ./a\n    env:\n      TESTAPP_UNHEALTHY: \"1\"\n")
 	cmd, out, marker := start(t, dir, "-ready-timeout", "60s", "-stop-grace", "2s")
 	failsWith(t, cmd, out, marker, 20*time.Second, "beta app exited before it was ready (exit status 3)", "testapp crashing on purpose")
 }
@@ -461,11 +470,7 @@ func TestPrivateRedisThatFailsIsShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := suite(t, nil)
-	port, _ := runner.FreePort()
-	comp := fmt.Sprintf("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: kv}\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n    - {name: redisHost, value: \"127.0.0.1:%d\"}\n", port)
-	if err := os.WriteFile(filepath.Join(dir, "res", "kv.yaml"), []byte(comp), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	redisComponent(t, dir)
 	t.Setenv("PATH", fakeBin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd, out, marker := start(t, dir, "-start-redis")
 	failsWith(t, cmd, out, marker, 8*time.Second, "exited (exit status 1)", "cannot listen: on purpose")
