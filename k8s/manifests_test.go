@@ -700,7 +700,20 @@ func TestPrometheusFindsThePods(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := render(t, overlays[1])
+	// The meta labels kubernetes_sd gives each Deployment's pods, by the
+	// names Prometheus makes of their annotations and labels.
 	sanitize := regexp.MustCompile(`[^a-zA-Z0-9_]`)
+	podMeta := map[string]map[string]string{}
+	for name, d := range b.deployments {
+		meta := map[string]string{}
+		for k, v := range d.Spec.Template.Annotations {
+			meta["__meta_kubernetes_pod_annotation_"+sanitize.ReplaceAllString(k, "_")] = v
+		}
+		for k, v := range d.Spec.Template.Labels {
+			meta["__meta_kubernetes_pod_label_"+sanitize.ReplaceAllString(k, "_")] = v
+		}
+		podMeta[name] = meta
+	}
 	jobs := map[string]bool{}
 	for _, sc := range cfg.ScrapeConfigs {
 		jobs[sc.JobName] = true
@@ -711,30 +724,16 @@ func TestPrometheusFindsThePods(t *testing.T) {
 		for _, r := range sc.Relabel {
 			targets[r.TargetLabel] = true
 			for _, src := range r.SourceLabels {
-				for name, d := range b.deployments {
-					pod := d.Spec.Template
-					if a, ok := strings.CutPrefix(src, "__meta_kubernetes_pod_annotation_"); ok {
-						found := false
-						for k, v := range pod.Annotations {
-							if sanitize.ReplaceAllString(k, "_") == a {
-								found = true
-								if r.Action == "keep" && !regexp.MustCompile("^(?:"+r.Regex+")$").MatchString(v) {
-									t.Errorf("job %s drops %s: annotation %s=%q does not match %q", sc.JobName, name, k, v, r.Regex)
-								}
-							}
-						}
-						if !found {
-							t.Errorf("job %s reads %s, which the pods of %s do not have", sc.JobName, src, name)
-						}
-					}
-					if l, ok := strings.CutPrefix(src, "__meta_kubernetes_pod_label_"); ok {
-						found := false
-						for k := range pod.Labels {
-							found = found || sanitize.ReplaceAllString(k, "_") == l
-						}
-						if !found {
-							t.Errorf("job %s reads %s, which the pods of %s do not have", sc.JobName, src, name)
-						}
+				if !strings.HasPrefix(src, "__meta_kubernetes_pod_annotation_") && !strings.HasPrefix(src, "__meta_kubernetes_pod_label_") {
+					continue // from discovery itself (pod IP, namespace, name)
+				}
+				for name, meta := range podMeta {
+					v, ok := meta[src]
+					switch {
+					case !ok:
+						t.Errorf("job %s reads %s, which the pods of %s do not have", sc.JobName, src, name)
+					case r.Action == "keep" && !regexp.MustCompile("^(?:"+r.Regex+")$").MatchString(v):
+						t.Errorf("job %s drops %s: %s=%q does not match %q", sc.JobName, name, src, v, r.Regex)
 					}
 				}
 			}
