@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -213,21 +212,11 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 // breakerState reads the state orders' breaker for dep shows on /metrics
 // (0 closed, 1 half-open, 2 open; -1 unknown).
 func breakerState(dep string) float64 {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", env.run.App("orders").AppPort))
-	if err != nil {
+	vs, err := samples(env.run.App("orders").AppPort, "circuit_breaker_state", `"`+dep+`"`)
+	if err != nil || len(vs) == 0 {
 		return -1
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "circuit_breaker_state{") && strings.Contains(line, `"`+dep+`"`) {
-			var v float64
-			fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
-			return v
-		}
-	}
-	return -1
+	return vs[0]
 }
 
 // report logs a test's figures and appends them as one JSON line to

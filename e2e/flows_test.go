@@ -1,11 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -573,21 +573,36 @@ func TestLoginLockout(t *testing.T) {
 // proof that an event was processed, before asserting what it did not do.
 func delivered(t *testing.T, app, topic string) float64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", env.run.App(app).MetricsPort))
+	vs, err := samples(env.run.App(app).MetricsPort, "dapr_component_pubsub_ingress_count", `app_id="`+app+`"`, `topic="`+topic+`"`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	total := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "dapr_component_pubsub_ingress_count{") &&
-			strings.Contains(line, `app_id="`+app+`"`) && strings.Contains(line, `topic="`+topic+`"`) {
-			var v float64
-			if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
-				total += v
-			}
-		}
+	for _, v := range vs {
+		total += v
 	}
 	return total
+}
+
+// samples reads the values of the series of metric name on the /metrics of
+// 127.0.0.1:port whose labels contain every one of has.
+func samples(port int, name string, has ...string) ([]float64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") || slices.ContainsFunc(has, func(h string) bool { return !strings.Contains(line, h) }) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out, sc.Err()
 }
