@@ -36,14 +36,17 @@ run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafk
 	@bash tools/toolchain.sh daprd
 	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
 
+# answers PORT: something listens on 127.0.0.1:PORT (bash, no client tools).
+answers = (exec 3<>/dev/tcp/127.0.0.1/$(1)) 2>/dev/null
+
 # What the profile needs from this machine, checked before minutes of building.
 run-check:
 	@test -d components/$(PROFILE) || { echo "no profile components/$(PROFILE) (profiles: $$(cd components && ls -d */ | tr -d / | grep -vx config | tr '\n' ' '))"; exit 1; }
-	@if [ "$(PROFILE)" = redis ] && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && ! command -v redis-server >/dev/null; then \
+	@if [ "$(PROFILE)" = redis ] && ! $(call answers,6379) && ! command -v redis-server >/dev/null; then \
 	  echo "Redis does not answer at 127.0.0.1:6379 and redis-server is not installed (the redis profile keeps state and events there)."; \
 	  echo "Install it: sudo apt-get install redis-server (Debian/Ubuntu), brew install redis (macOS);"; \
 	  echo "make run then starts a private one when none answers."; exit 1; fi
-	@if [ "$(PROFILE)" = kafka-postgres ] && ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
+	@if [ "$(PROFILE)" = kafka-postgres ] && ! $(call answers,5432); then \
 	  echo "PostgreSQL does not answer at 127.0.0.1:5432 (the kafka-postgres profile keeps state there)."; \
 	  echo "Install and start it: sudo apt-get install postgresql (Debian/Ubuntu), brew install postgresql (macOS),"; \
 	  echo "or set postgres-connection-string in components/local-secrets.json to one you have."; exit 1; fi
@@ -62,11 +65,11 @@ test: test-check tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz 
 # passes E2E_PROFILES and E2E_FAULTS select), checked before minutes of building.
 test-check:
 	@missing=""; profiles="$${E2E_PROFILES:-redis,kafka-postgres}"; \
-	case "$$profiles" in *redis*) (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || \
+	case "$$profiles" in *redis*) $(call answers,6379) || \
 	  missing="$$missing\n  Redis on 127.0.0.1:6379 (sudo apt-get install redis-server, brew install redis)";; esac; \
 	[ "$$E2E_FAULTS" = 0 ] || command -v redis-server >/dev/null || \
 	  missing="$$missing\n  redis-server on PATH, for the fault tests (the same package; E2E_FAULTS=0 leaves them out)"; \
-	case "$$profiles" in *postgres*) [ -n "$$E2E_POSTGRES" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || \
+	case "$$profiles" in *postgres*) [ -n "$$E2E_POSTGRES" ] || $(call answers,5432) || \
 	  missing="$$missing\n  PostgreSQL on 127.0.0.1:5432, user postgres with trust (sudo apt-get install postgresql), or E2E_POSTGRES set to an admin connection string";; esac; \
 	if [ -n "$$missing" ]; then printf "make test needs:$$missing\n"; exit 1; fi
 
