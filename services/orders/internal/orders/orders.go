@@ -375,11 +375,9 @@ func (s *Service) releaseAll(ctx context.Context, o Order) error {
 // its stock released first, so a cancelled order never keeps the money. A
 // confirmed order can no longer be cancelled.
 func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) {
-	if !ValidID(id) {
-		return Order{}, apierr.Errorf(apierr.NotFound, "order %q not found", id)
-	}
 	// Read under the lock: a confirmation that lands while this waits must
-	// be seen before any money or stock is given back.
+	// be seen before any money or stock is given back. (Get refuses a
+	// malformed ID.)
 	unlock := s.locks.Lock(id)
 	defer unlock()
 	o, err := s.Get(ctx, id, userID)
