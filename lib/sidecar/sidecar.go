@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,15 +162,22 @@ type HTTP struct {
 }
 
 // NewHTTP returns a client for the daprd HTTP API at addr (host:port).
-// timeout bounds each call, including Dapr's own resiliency retries.
+// timeout bounds each call, including Dapr's own resiliency retries. It
+// never follows a redirect: a request carries the sidecar's API token, and a
+// 3xx (which no service answers) would send it, and the request, wherever the
+// Location says, such as the sidecar's own secrets API.
 func NewHTTP(addr, token string, timeout time.Duration) *HTTP {
 	return &HTTP{
 		base:  "http://" + addr,
 		token: token,
-		http: &http.Client{Timeout: timeout, Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		}},
+		http: &http.Client{
+			Timeout: timeout,
+			Transport: &http.Transport{
+				MaxIdleConnsPerHost: 64,
+				IdleConnTimeout:     90 * time.Second,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
 }
 
@@ -197,7 +205,7 @@ func (c *HTTP) Invoke(ctx context.Context, app, method, path string, in, out any
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decoding reply from %s: %w", app, err)
+		return apierr.Unavailablef(fmt.Errorf("decoding reply: %w", err), "%s unavailable", app)
 	}
 	return nil
 }
@@ -255,6 +263,10 @@ func (c *HTTP) do(ctx context.Context, op, what, method, path string, body []byt
 		return Reply{}, apierr.Unavailablef(err, "%s unavailable", what)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		// No service redirects: a 3xx is something else speaking, not followed.
+		return Reply{}, apierr.Unavailablef(fmt.Errorf("%s redirected to %q, not followed", resp.Status, resp.Header.Get("Location")), "%s unavailable", what)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return Reply{}, apierr.Unavailablef(err, "%s unavailable", what)
@@ -262,33 +274,45 @@ func (c *HTTP) do(ctx context.Context, op, what, method, path string, body []byt
 	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
 }
 
-// ReplyError rebuilds the error an app's non-2xx reply stands for. The callee's own message is kept for
-// client errors; for server errors only the fact that the app is unavailable is
-// passed on, since the caller's client cannot act on the details.
+// ReplyError rebuilds the error an app's non-2xx reply stands for. Only the
+// callee's own client error in the error model (see OwnError) keeps its code
+// and message; its own 503 says that the app is unavailable. Anything else (daprd's own
+// errors such as ERR_DIRECT_INVOKE with any status, gRPC text, bodies of
+// another shape, server errors) says only that the app is unavailable: the
+// details are the cause, logged, never shown, since they name internals and
+// the caller's client cannot act on them.
 func ReplyError(app string, status int, raw []byte) error {
-	code := apierr.FromStatus(status)
+	if e, ok := OwnError(status, raw); ok && e.Code != apierr.Unavailable {
+		return e
+	}
+	return apierr.Unavailablef(fmt.Errorf("%s answered %d: %.300s", app, status, raw), "%s unavailable", app)
+}
+
+// OwnError returns the error a reply stands for if it is a service's own
+// error answer: a 4xx or a 503 whose body is exactly the error model
+// ({"error":{"code","message","fields"}}, nothing else) with a known code
+// whose status is the reply's, and a message.
+func OwnError(status int, raw []byte) (*apierr.Error, bool) {
+	if status/100 != 4 && status != http.StatusServiceUnavailable {
+		return nil, false
+	}
 	var body struct {
-		Error struct {
+		Error *struct {
 			Code    apierr.Code         `json:"code"`
 			Message string              `json:"message"`
 			Fields  []apierr.FieldError `json:"fields"`
 		} `json:"error"`
-		// daprd's own errors (target not found, sidecar not ready...).
-		ErrorCode string `json:"errorCode"`
-		Message   string `json:"message"`
 	}
-	_ = json.Unmarshal(raw, &body)
-	if code == apierr.Unavailable {
-		detail := body.Error.Message
-		if detail == "" {
-			detail = strings.TrimSpace(body.ErrorCode + " " + body.Message)
-		}
-		return apierr.Unavailablef(fmt.Errorf("%d %s", status, detail), "%s unavailable", app)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&body) != nil || dec.More() || body.Error == nil || body.Error.Message == "" ||
+		!slices.Contains(apierr.Codes(), body.Error.Code) || apierr.Status(body.Error.Code) != status {
+		return nil, false
 	}
-	if body.Error.Code != "" {
-		return &apierr.Error{Code: body.Error.Code, Message: body.Error.Message, Fields: body.Error.Fields}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
 	}
-	return &apierr.Error{Code: code, Message: fmt.Sprintf("%s answered %d %s", app, status, strings.TrimSpace(body.ErrorCode+" "+body.Message))}
+	return &apierr.Error{Code: body.Error.Code, Message: body.Error.Message, Fields: body.Error.Fields}, true
 }
 
 // Healthy reports whether the daprd HTTP API at addr answers its health endpoint.

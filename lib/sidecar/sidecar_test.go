@@ -61,16 +61,34 @@ func TestInvokeErrors(t *testing.T) {
 		"conflict":          {409, `{"error":{"code":"conflict","message":"in progress"}}`, apierr.Conflict, ""},
 		"daprd target down": {500, `{"errorCode":"ERR_DIRECT_INVOKE","message":"fail to invoke"}`, apierr.Unavailable, ""},
 		"app 503":           {503, `{"error":{"code":"unavailable","message":"provider down"}}`, apierr.Unavailable, ""},
-		"not json":          {404, `nope`, apierr.NotFound, ""},
+		"not json":          {404, `nope`, apierr.Unavailable, ""},
+		// daprd's own answers, whatever their status, are not the callee's.
+		"daprd 403 (access control)": {403, `{"errorCode":"ERR_DIRECT_INVOKE","message":"fail to invoke, id: users, err: rpc error: code = PermissionDenied desc = access control policy has denied access to id: spiffe://public/ns/default/orders operation: users/x verb: GET"}`, apierr.Unavailable, ""},
+		"daprd 404":                  {404, `{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke target users after 3 retries"}`, apierr.Unavailable, ""},
+		"error model plus daprd":     {404, `{"error":{"code":"not_found","message":"x"},"errorCode":"ERR_DIRECT_INVOKE"}`, apierr.Unavailable, ""},
+		"code of another status":     {404, `{"error":{"code":"invalid","message":"x"}}`, apierr.Unavailable, ""},
+		"unknown code":               {400, `{"error":{"code":"teapot","message":"x"}}`, apierr.Unavailable, ""},
+		"no message":                 {404, `{"error":{"code":"not_found"}}`, apierr.Unavailable, ""},
+		"trailing data":              {404, `{"error":{"code":"not_found","message":"x"}} {}`, apierr.Unavailable, ""},
+		"own 404":                    {404, `{"error":{"code":"not_found","message":"user usr_1 not found"}}`, apierr.NotFound, ""},
+		"app 500":                    {500, `{"error":{"code":"internal","message":"internal error"}}`, apierr.Unavailable, ""},
+		"2xx not json":               {200, `<html>`, apierr.Unavailable, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			srv, _ := fakeDaprd(t, tc.status, tc.body)
+			var out map[string]any
 			err := sidecar.NewHTTP(strings.TrimPrefix(srv.URL, "http://"), "", time.Second).
-				Invoke(context.Background(), "payments", http.MethodGet, "x", nil, nil)
+				Invoke(context.Background(), "payments", http.MethodGet, "x", nil, &out)
 			var e *apierr.Error
 			if !errors.As(err, &e) || e.Code != tc.code {
 				t.Fatalf("err = %v, want code %s", err, tc.code)
+			}
+			// What a client may see: nothing of daprd's text.
+			for _, leak := range []string{"ERR_", "rpc error", "spiffe", "retries", "html", "internal error"} {
+				if strings.Contains(e.Message, leak) {
+					t.Fatalf("message %q shows %q", e.Message, leak)
+				}
 			}
 			if tc.field != "" && (len(e.Fields) != 1 || e.Fields[0].Field != tc.field) {
 				t.Fatalf("fields = %+v", e.Fields)
@@ -174,4 +192,53 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// A 3xx reply is never followed: the API token would go wherever Location
+// points (issue 12: products' router answered 301 and the token went on to
+// the sidecar's secrets API). The call is Unavailable, and nothing else is
+// requested, from any host.
+func TestRedirectsAreNeverFollowed(t *testing.T) {
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			var elsewhere []string
+			leak := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				elsewhere = append(elsewhere, r.Method+" "+r.URL.Path+" token="+r.Header.Get("dapr-api-token"))
+				_, _ = w.Write([]byte(`{"jwt-signing-key":"s3cret"}`))
+			}))
+			defer leak.Close()
+			var requests []string
+			daprd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests = append(requests, r.Method+" "+r.URL.Path)
+				if strings.HasPrefix(r.URL.Path, "/v1.0/secrets/") {
+					_, _ = w.Write([]byte(`{"jwt-signing-key":"s3cret"}`))
+					return
+				}
+				target := "/v1.0/secrets/secrets/jwt-signing-key"
+				if r.URL.Path == "/v1.0/invoke/products/method/elsewhere" {
+					target = leak.URL + target
+				}
+				http.Redirect(w, r, target, status)
+			}))
+			defer daprd.Close()
+			inv := sidecar.NewHTTP(strings.TrimPrefix(daprd.URL, "http://"), "tok", time.Second)
+			for _, path := range []string{"products/x", "elsewhere"} {
+				var out map[string]any
+				err := inv.Invoke(context.Background(), "products", http.MethodGet, path, nil, &out)
+				if apierr.CodeOf(err) != apierr.Unavailable || out != nil {
+					t.Fatalf("Invoke %s: %v, out %v", path, err, out)
+				}
+				if _, err := inv.Raw(context.Background(), "products", http.MethodGet, path, nil, nil); apierr.CodeOf(err) != apierr.Unavailable {
+					t.Fatalf("Raw %s: %v", path, err)
+				}
+			}
+			want := []string{"GET /v1.0/invoke/products/method/products/x", "GET /v1.0/invoke/products/method/elsewhere"}
+			if len(requests) != 4 || requests[0] != want[0] || requests[1] != want[0] || requests[2] != want[1] || requests[3] != want[1] {
+				t.Fatalf("daprd saw %q: a redirect was followed", requests)
+			}
+			if len(elsewhere) != 0 {
+				t.Fatalf("another host saw %q", elsewhere)
+			}
+		})
+	}
 }

@@ -217,5 +217,7 @@ func ModifyJSON[T any](ctx context.Context, c Modifier, store, key string, chang
 		case <-time.After(time.Duration(1+rand.IntN(10)) * time.Millisecond):
 		}
 	}
-	return &apierr.Error{Code: apierr.Unavailable, Message: key + " is busy, retry", RetryAfter: time.Second}
+	// The key names storage internals: logged, not shown.
+	return &apierr.Error{Code: apierr.Unavailable, Message: store + " is busy, retry", RetryAfter: time.Second,
+		Cause: fmt.Errorf("key %s changed under %d attempts", key, ModifyAttempts)}
 }

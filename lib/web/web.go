@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -25,6 +26,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/tracecontext"
 )
@@ -50,6 +52,40 @@ func Decode(r *http.Request, v any) error {
 		return apierr.Errorf(apierr.Invalid, "body must hold a single JSON object")
 	}
 	return nil
+}
+
+// DecodeOptional is Decode for a request whose body may be left out: an
+// empty body leaves v as it is.
+func DecodeOptional(r *http.Request, v any) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	body := bufio.NewReader(r.Body)
+	if _, err := body.Peek(1); err == io.EOF {
+		return nil
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{body, r.Body}
+	return Decode(r, v)
+}
+
+// OwnerHeader carries the user a customer route acts for. The gateway sets
+// it from the caller's verified token on every signed-in route, replacing
+// anything the client sent; services read the owner from it alone, never from
+// a query parameter or a body.
+const OwnerHeader = "X-User-ID"
+
+// Owner returns the user a customer route acts for (OwnerHeader). A missing,
+// repeated or malformed header is an Invalid error naming the header: a
+// customer route never runs for "any owner".
+func Owner(r *http.Request) (string, error) {
+	vs := r.Header.Values(OwnerHeader)
+	if len(vs) != 1 || !id.User.Valid(vs[0]) {
+		return "", apierr.Invalidf(OwnerHeader, "must hold the signed-in user's ID (usr_ and 24 hex digits)")
+	}
+	return vs[0], nil
 }
 
 // CheckJSON refuses a request whose Content-Type is set to anything but
@@ -208,9 +244,12 @@ func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.P
 // Router returns a gorilla/mux router with the routes every service has
 // (/healthz, /readyz answering from ready, /metrics) and the middleware every
 // route gets (trace context, panic recovery, RED metrics). Services add their
-// own routes.
+// own routes. It never redirects: mux would answer a path with dot segments
+// or double slashes with a 301 to its cleaned form, which a client following
+// it (daprd's caller) would then send elsewhere; here such a path simply
+// matches no route.
 func Router(log *slog.Logger, m *metrics.Metrics, ready func(context.Context) error) *mux.Router {
-	r := mux.NewRouter()
+	r := mux.NewRouter().SkipClean(true)
 	r.Use(tracecontext.Middleware, Recover(log), m.Middleware)
 	r.HandleFunc("/healthz", Live).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", Ready(log, ready)).Methods(http.MethodGet)
@@ -224,15 +263,16 @@ func Router(log *slog.Logger, m *metrics.Metrics, ready func(context.Context) er
 // model's JSON like every other error. (mux itself answers some method
 // mismatches with its not-found handler, so both handlers ask which methods
 // the path has.) mux runs no middleware for them, so m counts them here, under
-// the route "unmatched".
+// the route "unmatched". The messages do not echo the path: behind the
+// gateway it is an internal one.
 func NoRoute(r *mux.Router, log *slog.Logger, m *metrics.Metrics) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if allowed := allowedMethods(r, req); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			RespondError(w, req, log, apierr.Errorf(apierr.MethodNotAllowed, "%s is not allowed on %s", req.Method, req.URL.Path))
+			RespondError(w, req, log, apierr.Errorf(apierr.MethodNotAllowed, "method not allowed"))
 			return
 		}
-		RespondError(w, req, log, apierr.Errorf(apierr.NotFound, "no route %s %s", req.Method, req.URL.Path))
+		RespondError(w, req, log, apierr.Errorf(apierr.NotFound, "no such route"))
 	})
 	r.NotFoundHandler = m.Middleware(h)
 	r.MethodNotAllowedHandler = r.NotFoundHandler

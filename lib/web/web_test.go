@@ -204,3 +204,89 @@ func TestUnknownPathsAreJSONAndCounted(t *testing.T) {
 		}
 	}
 }
+
+// A path mux would clean is not redirected (a 301 sends the caller, daprd's
+// client, elsewhere), and no error message echoes the path.
+func TestRouterNeverRedirectsNorEchoesThePath(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	r := web.Router(log, metrics.New("test"), func(context.Context) error { return nil })
+	r.HandleFunc("/orders/{id}", func(w http.ResponseWriter, _ *http.Request) { web.Respond(w, 200, "secret") }).Methods("GET")
+	for _, c := range []struct {
+		method, target string
+		status         int
+	}{
+		{"GET", "/orders/..%2fv1.0%2fsecrets%2fsecrets%2fjwt-signing-key", 404},
+		{"GET", "/orders/../v1.0/secrets/secrets/jwt-signing-key", 404},
+		{"GET", "/orders/./x", 404},
+		{"GET", "//orders/x", 404},
+		{"GET", "/orders//x", 404},
+		{"GET", "/healthz/../metrics", 404},
+		{"GET", "/orders/x/", 404},
+		{"DELETE", "/orders/internal-secret-path", 405},
+	} {
+		req := httptest.NewRequest(c.method, "http://app"+c.target, nil)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		var body web.ErrorBody
+		if w.Code != c.status || w.Header().Get("Location") != "" || json.Unmarshal(w.Body.Bytes(), &body) != nil {
+			t.Errorf("%s %s: %d %v %s", c.method, c.target, w.Code, w.Header(), w.Body)
+			continue
+		}
+		for _, leak := range []string{"orders", "secret", "metrics", "healthz", "jwt", "..", c.method} {
+			if strings.Contains(body.Error.Message, leak) {
+				t.Errorf("%s %s: message %q echoes %q", c.method, c.target, body.Error.Message, leak)
+			}
+		}
+	}
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("DELETE", "/orders/x", nil))
+	if w.Header().Get("Allow") != "GET" {
+		t.Errorf("Allow = %q", w.Header().Get("Allow"))
+	}
+}
+
+func TestOwner(t *testing.T) {
+	good := "usr_0123456789abcdef01234567"
+	for _, c := range []struct {
+		name   string
+		values []string
+		ok     bool
+	}{
+		{"the user", []string{good}, true},
+		{"missing", nil, false},
+		{"empty", []string{""}, false},
+		{"not a user ID", []string{"ord_0123456789abcdef01234567"}, false},
+		{"trailing junk", []string{good + "#"}, false},
+		{"two values", []string{good, good}, false},
+	} {
+		r := httptest.NewRequest("GET", "/orders", nil)
+		for _, v := range c.values {
+			r.Header.Add(web.OwnerHeader, v)
+		}
+		got, err := web.Owner(r)
+		if c.ok != (err == nil) || (c.ok && got != good) {
+			t.Errorf("%s: %q %v", c.name, got, err)
+		}
+		var e *apierr.Error
+		if !c.ok && (!errors.As(err, &e) || e.Code != apierr.Invalid || len(e.Fields) != 1 || e.Fields[0].Field != web.OwnerHeader) {
+			t.Errorf("%s: error %v, want invalid naming %s", c.name, err, web.OwnerHeader)
+		}
+	}
+}
+
+func TestDecodeOptional(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{{"", true}, {"{}", true}, {`{"user_id":"usr_x"}`, false}, {"{", false}, {"null x", false}} {
+		var v struct{}
+		err := web.DecodeOptional(httptest.NewRequest("POST", "/x", strings.NewReader(c.body)), &v)
+		if (err == nil) != c.ok {
+			t.Errorf("%q: %v", c.body, err)
+		}
+	}
+	var v order
+	if err := web.DecodeOptional(httptest.NewRequest("POST", "/x", strings.NewReader(`{"user_id":"u"}`)), &v); err != nil || v.UserID != "u" {
+		t.Fatalf("%+v %v", v, err)
+	}
+}
