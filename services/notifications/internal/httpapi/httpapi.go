@@ -24,11 +24,19 @@ type List struct {
 }
 
 // Routes returns the service's handler with every route registered. The event
-// routes are where the declarative subscriptions deliver.
+// routes are where the declarative subscriptions deliver. /notifications
+// lists the notifications of the user in the owner header
+// (web.OwnerHeader), which the gateway sets from the caller's token; without
+// a valid one it answers 400.
 func Routes(svc Notifier, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/notifications", func(w http.ResponseWriter, r *http.Request) {
-		ns, err := svc.List(r.Context(), r.URL.Query().Get("user_id"))
+		owner, err := web.Owner(r)
+		if err != nil {
+			web.RespondError(w, r, log, err)
+			return
+		}
+		ns, err := svc.List(r.Context(), owner)
 		if err != nil {
 			web.RespondError(w, r, log, err)
 			return

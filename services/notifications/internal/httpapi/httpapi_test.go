@@ -11,13 +11,15 @@ import (
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/events"
 	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/notifications/internal/httpapi"
 	"github.com/daprshop/suite/services/notifications/internal/notifications"
 )
 
 type store struct {
-	notes []notifications.Notification
-	err   error
+	notes  []notifications.Notification
+	err    error
+	listed string // the user of the last ListByUser
 }
 
 func (s *store) Add(_ context.Context, n notifications.Notification) (bool, error) {
@@ -28,7 +30,8 @@ func (s *store) Add(_ context.Context, n notifications.Notification) (bool, erro
 	return true, nil
 }
 
-func (s *store) ListByUser(context.Context, string) ([]notifications.Notification, error) {
+func (s *store) ListByUser(_ context.Context, userID string) ([]notifications.Notification, error) {
+	s.listed = userID
 	return s.notes, nil
 }
 
@@ -41,12 +44,17 @@ func TestEndpoints(t *testing.T) {
 	st := &store{}
 	svc := &notifications.Service{Store: st, Counter: counter{}, Now: time.Now}
 	h := httpapi.Routes(svc, metrics.New("notifications"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
+	owner := ""
 	do := func(method, path, body string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		if owner != "" {
+			r.Header.Set(web.OwnerHeader, owner)
+		}
+		h.ServeHTTP(w, r)
 		return w
 	}
-	good := `{"id":"e1","topic":"payments","data":{"type":"payment.succeeded","order_id":"ord_1","user_id":"usr_1","amount":100,"currency":"EUR"}}`
+	good := `{"id":"e1","topic":"payments","data":{"type":"payment.succeeded","order_id":"ord_000000000000000000000001","user_id":"usr_000000000000000000000001","amount":100,"currency":"EUR"}}`
 	if w := do("POST", "/events/payments", good); !strings.Contains(w.Body.String(), string(events.Success)) {
 		t.Fatalf("good: %s", w.Body)
 	}
@@ -57,19 +65,28 @@ func TestEndpoints(t *testing.T) {
 	if w := do("POST", "/events/orders", good); !strings.Contains(w.Body.String(), string(events.Retry)) {
 		t.Fatalf("outage: %s", w.Body)
 	}
-	w := do("GET", "/notifications?user_id=usr_1", "")
+	// The owner is the header alone: the old user_id query names no one.
+	for _, bad := range []string{"", "usr_1", "usr_000000000000000000000001#"} {
+		owner = bad
+		if w := do("GET", "/notifications?user_id=usr_000000000000000000000001", ""); w.Code != 400 ||
+			!strings.Contains(w.Body.String(), `"field":"`+web.OwnerHeader+`"`) || strings.Contains(w.Body.String(), `"e1"`) {
+			t.Fatalf("owner %q: %d %s", bad, w.Code, w.Body)
+		}
+	}
+	owner = "usr_000000000000000000000001"
+	w := do("GET", "/notifications", "")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"id":"e1"`) || !strings.Contains(w.Body.String(), "succeeded") {
 		t.Fatalf("list %d %s", w.Code, w.Body)
 	}
-	if w := do("GET", "/notifications", ""); w.Code != 400 || !strings.Contains(w.Body.String(), `"field":"user_id"`) {
-		t.Fatalf("no user %d %s", w.Code, w.Body)
+	if st.listed != owner {
+		t.Fatalf("listed %q, want %q", st.listed, owner)
 	}
 }
 
 // FuzzEvents delivers arbitrary bodies to both subscriptions: a poison event
 // is dropped, never a 5xx or a panic.
 func FuzzEvents(f *testing.F) {
-	f.Add(false, `{"id":"e1","topic":"payments","data":{"type":"payment.succeeded","order_id":"ord_1","user_id":"usr_1","amount":100,"currency":"EUR"}}`)
+	f.Add(false, `{"id":"e1","topic":"payments","data":{"type":"payment.succeeded","order_id":"ord_000000000000000000000001","user_id":"usr_000000000000000000000001","amount":100,"currency":"EUR"}}`)
 	f.Add(true, `{"id":"e2","data":{"type":"order.paid"}}`)
 	svc := &notifications.Service{Store: &store{}, Counter: counter{}, Now: time.Now}
 	h := httpapi.Routes(svc, metrics.New("notifications"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })

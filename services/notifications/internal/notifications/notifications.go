@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/events"
+	"github.com/daprshop/suite/lib/id"
 )
 
 // Notification is one message to a user.
@@ -72,8 +72,6 @@ func orDefault(s, d string) string {
 	return s
 }
 
-var userPattern = regexp.MustCompile(`^usr_[A-Za-z0-9]{1,64}$`)
-
 // Store keeps notifications. Add inserts n unless one with its ID exists
 // (then created is false) and makes sure n is in its user's list.
 type Store interface {
@@ -125,7 +123,7 @@ func (s *Service) Handle(ctx context.Context, e events.Event) error {
 
 // List returns a user's notifications, newest first.
 func (s *Service) List(ctx context.Context, userID string) ([]Notification, error) {
-	if !userPattern.MatchString(userID) {
+	if !id.User.Valid(userID) {
 		return nil, apierr.Invalidf("user_id", "must be a user ID (usr_...)")
 	}
 	return s.Store.ListByUser(ctx, userID)

@@ -76,16 +76,16 @@ func TestMessages(t *testing.T) {
 		data map[string]any
 		want string
 	}{
-		"paid":      {map[string]any{"type": "order.paid", "order_id": "ord_1", "user_id": "usr_1", "total": 2550, "currency": "EUR"}, "Order ord_1 was paid: 25.50 EUR."},
-		"cancelled": {map[string]any{"type": "order.cancelled", "order_id": "ord_1", "user_id": "usr_1", "reason": "payment declined"}, "Order ord_1 was cancelled: payment declined."},
-		"refunded":  {map[string]any{"type": "payment.refunded", "order_id": "ord_1", "user_id": "usr_1", "amount": 705, "currency": "EUR"}, "Payment of 7.05 EUR for order ord_1 was refunded."},
+		"paid":      {map[string]any{"type": "order.paid", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "total": 2550, "currency": "EUR"}, "Order ord_000000000000000000000001 was paid: 25.50 EUR."},
+		"cancelled": {map[string]any{"type": "order.cancelled", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "reason": "payment declined"}, "Order ord_000000000000000000000001 was cancelled: payment declined."},
+		"refunded":  {map[string]any{"type": "payment.refunded", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "amount": 705, "currency": "EUR"}, "Payment of 7.05 EUR for order ord_000000000000000000000001 was refunded."},
 	}
 	for name, tc := range cases {
 		svc, _, _ := newService()
 		if err := svc.Handle(context.Background(), event("e-"+name, tc.data)); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := svc.List(context.Background(), "usr_1")
+		got, _ := svc.List(context.Background(), "usr_000000000000000000000001")
 		if len(got) != 1 || got[0].Message != tc.want || got[0].ID != "e-"+name {
 			t.Errorf("%s: %+v", name, got)
 		}
@@ -94,13 +94,13 @@ func TestMessages(t *testing.T) {
 
 func TestSameEventTwiceRecordsOnce(t *testing.T) {
 	svc, _, c := newService()
-	ev := event("e1", map[string]any{"type": "order.created", "order_id": "ord_1", "user_id": "usr_1"})
+	ev := event("e1", map[string]any{"type": "order.created", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001"})
 	for range 2 {
 		if err := svc.Handle(context.Background(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, _ := svc.List(context.Background(), "usr_1")
+	got, _ := svc.List(context.Background(), "usr_000000000000000000000001")
 	if len(got) != 1 || c.recorded["order.created"] != 1 || c.dup["order.created"] != 1 {
 		t.Fatalf("list %+v counts %+v", got, c)
 	}
@@ -108,7 +108,7 @@ func TestSameEventTwiceRecordsOnce(t *testing.T) {
 
 func TestRedeliveryAfterHalfDoneWriteCompletesOnce(t *testing.T) {
 	svc, st, _ := newService()
-	ev := event("e1", map[string]any{"type": "order.created", "order_id": "ord_1", "user_id": "usr_1"})
+	ev := event("e1", map[string]any{"type": "order.created", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001"})
 	st.failIndex = apierr.Errorf(apierr.Unavailable, "store hiccup")
 	if err := svc.Handle(context.Background(), ev); events.IsDrop(err) || err == nil {
 		t.Fatalf("first delivery: %v (must be retried)", err)
@@ -116,7 +116,7 @@ func TestRedeliveryAfterHalfDoneWriteCompletesOnce(t *testing.T) {
 	if err := svc.Handle(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := svc.List(context.Background(), "usr_1"); len(got) != 1 {
+	if got, _ := svc.List(context.Background(), "usr_000000000000000000000001"); len(got) != 1 {
 		t.Fatalf("list %+v", got)
 	}
 }
@@ -124,10 +124,10 @@ func TestRedeliveryAfterHalfDoneWriteCompletesOnce(t *testing.T) {
 func TestPoisonEventsAreDropped(t *testing.T) {
 	svc, _, _ := newService()
 	for name, ev := range map[string]events.Event{
-		"unknown type": event("e1", map[string]any{"type": "order.exploded", "order_id": "ord_1", "user_id": "usr_1"}),
-		"no user":      event("e2", map[string]any{"type": "order.paid", "order_id": "ord_1"}),
-		"no order":     event("e3", map[string]any{"type": "order.paid", "user_id": "usr_1"}),
-		"no id":        event("", map[string]any{"type": "order.paid", "order_id": "ord_1", "user_id": "usr_1"}),
+		"unknown type": event("e1", map[string]any{"type": "order.exploded", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001"}),
+		"no user":      event("e2", map[string]any{"type": "order.paid", "order_id": "ord_000000000000000000000001"}),
+		"no order":     event("e3", map[string]any{"type": "order.paid", "user_id": "usr_000000000000000000000001"}),
+		"no id":        event("", map[string]any{"type": "order.paid", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001"}),
 		"not json":     {ID: "e4", Data: json.RawMessage(`"junk"`)},
 	} {
 		if err := svc.Handle(context.Background(), ev); !events.IsDrop(err) {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/events"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/orders/internal/orders"
@@ -32,19 +32,17 @@ type List struct {
 	Orders []orders.Order `json:"orders"`
 }
 
-// CancelRequest names who cancels.
-type CancelRequest struct {
-	UserID string `json:"user_id"`
-}
-
-// Routes returns the service's handler with every route registered.
+// Routes returns the service's handler with every route registered. The
+// customer routes (/orders...) act for the user in the owner header
+// (web.OwnerHeader), which the gateway sets from the caller's token; without
+// a valid one they answer 400.
 func Routes(svc Orders, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{svc: svc, log: log}
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/orders", h.place).Methods(http.MethodPost)
 	r.HandleFunc("/orders", h.list).Methods(http.MethodGet)
-	r.HandleFunc("/orders/{id}", h.get).Methods(http.MethodGet)
-	r.HandleFunc("/orders/{id}/cancel", h.cancel).Methods(http.MethodPost)
+	r.HandleFunc("/orders/"+id.Order.Var("id"), h.get).Methods(http.MethodGet)
+	r.HandleFunc("/orders/"+id.Order.Var("id")+"/cancel", h.cancel).Methods(http.MethodPost)
 	r.HandleFunc("/events/payments", events.Handler(log, h.paymentEvent)).Methods(http.MethodPost)
 	r.HandleFunc("/events/orders", events.Handler(log, h.orderEvent)).Methods(http.MethodPost)
 	return r
@@ -56,11 +54,17 @@ type handlers struct {
 }
 
 func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
+	owner, err := web.Owner(r)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
 	var req orders.PlaceRequest
 	if err := web.Decode(r, &req); err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
+	req.UserID = owner
 	o, err := h.svc.Place(r.Context(), req)
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
@@ -71,7 +75,12 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
-	os, err := h.svc.List(r.Context(), r.URL.Query().Get("user_id"))
+	owner, err := web.Owner(r)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	os, err := h.svc.List(r.Context(), owner)
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
@@ -80,7 +89,12 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
-	o, err := h.svc.Get(r.Context(), mux.Vars(r)["id"], r.URL.Query().Get("user_id"))
+	owner, err := web.Owner(r)
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	o, err := h.svc.Get(r.Context(), mux.Vars(r)["id"], owner)
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
@@ -88,17 +102,19 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
 	web.Respond(w, http.StatusOK, o)
 }
 
+// cancel takes no body: the owner comes from the header, and a body naming
+// anything (a user_id of old) is refused rather than ignored.
 func (h *handlers) cancel(w http.ResponseWriter, r *http.Request) {
-	var req CancelRequest
-	if err := web.Decode(r, &req); err != nil {
+	owner, err := web.Owner(r)
+	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
-	if !orders.ValidUserID(req.UserID) {
-		web.RespondError(w, r, h.log, invalidUser())
+	if err := web.DecodeOptional(r, &struct{}{}); err != nil {
+		web.RespondError(w, r, h.log, err)
 		return
 	}
-	o, err := h.svc.Cancel(r.Context(), mux.Vars(r)["id"], req.UserID)
+	o, err := h.svc.Cancel(r.Context(), mux.Vars(r)["id"], owner)
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
@@ -147,5 +163,3 @@ func (h *handlers) orderEvent(ctx context.Context, e events.Event) error {
 	h.log.DebugContext(ctx, "order settled", "order_id", o.ID, "status", o.Status)
 	return nil
 }
-
-func invalidUser() error { return apierr.Invalidf("user_id", "must be a user ID (usr_...)") }

@@ -7,15 +7,13 @@ package orders
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/keylock"
 )
 
@@ -58,9 +56,11 @@ type LineRequest struct {
 	Quantity  int    `json:"quantity"`
 }
 
-// PlaceRequest asks for an order. Prices are not the client's to set.
+// PlaceRequest asks for an order. Prices are not the client's to set, nor
+// is the owner: UserID is the signed-in user the request comes from (the
+// HTTP API takes it from the owner header), never a field of the body.
 type PlaceRequest struct {
-	UserID string        `json:"user_id"`
+	UserID string        `json:"-"`
 	Items  []LineRequest `json:"items"`
 }
 
@@ -73,19 +73,10 @@ const (
 	MaxTotal    = 100_000_000
 )
 
-var (
-	userPattern    = regexp.MustCompile(`^usr_[A-Za-z0-9]{1,64}$`)
-	productPattern = regexp.MustCompile(`^prd_[A-Za-z0-9]{1,64}$`)
-	orderPattern   = regexp.MustCompile(`^ord_[A-Za-z0-9]{1,64}$`)
-)
-
-// ValidUserID reports whether id can name a user.
-func ValidUserID(id string) bool { return userPattern.MatchString(id) }
-
 // Validate reports every invalid field of r at once.
 func (r PlaceRequest) Validate() error {
 	var fields apierr.FieldErrors
-	if !ValidUserID(r.UserID) {
+	if !id.User.Valid(r.UserID) {
 		fields.Add("user_id", "must be a user ID (usr_...)")
 	}
 	switch {
@@ -97,7 +88,7 @@ func (r PlaceRequest) Validate() error {
 		seen := map[string]bool{}
 		for i, it := range r.Items {
 			switch {
-			case !productPattern.MatchString(it.ProductID):
+			case !id.Product.Valid(it.ProductID):
 				fields.Add(fmt.Sprintf("items[%d].product_id", i), "must be a product ID (prd_...)")
 			case seen[it.ProductID]:
 				fields.Add(fmt.Sprintf("items[%d].product_id", i), "appears twice: raise the quantity instead")
@@ -110,9 +101,6 @@ func (r PlaceRequest) Validate() error {
 	}
 	return fields.Err("order")
 }
-
-// ValidID reports whether id can name an order; anything else is not found.
-func ValidID(id string) bool { return orderPattern.MatchString(id) }
 
 // Event types on the orders topic.
 const (
@@ -231,7 +219,7 @@ func (s *Service) Place(ctx context.Context, req PlaceRequest) (Order, error) {
 		return Order{}, err
 	}
 	now := s.Now().UTC()
-	o := Order{ID: newID(), UserID: req.UserID, Status: Pending, CreatedAt: now, UpdatedAt: now}
+	o := Order{ID: id.Order.New(), UserID: req.UserID, Status: Pending, CreatedAt: now, UpdatedAt: now}
 	for _, it := range req.Items {
 		o.Items = append(o.Items, Item{ProductID: it.ProductID, Quantity: it.Quantity})
 	}
@@ -254,13 +242,13 @@ func (s *Service) Place(ctx context.Context, req PlaceRequest) (Order, error) {
 // order whose reservation or charge did happen takes nothing twice. It is
 // what the order.created event drives, so no pending order is forgotten even
 // when the process that placed it died.
-func (s *Service) Resume(ctx context.Context, id string) (Order, error) {
-	if !ValidID(id) {
+func (s *Service) Resume(ctx context.Context, orderID string) (Order, error) {
+	if !id.Order.Valid(orderID) {
 		return Order{}, apierr.Invalidf("order_id", "must be an order ID")
 	}
-	unlock := s.locks.Lock(id)
+	unlock := s.locks.Lock(orderID)
 	defer unlock()
-	o, _, err := s.Store.Get(ctx, id)
+	o, _, err := s.Store.Get(ctx, orderID)
 	if err != nil {
 		return o, err
 	}
@@ -374,13 +362,13 @@ func (s *Service) releaseAll(ctx context.Context, o Order) error {
 // Cancel cancels an order on behalf of userID: its payment is refunded and
 // its stock released first, so a cancelled order never keeps the money. A
 // confirmed order can no longer be cancelled.
-func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) {
+func (s *Service) Cancel(ctx context.Context, orderID, userID string) (Order, error) {
 	// Read under the lock: a confirmation that lands while this waits must
 	// be seen before any money or stock is given back. (Get refuses a
-	// malformed ID.)
-	unlock := s.locks.Lock(id)
+	// malformed ID or owner.)
+	unlock := s.locks.Lock(orderID)
 	defer unlock()
-	o, err := s.Get(ctx, id, userID)
+	o, err := s.Get(ctx, orderID, userID)
 	if err != nil {
 		return Order{}, err
 	}
@@ -388,20 +376,20 @@ func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) 
 	case Cancelled:
 		return o, nil
 	case Confirmed:
-		return Order{}, apierr.Errorf(apierr.Conflict, "order %s is confirmed and can no longer be cancelled", id)
+		return Order{}, apierr.Errorf(apierr.Conflict, "order %s is confirmed and can no longer be cancelled", orderID)
 	}
-	if err := s.Payments.Refund(ctx, id); err != nil {
+	if err := s.Payments.Refund(ctx, orderID); err != nil {
 		return Order{}, err
 	}
 	if err := s.releaseAll(ctx, o); err != nil {
 		return Order{}, err
 	}
-	return s.transition(ctx, id, func(cur *Order) (string, error) {
+	return s.transition(ctx, orderID, func(cur *Order) (string, error) {
 		switch cur.Status {
 		case Cancelled:
 			return "", errDecided
 		case Confirmed:
-			return "", apierr.Errorf(apierr.Conflict, "order %s was confirmed meanwhile", id)
+			return "", apierr.Errorf(apierr.Conflict, "order %s was confirmed meanwhile", orderID)
 		}
 		cur.Status, cur.CancelReason = Cancelled, "cancelled by customer"
 		return EventCancelled, nil
@@ -413,7 +401,7 @@ func (s *Service) Cancel(ctx context.Context, id, userID string) (Order, error) 
 // for an order already cancelled (a charge that went through after the
 // cancellation's refund found nothing to refund) is refunded.
 func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string) error {
-	if !ValidID(orderID) {
+	if !id.Order.Valid(orderID) {
 		return apierr.Invalidf("order_id", "must be an order ID")
 	}
 	unlock := s.locks.Lock(orderID)
@@ -462,25 +450,29 @@ func (s *Service) transition(ctx context.Context, id string, change func(*Order)
 	}
 }
 
-// Get returns the order id if it belongs to userID (empty userID: any owner).
-// Someone else's order is not found, so order IDs reveal nothing.
-func (s *Service) Get(ctx context.Context, id, userID string) (Order, error) {
-	if !ValidID(id) {
-		return Order{}, apierr.Errorf(apierr.NotFound, "order %q not found", id)
+// Get returns the order orderID if it belongs to userID, who must be a user:
+// there is no "any owner". Someone else's order is not found, so order IDs
+// reveal nothing.
+func (s *Service) Get(ctx context.Context, orderID, userID string) (Order, error) {
+	if !id.User.Valid(userID) {
+		return Order{}, apierr.Invalidf("user_id", "must be a user ID (usr_...)")
 	}
-	o, _, err := s.Store.Get(ctx, id)
+	if !id.Order.Valid(orderID) {
+		return Order{}, apierr.Errorf(apierr.NotFound, "no such order")
+	}
+	o, _, err := s.Store.Get(ctx, orderID)
 	if err != nil {
 		return Order{}, err
 	}
-	if userID != "" && o.UserID != userID {
-		return Order{}, apierr.Errorf(apierr.NotFound, "order %q not found", id)
+	if o.UserID != userID {
+		return Order{}, apierr.Errorf(apierr.NotFound, "order %s not found", orderID)
 	}
 	return o, nil
 }
 
 // List returns a user's orders, newest first.
 func (s *Service) List(ctx context.Context, userID string) ([]Order, error) {
-	if !ValidUserID(userID) {
+	if !id.User.Valid(userID) {
 		return nil, apierr.Invalidf("user_id", "must be a user ID (usr_...)")
 	}
 	return s.Store.ListByUser(ctx, userID)
@@ -502,10 +494,4 @@ func pendingError(id string, err error) error {
 	}
 	e.Message = fmt.Sprintf("order %s is pending: %s", id, strings.TrimSpace(e.Message))
 	return e
-}
-
-func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "ord_" + hex.EncodeToString(b[:])
 }

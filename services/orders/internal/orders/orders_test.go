@@ -23,15 +23,15 @@ type world struct {
 func newWorld() *world {
 	w := &world{
 		store: fake.NewStore(),
-		inv:   fake.NewInventory(500, map[string]int{"prd_a": 10, "prd_b": 1}),
+		inv:   fake.NewInventory(500, map[string]int{"prd_00000000000000000000000a": 10, "prd_00000000000000000000000b": 1}),
 		pay:   &fake.Payments{Status: "succeeded"},
 	}
-	w.svc = &orders.Service{Store: w.store, Users: fake.Users{"usr_1": true, "usr_2": true}, Inventory: w.inv, Payments: w.pay,
+	w.svc = &orders.Service{Store: w.store, Users: fake.Users{"usr_000000000000000000000001": true, "usr_000000000000000000000002": true}, Inventory: w.inv, Payments: w.pay,
 		Now: func() time.Time { return time.Unix(1_700_000_000, 0) }}
 	return w
 }
 
-var twoLines = orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 2}, {ProductID: "prd_b", Quantity: 1}}}
+var twoLines = orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{{ProductID: "prd_00000000000000000000000a", Quantity: 2}, {ProductID: "prd_00000000000000000000000b", Quantity: 1}}}
 
 func TestPlacePaid(t *testing.T) {
 	w := newWorld()
@@ -42,13 +42,13 @@ func TestPlacePaid(t *testing.T) {
 	if o.Status != orders.Paid || o.Total != 1500 || o.Currency != "EUR" || o.PaymentID == "" || o.Items[0].UnitPrice != 500 {
 		t.Fatalf("order %+v", o)
 	}
-	if w.inv.Stock["prd_a"] != 8 || w.inv.Stock["prd_b"] != 0 {
+	if w.inv.Stock["prd_00000000000000000000000a"] != 8 || w.inv.Stock["prd_00000000000000000000000b"] != 0 {
 		t.Fatalf("stock %v", w.inv.Stock)
 	}
 	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid}) {
 		t.Fatalf("events %v", got)
 	}
-	if len(w.pay.Charges) != 1 || w.pay.Charges[0].IdempotencyKey != o.ID || w.pay.Charges[0].Amount != 1500 || w.pay.Charges[0].UserID != "usr_1" {
+	if len(w.pay.Charges) != 1 || w.pay.Charges[0].IdempotencyKey != o.ID || w.pay.Charges[0].Amount != 1500 || w.pay.Charges[0].UserID != "usr_000000000000000000000001" {
 		t.Fatalf("charges %+v", w.pay.Charges)
 	}
 }
@@ -60,7 +60,7 @@ func TestPlaceDeclinedReleasesStock(t *testing.T) {
 	if err != nil || o.Status != orders.Cancelled || o.CancelReason != "payment declined" {
 		t.Fatalf("order %+v err %v", o, err)
 	}
-	if w.inv.Stock["prd_a"] != 10 || w.inv.Stock["prd_b"] != 1 {
+	if w.inv.Stock["prd_00000000000000000000000a"] != 10 || w.inv.Stock["prd_00000000000000000000000b"] != 1 {
 		t.Fatalf("stock not released: %v", w.inv.Stock)
 	}
 	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventCancelled}) {
@@ -70,31 +70,31 @@ func TestPlaceDeclinedReleasesStock(t *testing.T) {
 
 func TestPlaceOutOfStockCancels(t *testing.T) {
 	w := newWorld()
-	req := orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 3}, {ProductID: "prd_b", Quantity: 2}}}
+	req := orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{{ProductID: "prd_00000000000000000000000a", Quantity: 3}, {ProductID: "prd_00000000000000000000000b", Quantity: 2}}}
 	o, err := w.svc.Place(context.Background(), req)
-	if err != nil || o.Status != orders.Cancelled || o.CancelReason != "out of stock: prd_b" {
+	if err != nil || o.Status != orders.Cancelled || o.CancelReason != "out of stock: prd_00000000000000000000000b" {
 		t.Fatalf("order %+v err %v", o, err)
 	}
-	if w.inv.Stock["prd_a"] != 10 || len(w.pay.Charges) != 0 {
+	if w.inv.Stock["prd_00000000000000000000000a"] != 10 || len(w.pay.Charges) != 0 {
 		t.Fatalf("stock %v charges %d", w.inv.Stock, len(w.pay.Charges))
 	}
 }
 
 func TestPlaceUnknownProductIsInvalid(t *testing.T) {
 	w := newWorld()
-	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 1}, {ProductID: "prd_zz", Quantity: 1}}})
+	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{{ProductID: "prd_00000000000000000000000a", Quantity: 1}, {ProductID: "prd_0000000000000000000000ff", Quantity: 1}}})
 	var e *apierr.Error
 	if !errors.As(err, &e) || e.Code != apierr.Invalid || e.Fields[0].Field != "items[1].product_id" {
 		t.Fatalf("err = %v", err)
 	}
-	if w.inv.Stock["prd_a"] != 10 {
+	if w.inv.Stock["prd_00000000000000000000000a"] != 10 {
 		t.Fatalf("stock not released: %v", w.inv.Stock)
 	}
 }
 
 func TestPlaceUnknownUserIsInvalid(t *testing.T) {
 	w := newWorld()
-	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_nobody", Items: twoLines.Items})
+	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_00000000000000000000dead", Items: twoLines.Items})
 	var e *apierr.Error
 	if !errors.As(err, &e) || e.Code != apierr.Invalid || e.Fields[0].Field != "user_id" {
 		t.Fatalf("err = %v", err)
@@ -115,7 +115,7 @@ func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
 	}
 	// A cause without a hint still tells the client when to come back.
 	w.pay.Err = apierr.Errorf(apierr.Unavailable, "payments timed out")
-	oneLine := orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_a", Quantity: 1}}}
+	oneLine := orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{{ProductID: "prd_00000000000000000000000a", Quantity: 1}}}
 	if _, err := w.svc.Place(context.Background(), oneLine); !errors.As(err, &e) || e.RetryAfter <= 0 || !strings.Contains(e.Message, "is pending") {
 		t.Fatalf("pending without a hint: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestResumeSettlesPendingOrderOnce(t *testing.T) {
 		t.Fatalf("resumed %+v err %v", got, err)
 	}
 	// Reservations are per order: resuming took no stock twice.
-	if w.inv.Stock["prd_a"] != 8 || w.inv.Stock["prd_b"] != 0 {
+	if w.inv.Stock["prd_00000000000000000000000a"] != 8 || w.inv.Stock["prd_00000000000000000000000b"] != 0 {
 		t.Fatalf("stock %v", w.inv.Stock)
 	}
 	again, err := w.svc.Resume(context.Background(), o.ID)
@@ -174,14 +174,14 @@ func TestResumeListsAnOrderPlacingLeftUnlisted(t *testing.T) {
 	if apierr.CodeOf(err) != apierr.Unavailable || o.ID == "" || !strings.Contains(err.Error(), o.ID) {
 		t.Fatalf("order %+v err %v", o, err)
 	}
-	if list, _ := w.svc.List(context.Background(), "usr_1"); len(list) != 0 {
+	if list, _ := w.svc.List(context.Background(), "usr_000000000000000000000001"); len(list) != 0 {
 		t.Fatalf("listed before Resume: %+v", list)
 	}
 	got, err := w.svc.Resume(context.Background(), o.ID)
 	if err != nil || got.Status != orders.Paid {
 		t.Fatalf("resumed %+v err %v", got, err)
 	}
-	list, _ := w.svc.List(context.Background(), "usr_1")
+	list, _ := w.svc.List(context.Background(), "usr_000000000000000000000001")
 	if len(list) != 1 || list[0].ID != o.ID || list[0].Status != orders.Paid {
 		t.Fatalf("list %+v", list)
 	}
@@ -193,7 +193,7 @@ func TestResumeDeclinedCancelsAndReleases(t *testing.T) {
 	o, _ := w.svc.Place(context.Background(), twoLines)
 	w.pay.Err, w.pay.Status = nil, "declined"
 	got, err := w.svc.Resume(context.Background(), o.ID)
-	if err != nil || got.Status != orders.Cancelled || w.inv.Stock["prd_a"] != 10 || w.inv.Stock["prd_b"] != 1 {
+	if err != nil || got.Status != orders.Cancelled || w.inv.Stock["prd_00000000000000000000000a"] != 10 || w.inv.Stock["prd_00000000000000000000000b"] != 1 {
 		t.Fatalf("resumed %+v err %v stock %v", got, err, w.inv.Stock)
 	}
 	if _, err := w.svc.Resume(context.Background(), "nope"); apierr.CodeOf(err) != apierr.Invalid {
@@ -212,7 +212,7 @@ func TestPaymentSettledConfirmsOnce(t *testing.T) {
 	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid, orders.EventConfirmed}) {
 		t.Fatalf("events %v", got)
 	}
-	if err := w.svc.PaymentSettled(context.Background(), "ord_missing", "x"); apierr.CodeOf(err) != apierr.NotFound {
+	if err := w.svc.PaymentSettled(context.Background(), "ord_00000000000000000000dead", "x"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("unknown order: %v", err)
 	}
 }
@@ -220,17 +220,17 @@ func TestPaymentSettledConfirmsOnce(t *testing.T) {
 func TestCancelRefundsAndReleases(t *testing.T) {
 	w := newWorld()
 	o, _ := w.svc.Place(context.Background(), twoLines)
-	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_2"); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000002"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("someone else's order: %v", err)
 	}
-	c, err := w.svc.Cancel(context.Background(), o.ID, "usr_1")
+	c, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001")
 	if err != nil || c.Status != orders.Cancelled {
 		t.Fatalf("cancel %+v %v", c, err)
 	}
-	if !slices.Equal(w.pay.Refunds, []string{o.ID}) || w.inv.Stock["prd_a"] != 10 {
+	if !slices.Equal(w.pay.Refunds, []string{o.ID}) || w.inv.Stock["prd_00000000000000000000000a"] != 10 {
 		t.Fatalf("refunds %v stock %v", w.pay.Refunds, w.inv.Stock)
 	}
-	if again, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); err != nil || again.Status != orders.Cancelled || len(w.pay.Refunds) != 1 {
+	if again, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001"); err != nil || again.Status != orders.Cancelled || len(w.pay.Refunds) != 1 {
 		t.Fatalf("second cancel %+v %v refunds %v", again, err, w.pay.Refunds)
 	}
 }
@@ -239,7 +239,7 @@ func TestCancelConfirmedConflicts(t *testing.T) {
 	w := newWorld()
 	o, _ := w.svc.Place(context.Background(), twoLines)
 	_ = w.svc.PaymentSettled(context.Background(), o.ID, o.PaymentID)
-	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); apierr.CodeOf(err) != apierr.Conflict {
+	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001"); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -248,11 +248,11 @@ func TestCancelWithPaymentsDownChangesNothing(t *testing.T) {
 	w := newWorld()
 	o, _ := w.svc.Place(context.Background(), twoLines)
 	w.pay.Err = apierr.Errorf(apierr.Unavailable, "down")
-	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); apierr.CodeOf(err) != apierr.Unavailable {
+	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001"); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("err = %v", err)
 	}
 	stored, _, _ := w.store.Get(context.Background(), o.ID)
-	if stored.Status != orders.Paid || w.inv.Stock["prd_a"] != 8 {
+	if stored.Status != orders.Paid || w.inv.Stock["prd_00000000000000000000000a"] != 8 {
 		t.Fatalf("order %s stock %v: nothing may change while the refund is undone", stored.Status, w.inv.Stock)
 	}
 }
@@ -265,11 +265,11 @@ func TestValidate(t *testing.T) {
 	}{
 		"ok":        {twoLines, nil},
 		"no user":   {orders.PlaceRequest{Items: twoLines.Items}, []string{"user_id"}},
-		"no items":  {orders.PlaceRequest{UserID: "usr_1"}, []string{"items"}},
-		"bad qty":   {orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{line("prd_a", 0)}}, []string{"items[0].quantity"}},
-		"bad id":    {orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{line("a/b", 1)}}, []string{"items[0].product_id"}},
-		"duplicate": {orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{line("prd_a", 1), line("prd_a", 1)}}, []string{"items[1].product_id"}},
-		"many":      {orders.PlaceRequest{UserID: "u 1", Items: []orders.LineRequest{line("prd_a", 5000)}}, []string{"user_id", "items[0].quantity"}},
+		"no items":  {orders.PlaceRequest{UserID: "usr_000000000000000000000001"}, []string{"items"}},
+		"bad qty":   {orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{line("prd_00000000000000000000000a", 0)}}, []string{"items[0].quantity"}},
+		"bad id":    {orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{line("a/b", 1)}}, []string{"items[0].product_id"}},
+		"duplicate": {orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{line("prd_00000000000000000000000a", 1), line("prd_00000000000000000000000a", 1)}}, []string{"items[1].product_id"}},
+		"many":      {orders.PlaceRequest{UserID: "u 1", Items: []orders.LineRequest{line("prd_00000000000000000000000a", 5000)}}, []string{"user_id", "items[0].quantity"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -296,27 +296,36 @@ func TestValidate(t *testing.T) {
 func TestGetHidesOtherUsersOrders(t *testing.T) {
 	w := newWorld()
 	o, _ := w.svc.Place(context.Background(), twoLines)
-	if _, err := w.svc.Get(context.Background(), o.ID, "usr_2"); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := w.svc.Get(context.Background(), o.ID, "usr_000000000000000000000002"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("err = %v", err)
 	}
-	if got, err := w.svc.Get(context.Background(), o.ID, "usr_1"); err != nil || got.ID != o.ID {
+	if got, err := w.svc.Get(context.Background(), o.ID, "usr_000000000000000000000001"); err != nil || got.ID != o.ID {
 		t.Fatalf("owner: %v", err)
 	}
-	if _, err := w.svc.Get(context.Background(), "../etc", ""); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := w.svc.Get(context.Background(), "../etc", "usr_000000000000000000000001"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("malformed: %v", err)
+	}
+	// No owner is not "any owner" (issue 12): the order is never returned.
+	for _, owner := range []string{"", "usr_1", "usr_000000000000000000000001#"} {
+		if got, err := w.svc.Get(context.Background(), o.ID, owner); apierr.CodeOf(err) != apierr.Invalid || got.ID != "" {
+			t.Fatalf("owner %q: %+v %v", owner, got, err)
+		}
+		if got, err := w.svc.Cancel(context.Background(), o.ID, owner); apierr.CodeOf(err) != apierr.Invalid || got.ID != "" {
+			t.Fatalf("cancel as %q: %+v %v", owner, got, err)
+		}
 	}
 }
 
 func TestPlaceAbovePaymentLimitCancelsBeforeCharging(t *testing.T) {
 	w := newWorld()
-	w.inv = fake.NewInventory(10_000_000, map[string]int{"prd_big": 100})
+	w.inv = fake.NewInventory(10_000_000, map[string]int{"prd_000000000000000000000b19": 100})
 	w.svc.Inventory = w.inv
-	req := orders.PlaceRequest{UserID: "usr_1", Items: []orders.LineRequest{{ProductID: "prd_big", Quantity: 11}}}
+	req := orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{{ProductID: "prd_000000000000000000000b19", Quantity: 11}}}
 	o, err := w.svc.Place(context.Background(), req)
 	if apierr.CodeOf(err) != apierr.Invalid || o.Status != orders.Cancelled {
 		t.Fatalf("order %+v err %v: want a cancelled order and 400", o, err)
 	}
-	if w.inv.Stock["prd_big"] != 100 || len(w.pay.Charges) != 0 {
+	if w.inv.Stock["prd_000000000000000000000b19"] != 100 || len(w.pay.Charges) != 0 {
 		t.Fatalf("stock %v charges %d: the stock must come back and nothing be charged", w.inv.Stock, len(w.pay.Charges))
 	}
 }
@@ -329,7 +338,7 @@ func TestPlaceChargeRefusedAsInvalidCancels(t *testing.T) {
 		t.Fatalf("order %+v err %v: a charge payments refuses must cancel (400), not stay pending (503)", o, err)
 	}
 	stored, _, _ := w.store.Get(context.Background(), o.ID)
-	if stored.Status != orders.Cancelled || w.inv.Stock["prd_a"] != 10 || w.inv.Stock["prd_b"] != 1 {
+	if stored.Status != orders.Cancelled || w.inv.Stock["prd_00000000000000000000000a"] != 10 || w.inv.Stock["prd_00000000000000000000000b"] != 1 {
 		t.Fatalf("stored %s stock %v", stored.Status, w.inv.Stock)
 	}
 }
@@ -339,7 +348,7 @@ func TestPaymentSettledOnCancelledOrderRefunds(t *testing.T) {
 	w.pay.Err = apierr.Errorf(apierr.Unavailable, "down")
 	o, _ := w.svc.Place(context.Background(), twoLines) // pending: the charge may have happened
 	w.pay.Err = nil
-	if c, err := w.svc.Cancel(context.Background(), o.ID, "usr_1"); err != nil || c.Status != orders.Cancelled {
+	if c, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001"); err != nil || c.Status != orders.Cancelled {
 		t.Fatalf("cancel %+v %v", c, err)
 	}
 	// The charge went through after all and is announced.
@@ -385,12 +394,12 @@ func TestCancelSeesAConfirmationThatLandsWhileItWaits(t *testing.T) {
 		}
 	}
 	ps.arm = true
-	_, cancelErr := w.svc.Cancel(context.Background(), o.ID, "usr_1")
+	_, cancelErr := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001")
 	if err := <-settled; err != nil {
 		t.Fatal(err)
 	}
 	stored, _, _ := w.store.Get(context.Background(), o.ID)
-	released := w.inv.Stock["prd_a"] == 10
+	released := w.inv.Stock["prd_00000000000000000000000a"] == 10
 	switch stored.Status {
 	case orders.Confirmed:
 		if len(w.pay.Refunds) != 0 || released || apierr.CodeOf(cancelErr) != apierr.Conflict {
