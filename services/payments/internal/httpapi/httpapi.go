@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/payments/internal/payments"
@@ -58,7 +59,7 @@ func Routes(svc Charger, prov Provider, m *metrics.Metrics, log *slog.Logger, re
 	h.refunds.WithLabelValues("refunded")
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/charges", h.charge).Methods(http.MethodPost)
-	r.HandleFunc("/charges/{id}", h.get).Methods(http.MethodGet)
+	r.HandleFunc("/charges/"+id.Charge.Var("id"), h.get).Methods(http.MethodGet)
 	r.HandleFunc("/refunds", h.refund).Methods(http.MethodPost)
 	r.HandleFunc("/provider", h.providerSettings).Methods(http.MethodGet)
 	r.HandleFunc("/provider", h.setProvider).Methods(http.MethodPut)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/keylock"
 )
 
@@ -86,10 +87,7 @@ func (r ChargeRequest) Validate() error {
 
 // ChargeID derives the charge ID from the idempotency key, so a retried
 // request lands on the same record.
-func ChargeID(idempotencyKey string) string {
-	sum := sha256.Sum256([]byte(idempotencyKey))
-	return "ch_" + hex.EncodeToString(sum[:10])
-}
+func ChargeID(idempotencyKey string) string { return id.Charge.Derive(idempotencyKey) }
 
 // Fingerprint identifies a provider key without revealing it.
 func Fingerprint(key string) string {
@@ -204,7 +202,7 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, crea
 		c.Status, c.DeclineReason, typ = Declined, err.Error(), EventDeclined
 	case err != nil:
 		// The provider did not take the money: drop the claim so a retry can charge.
-		unavailable := apierr.Errorf(apierr.Unavailable, "payment provider unavailable: %v", err)
+		unavailable := apierr.Unavailablef(err, "payment provider unavailable")
 		if derr := s.Store.Delete(ctx, c.ID, etag); derr != nil {
 			return Charge{}, false, errors.Join(unavailable, derr)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/events"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/products/internal/products"
@@ -51,10 +52,11 @@ func Routes(svc Catalog, m *metrics.Metrics, log *slog.Logger, ready func(contex
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/products", h.create).Methods(http.MethodPost)
 	r.HandleFunc("/products", h.list).Methods(http.MethodGet)
-	r.HandleFunc("/products/{id}", h.get).Methods(http.MethodGet)
-	r.HandleFunc("/products/{id}/stock", h.setStock).Methods(http.MethodPut)
-	r.HandleFunc("/products/{id}/reservations", h.reserve).Methods(http.MethodPost)
-	r.HandleFunc("/products/{id}/reservations/{order}", h.release).Methods(http.MethodDelete)
+	product := "/products/" + id.Product.Var("id")
+	r.HandleFunc(product, h.get).Methods(http.MethodGet)
+	r.HandleFunc(product+"/stock", h.setStock).Methods(http.MethodPut)
+	r.HandleFunc(product+"/reservations", h.reserve).Methods(http.MethodPost)
+	r.HandleFunc(product+"/reservations/"+id.Order.Var("order"), h.release).Methods(http.MethodDelete)
 	r.HandleFunc("/events/orders", events.Handler(log, h.orderEvent)).Methods(http.MethodPost)
 	return r
 }

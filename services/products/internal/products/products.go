@@ -5,8 +5,6 @@ package products
 
 import (
 	"context"
-	cryptorand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/id"
 )
 
 // Product is a catalog entry; Stock is what can still be reserved.
@@ -53,8 +52,6 @@ const (
 )
 
 var (
-	idPattern       = regexp.MustCompile(`^prd_[0-9a-f]{24}$`)
-	orderPattern    = regexp.MustCompile(`^ord_[A-Za-z0-9_-]{1,64}$`)
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
@@ -143,7 +140,7 @@ func (s *Service) Create(ctx context.Context, p NewProduct) (Product, error) {
 		return Product{}, err
 	}
 	now := s.Now().UTC()
-	r := Record{Product: Product{ID: newID(), Name: strings.TrimSpace(p.Name), Description: p.Description,
+	r := Record{Product: Product{ID: id.Product.New(), Name: strings.TrimSpace(p.Name), Description: p.Description,
 		Price: p.Price, Currency: p.Currency, Stock: p.Stock, CreatedAt: now, UpdatedAt: now}}
 	if err := s.Store.Create(ctx, r); err != nil {
 		return Product{}, err
@@ -188,11 +185,11 @@ func (s *Service) List(ctx context.Context, offset, limit int) (Page, error) {
 }
 
 // Get returns one product.
-func (s *Service) Get(ctx context.Context, id string) (Product, error) {
-	if !idPattern.MatchString(id) {
-		return Product{}, notFound(id)
+func (s *Service) Get(ctx context.Context, productID string) (Product, error) {
+	if !id.Product.Valid(productID) {
+		return Product{}, errNoSuchProduct
 	}
-	r, _, err := s.Store.Get(ctx, id)
+	r, _, err := s.Store.Get(ctx, productID)
 	return r.Product, err
 }
 
@@ -211,9 +208,9 @@ func (s *Service) SetStock(ctx context.Context, id string, stock int) (Product, 
 // Reserve takes quantity units for orderID, once per order: a repeated
 // request returns the first answer (created=false). Too little stock is a
 // Rejected reservation, not an error.
-func (s *Service) Reserve(ctx context.Context, id, orderID string, quantity int) (res Reservation, created bool, err error) {
+func (s *Service) Reserve(ctx context.Context, productID, orderID string, quantity int) (res Reservation, created bool, err error) {
 	var fields apierr.FieldErrors
-	if !orderPattern.MatchString(orderID) {
+	if !id.Order.Valid(orderID) {
 		fields.Add("order_id", "must be an order ID (ord_...)")
 	}
 	if quantity < 1 || quantity > MaxQuantity {
@@ -223,7 +220,7 @@ func (s *Service) Reserve(ctx context.Context, id, orderID string, quantity int)
 		return Reservation{}, false, err
 	}
 	errShort := errors.New("short")
-	r, err := s.modify(ctx, id, func(r *Record) error {
+	r, err := s.modify(ctx, productID, func(r *Record) error {
 		if r.Reservations[orderID] > 0 {
 			return errUnchanged
 		}
@@ -238,7 +235,7 @@ func (s *Service) Reserve(ctx context.Context, id, orderID string, quantity int)
 		created = true
 		return nil
 	})
-	res = Reservation{Status: Reserved, ProductID: id, OrderID: orderID, Quantity: r.Reservations[orderID],
+	res = Reservation{Status: Reserved, ProductID: productID, OrderID: orderID, Quantity: r.Reservations[orderID],
 		UnitPrice: r.Price, Currency: r.Currency, StockLeft: r.Stock}
 	switch {
 	case errors.Is(err, errShort):
@@ -283,12 +280,12 @@ var errUnchanged = errors.New("unchanged")
 // read, retrying with a short random pause when another writer won. change
 // returning an error other than errUnchanged aborts with that error (and the
 // record as read).
-func (s *Service) modify(ctx context.Context, id string, change func(*Record) error) (Record, error) {
-	if !idPattern.MatchString(id) {
-		return Record{}, notFound(id)
+func (s *Service) modify(ctx context.Context, productID string, change func(*Record) error) (Record, error) {
+	if !id.Product.Valid(productID) {
+		return Record{}, errNoSuchProduct
 	}
 	for attempt := 1; ; attempt++ {
-		r, etag, err := s.Store.Get(ctx, id)
+		r, etag, err := s.Store.Get(ctx, productID)
 		if err != nil {
 			return Record{}, err
 		}
@@ -307,7 +304,7 @@ func (s *Service) modify(ctx context.Context, id string, change func(*Record) er
 			return Record{}, err
 		}
 		if attempt >= s.MaxAttempts {
-			return Record{}, &apierr.Error{Code: apierr.Unavailable, Message: "product " + id + " is busy, retry", RetryAfter: time.Second}
+			return Record{}, &apierr.Error{Code: apierr.Unavailable, Message: "product " + productID + " is busy, retry", RetryAfter: time.Second}
 		}
 		select {
 		case <-ctx.Done():
@@ -317,10 +314,5 @@ func (s *Service) modify(ctx context.Context, id string, change func(*Record) er
 	}
 }
 
-func notFound(id string) error { return apierr.Errorf(apierr.NotFound, "product %q not found", id) }
-
-func newID() string {
-	var b [12]byte
-	_, _ = cryptorand.Read(b[:])
-	return "prd_" + hex.EncodeToString(b[:])
-}
+// errNoSuchProduct answers a malformed product ID, without echoing it.
+var errNoSuchProduct = apierr.Errorf(apierr.NotFound, "no such product")

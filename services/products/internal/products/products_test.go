@@ -140,7 +140,7 @@ func TestCreateListGet(t *testing.T) {
 	if got, err := svc.Get(context.Background(), p.ID); err != nil || got != p {
 		t.Fatalf("get %+v %v", got, err)
 	}
-	if _, err := svc.Get(context.Background(), "prd_nope"); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := svc.Get(context.Background(), "prd_00000000000000000000dead"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("malformed: %v", err)
 	}
 }
@@ -157,31 +157,31 @@ func TestReserveReleaseSettle(t *testing.T) {
 	ctx := context.Background()
 	svc := newService()
 	p := widget(t, svc, 5)
-	r, created, err := svc.Reserve(ctx, p.ID, "ord_1", 3)
+	r, created, err := svc.Reserve(ctx, p.ID, "ord_000000000000000000000001", 3)
 	if err != nil || !created || r.Status != products.Reserved || r.StockLeft != 2 || r.UnitPrice != 250 || r.Currency != "EUR" {
 		t.Fatalf("reserve %+v %v %v", r, created, err)
 	}
-	again, created, err := svc.Reserve(ctx, p.ID, "ord_1", 3)
+	again, created, err := svc.Reserve(ctx, p.ID, "ord_000000000000000000000001", 3)
 	if err != nil || created || again.Quantity != 3 || again.StockLeft != 2 {
 		t.Fatalf("replay %+v %v %v", again, created, err)
 	}
-	short, _, err := svc.Reserve(ctx, p.ID, "ord_2", 3)
+	short, _, err := svc.Reserve(ctx, p.ID, "ord_000000000000000000000002", 3)
 	if err != nil || short.Status != products.Rejected || short.StockLeft != 2 {
 		t.Fatalf("short %+v %v", short, err)
 	}
 	for range 2 {
-		if err := svc.Release(ctx, p.ID, "ord_1"); err != nil {
+		if err := svc.Release(ctx, p.ID, "ord_000000000000000000000001"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got, _ := svc.Get(ctx, p.ID); got.Stock != 5 {
 		t.Fatalf("stock after release %d", got.Stock)
 	}
-	_, _, _ = svc.Reserve(ctx, p.ID, "ord_3", 2)
-	if err := svc.Settle(ctx, p.ID, "ord_3"); err != nil {
+	_, _, _ = svc.Reserve(ctx, p.ID, "ord_000000000000000000000003", 2)
+	if err := svc.Settle(ctx, p.ID, "ord_000000000000000000000003"); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Release(ctx, p.ID, "ord_3"); err != nil {
+	if err := svc.Release(ctx, p.ID, "ord_000000000000000000000003"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := svc.Get(ctx, p.ID); got.Stock != 3 {
@@ -190,7 +190,7 @@ func TestReserveReleaseSettle(t *testing.T) {
 	if _, _, err := svc.Reserve(ctx, p.ID, "bad", 0); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("invalid: %v", err)
 	}
-	if _, _, err := svc.Reserve(ctx, "prd_000000000000000000000000", "ord_4", 1); apierr.CodeOf(err) != apierr.NotFound {
+	if _, _, err := svc.Reserve(ctx, "prd_000000000000000000000000", "ord_000000000000000000000004", 1); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("unknown product: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestConcurrentReservationsNeverOversell(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, _, err := svc.Reserve(ctx, p.ID, fmt.Sprintf("ord_%d", i), 1)
+			r, _, err := svc.Reserve(ctx, p.ID, fmt.Sprintf("ord_%024x", i), 1)
 			if err != nil {
 				t.Error(err)
 				return

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/users/internal/users"
@@ -38,7 +39,7 @@ func Routes(svc Users, m *metrics.Metrics, log *slog.Logger, ready func(context.
 	r := web.Router(log, m, ready)
 	r.HandleFunc("/users", h.register).Methods(http.MethodPost)
 	r.HandleFunc("/login", h.login).Methods(http.MethodPost)
-	r.HandleFunc("/users/{id}", h.get).Methods(http.MethodGet)
+	r.HandleFunc("/users/"+id.User.Var("id"), h.get).Methods(http.MethodGet)
 	return r
 }
 

@@ -5,12 +5,9 @@ package users
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/mail"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/auth"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/keylock"
 )
 
@@ -58,8 +56,6 @@ type Token struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	User      User      `json:"user"`
 }
-
-var idPattern = regexp.MustCompile(`^usr_[0-9a-f]{24}$`)
 
 // normalEmail returns the canonical form of a bare address, or "".
 func normalEmail(s string) string {
@@ -135,7 +131,7 @@ func (s *Service) create(ctx context.Context, email, password, name, role string
 	if err != nil {
 		return User{}, err
 	}
-	u := User{ID: newID(), Email: email, Name: name, Role: role, CreatedAt: s.Now().UTC()}
+	u := User{ID: id.User.New(), Email: email, Name: name, Role: role, CreatedAt: s.Now().UTC()}
 	etag, err := s.Store.ClaimEmail(ctx, email, u.ID)
 	if err != nil {
 		if apierr.CodeOf(err) == apierr.Conflict {
@@ -229,11 +225,11 @@ func (s *Service) authenticate(ctx context.Context, email, password string) (Tok
 }
 
 // Get returns a user's profile.
-func (s *Service) Get(ctx context.Context, id string) (User, error) {
-	if !idPattern.MatchString(id) {
-		return User{}, apierr.Errorf(apierr.NotFound, "user %q not found", id)
+func (s *Service) Get(ctx context.Context, userID string) (User, error) {
+	if !id.User.Valid(userID) {
+		return User{}, apierr.Errorf(apierr.NotFound, "no such user")
 	}
-	r, err := s.Store.Get(ctx, id)
+	r, err := s.Store.Get(ctx, userID)
 	return r.User, err
 }
 
@@ -273,10 +269,4 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (bool
 	}
 	rec.PasswordHash = string(hash)
 	return true, s.Store.Put(ctx, rec)
-}
-
-func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "usr_" + hex.EncodeToString(b[:])
 }
