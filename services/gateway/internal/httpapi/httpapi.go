@@ -10,12 +10,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/auth"
+	"github.com/daprshop/suite/lib/id"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/tracecontext"
@@ -58,30 +61,34 @@ type Options struct {
 	Now     func() time.Time
 }
 
-// Routes returns the gateway's handler with every route registered.
+// Routes returns the gateway's handler with every route registered. A route
+// variable matches only an ID of its kind (lib/id), so a path with anything
+// else (encoded separators, dots, #, ?, NUL, backslashes, trailing junk) is
+// not found and nothing is forwarded.
 func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{up: up, keys: keys, opts: opts, log: log}
 	r := web.Router(log, m, ready)
 	r.Use(tracecontext.Edge, h.requestID, h.limitBody)
 	api := r.PathPrefix("/api").Subrouter()
+	product, order := "/products/"+id.Product.Var("id"), "/orders/"+id.Order.Var("id")
 
 	// Public.
 	api.HandleFunc("/users", h.forward(opts.Apps.Users, "users")).Methods(http.MethodPost)
 	api.HandleFunc("/login", h.forward(opts.Apps.Users, "login")).Methods(http.MethodPost)
 	api.HandleFunc("/products", h.catalog).Methods(http.MethodGet)
-	api.HandleFunc("/products/{id}", h.forwardVars(opts.Apps.Products, "products/{id}")).Methods(http.MethodGet)
+	api.HandleFunc(product, h.product).Methods(http.MethodGet)
 
-	// Signed-in users.
+	// Signed-in users: every call upstream names the caller in the owner header.
 	api.Handle("/me", h.signedIn(h.me)).Methods(http.MethodGet)
 	api.Handle("/orders", h.signedIn(h.placeOrder)).Methods(http.MethodPost)
-	api.Handle("/orders", h.signedIn(h.ownList(opts.Apps.Orders, "orders"))).Methods(http.MethodGet)
-	api.Handle("/orders/{id}", h.signedIn(h.ownOrder)).Methods(http.MethodGet)
-	api.Handle("/orders/{id}/cancel", h.signedIn(h.cancelOrder)).Methods(http.MethodPost)
-	api.Handle("/notifications", h.signedIn(h.ownList(opts.Apps.Notifications, "notifications"))).Methods(http.MethodGet)
+	api.Handle("/orders", h.signedIn(h.own(opts.Apps.Orders, "orders"))).Methods(http.MethodGet)
+	api.Handle(order, h.signedIn(h.ownOrder)).Methods(http.MethodGet)
+	api.Handle(order+"/cancel", h.signedIn(h.cancelOrder)).Methods(http.MethodPost)
+	api.Handle("/notifications", h.signedIn(h.own(opts.Apps.Notifications, "notifications"))).Methods(http.MethodGet)
 
 	// Admins.
 	api.Handle("/products", h.admin(h.forward(opts.Apps.Products, "products"))).Methods(http.MethodPost)
-	api.Handle("/products/{id}/stock", h.admin(h.forwardVars(opts.Apps.Products, "products/{id}/stock"))).Methods(http.MethodPut)
+	api.Handle(product+"/stock", h.admin(h.restock)).Methods(http.MethodPut)
 
 	web.NoRoute(api, log, m)
 	return r
@@ -106,14 +113,14 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // requestID keeps a well-formed client request ID or makes one.
 func (h *handlers) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(requestIDHeader)
-		if !requestIDPattern.MatchString(id) {
+		rid := r.Header.Get(requestIDHeader)
+		if !requestIDPattern.MatchString(rid) {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-			r.Header.Set(requestIDHeader, id)
+			rid = hex.EncodeToString(b[:])
+			r.Header.Set(requestIDHeader, rid)
 		}
-		w.Header().Set(requestIDHeader, id)
+		w.Header().Set(requestIDHeader, rid)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -140,7 +147,7 @@ func (h *handlers) signedIn(next http.HandlerFunc) http.Handler {
 			return
 		}
 		c, err := auth.Verify(key, strings.TrimSpace(token), h.opts.Now())
-		if err != nil {
+		if err != nil || !id.User.Valid(c.UserID) {
 			h.unauthenticated(w, r, "invalid or expired token")
 			return
 		}
@@ -169,9 +176,48 @@ func claims(r *http.Request) auth.Claims {
 	return c
 }
 
+// call is one request to a service, exactly as a route defines it.
+type call struct {
+	app, method string
+	// path is the path's segments; each must be a safeSegment.
+	path []string
+	// query holds what the handler chose to pass on; each key and value
+	// must be a safeSegment.
+	query url.Values
+	// body is JSON, or nil for none.
+	body []byte
+}
+
+// safeSegment is what a forwarded path segment or query value may hold:
+// nothing daprd or a service's router could decode, clean or split into
+// something else.
+var safeSegment = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// target returns the path and query of c for the sidecar, or an error if any
+// part of it is outside safeSegment.
+func (c call) target() (string, error) {
+	for _, seg := range c.path {
+		if !safeSegment.MatchString(seg) {
+			return "", fmt.Errorf("unsafe path segment %q", seg)
+		}
+	}
+	for k, vs := range c.query {
+		for _, v := range append([]string{k}, vs...) {
+			if !safeSegment.MatchString(v) {
+				return "", fmt.Errorf("unsafe query part %q", v)
+			}
+		}
+	}
+	p := strings.Join(c.path, "/")
+	if len(c.query) > 0 {
+		p += "?" + c.query.Encode()
+	}
+	return p, nil
+}
+
 // forward relays the request body to path on app. The body goes on as
 // JSON, so what the client says it sent is checked here.
-func (h *handlers) forward(app, path string) http.HandlerFunc {
+func (h *handlers) forward(app string, path ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := web.CheckJSON(r); err != nil {
 			web.RespondError(w, r, h.log, err)
@@ -182,49 +228,63 @@ func (h *handlers) forward(app, path string) http.HandlerFunc {
 			web.RespondError(w, r, h.log, err)
 			return
 		}
-		h.relay(w, r, app, r.Method, path, body)
+		h.relay(w, r, call{app: app, method: r.Method, path: path, body: body})
 	}
 }
 
-// forwardVars is forward with {var} in path filled from the route.
-func (h *handlers) forwardVars(app, path string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p := path
-		for k, v := range mux.Vars(r) {
-			p = strings.ReplaceAll(p, "{"+k+"}", url.PathEscape(v))
-		}
-		h.forward(app, p)(w, r)
-	}
+func (h *handlers) product(w http.ResponseWriter, r *http.Request) {
+	h.relay(w, r, call{app: h.opts.Apps.Products, method: http.MethodGet, path: []string{"products", mux.Vars(r)["id"]}})
 }
 
-// catalog forwards a catalog page: only the paging parameters go on,
-// re-encoded.
+func (h *handlers) restock(w http.ResponseWriter, r *http.Request) {
+	h.forward(h.opts.Apps.Products, "products", mux.Vars(r)["id"], "stock")(w, r)
+}
+
+// pageNumber is what offset and limit may be: a few decimal digits.
+var pageNumber = regexp.MustCompile(`^[0-9]{1,9}$`)
+
+// catalog forwards a catalog page: only the paging parameters go on, and
+// only as plain numbers.
 func (h *handlers) catalog(w http.ResponseWriter, r *http.Request) {
-	q, fwd := r.URL.Query(), url.Values{}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		web.RespondError(w, r, h.log, apierr.Errorf(apierr.Invalid, "the query string is malformed"))
+		return
+	}
+	fwd := url.Values{}
+	var fields apierr.FieldErrors
 	for _, k := range []string{"offset", "limit"} {
-		if v := q.Get(k); v != "" {
-			fwd.Set(k, v)
+		switch vs := q[k]; {
+		case len(vs) == 0 || len(vs) == 1 && vs[0] == "":
+		case len(vs) > 1:
+			fields.Add(k, "must be given once")
+		case !pageNumber.MatchString(vs[0]):
+			fields.Add(k, "must be a whole number of at most 9 digits")
+		default:
+			fwd.Set(k, vs[0])
 		}
 	}
-	path := "products"
-	if len(fwd) > 0 {
-		path += "?" + fwd.Encode()
+	if err := fields.Err("page"); err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
 	}
-	h.relay(w, r, h.opts.Apps.Products, http.MethodGet, path, nil)
+	h.relay(w, r, call{app: h.opts.Apps.Products, method: http.MethodGet, path: []string{"products"}, query: fwd})
 }
 
 func (h *handlers) me(w http.ResponseWriter, r *http.Request) {
-	h.relay(w, r, h.opts.Apps.Users, http.MethodGet, "users/"+url.PathEscape(claims(r).UserID), nil)
+	h.relay(w, r, call{app: h.opts.Apps.Users, method: http.MethodGet, path: []string{"users", claims(r).UserID}})
 }
 
-// ownList lists the caller's own resources of app at path.
-func (h *handlers) ownList(app, path string) http.HandlerFunc {
+// own lists the caller's own resources of app at path (the owner header
+// says whose).
+func (h *handlers) own(app, path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		h.relay(w, r, app, http.MethodGet, path+"?user_id="+url.QueryEscape(claims(r).UserID), nil)
+		h.relay(w, r, call{app: app, method: http.MethodGet, path: []string{path}})
 	}
 }
 
-// placeOrder accepts {"items":[...]} and places it for the caller.
+// placeOrder accepts {"items":[...]} and places it for the caller. The body
+// forwarded holds the items alone: who orders is the owner header.
 func (h *handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Items json.RawMessage `json:"items"`
@@ -237,18 +297,18 @@ func (h *handlers) placeOrder(w http.ResponseWriter, r *http.Request) {
 		web.RespondError(w, r, h.log, apierr.Invalidf("items", "is required"))
 		return
 	}
-	body, _ := json.Marshal(map[string]any{"user_id": claims(r).UserID, "items": req.Items})
-	h.relay(w, r, h.opts.Apps.Orders, http.MethodPost, "orders", body)
+	body, _ := json.Marshal(map[string]any{"items": req.Items})
+	h.relay(w, r, call{app: h.opts.Apps.Orders, method: http.MethodPost, path: []string{"orders"}, body: body})
 }
 
 func (h *handlers) ownOrder(w http.ResponseWriter, r *http.Request) {
-	h.relay(w, r, h.opts.Apps.Orders, http.MethodGet,
-		"orders/"+url.PathEscape(mux.Vars(r)["id"])+"?user_id="+url.QueryEscape(claims(r).UserID), nil)
+	h.relay(w, r, call{app: h.opts.Apps.Orders, method: http.MethodGet, path: []string{"orders", mux.Vars(r)["id"]}})
 }
 
+// cancelOrder cancels one of the caller's orders; whatever body the client
+// sent is not passed on.
 func (h *handlers) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	body, _ := json.Marshal(map[string]string{"user_id": claims(r).UserID})
-	h.relay(w, r, h.opts.Apps.Orders, http.MethodPost, "orders/"+url.PathEscape(mux.Vars(r)["id"])+"/cancel", body)
+	h.relay(w, r, call{app: h.opts.Apps.Orders, method: http.MethodPost, path: []string{"orders", mux.Vars(r)["id"], "cancel"}})
 }
 
 // readBody reads a bounded request body; none is nil.
@@ -259,18 +319,28 @@ func (h *handlers) readBody(r *http.Request) ([]byte, error) {
 	case errors.As(err, &tooLarge):
 		return nil, apierr.Errorf(apierr.Invalid, "request body exceeds %d bytes", tooLarge.Limit)
 	case err != nil:
-		return nil, apierr.Errorf(apierr.Invalid, "reading request body: %v", err)
+		return nil, &apierr.Error{Code: apierr.Invalid, Message: "the request body could not be read", Cause: err}
 	case len(b) == 0:
 		return nil, nil
 	}
 	return b, nil
 }
 
-// relay calls app and passes its reply on. A service's own answers (2xx,
-// 4xx, and a 503 in the error model, which names what is pending and when to
-// retry) go through as they are; other failures of a service or its sidecar
-// become a 503 without their details.
-func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, path string, body []byte) {
+// relay makes c and passes the reply on. Only fresh headers go upstream,
+// never the client's: the request ID (well-formed, see requestID), the
+// client's address, and on a signed-in route the caller's user ID in the
+// owner header, from the verified token. Only a service's own answers pass
+// (see passes); every other reply becomes a 503 whose cause is logged, never
+// shown.
+func (h *handlers) relay(w http.ResponseWriter, r *http.Request, c call) {
+	path, err := c.target()
+	if err != nil {
+		// The routes admit only IDs, so this is a gateway bug: refuse it
+		// before anything is sent.
+		h.log.ErrorContext(r.Context(), "refusing to forward", "app", c.app, "method", c.method, "err", err)
+		web.RespondError(w, r, h.log, apierr.Errorf(apierr.NotFound, "no such route"))
+		return
+	}
 	hdr := http.Header{}
 	hdr.Set(requestIDHeader, r.Header.Get(requestIDHeader))
 	// The client's address, for per-address limits upstream. Set here, never
@@ -278,39 +348,46 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, app, method, pa
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		hdr.Set("X-Forwarded-For", host)
 	}
-	rep, err := h.up.Raw(r.Context(), app, method, path, body, hdr)
-	status, reply := rep.Status, rep.Body
-	if err == nil && apierr.FromStatus(status) == apierr.Unavailable && !ownUnavailable(status, reply) {
-		err = &apierr.Error{Code: apierr.Unavailable, Message: app + " unavailable", RetryAfter: time.Second,
-			Cause: errors.New(http.StatusText(status) + ": " + string(reply))}
+	if cl, ok := r.Context().Value(claimsKey).(auth.Claims); ok {
+		hdr.Set(web.OwnerHeader, cl.UserID)
 	}
+	rep, err := h.up.Raw(r.Context(), c.app, c.method, path, c.body, hdr)
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
-	if len(reply) == 0 {
-		w.WriteHeader(status)
+	if rep.Status/100 == 2 && (len(rep.Body) == 0 || json.Valid(rep.Body)) {
+		if len(rep.Body) == 0 {
+			w.WriteHeader(rep.Status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rep.Status)
+		_, _ = w.Write(rep.Body)
 		return
 	}
-	if !json.Valid(reply) {
-		// Not a service reply (daprd speaking, e.g. unknown app): do not pass it on.
-		web.RespondError(w, r, h.log, apierr.Unavailablef(errors.New(string(reply)), "%s unavailable", app))
+	e, ok := sidecar.OwnError(rep.Status, rep.Body)
+	if !ok {
+		// daprd speaking (ERR_DIRECT_INVOKE, access control, gRPC text), a
+		// redirect, a crash, or anything else that is not the service's own
+		// answer.
+		web.RespondError(w, r, h.log, &apierr.Error{Code: apierr.Unavailable, Message: c.app + " unavailable", RetryAfter: time.Second,
+			Cause: fmt.Errorf("%s %s answered %d: %.300q", c.method, path, rep.Status, rep.Body)})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if ra := rep.Header.Get("Retry-After"); ra != "" {
-		w.Header().Set("Retry-After", ra)
-	} else if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1") // a 503 always says when to come back
+	// The only header taken from upstream: when to come back, in seconds. A
+	// 503 always says it.
+	if ra := rep.Header.Get("Retry-After"); ra != "" || e.Code == apierr.Unavailable {
+		e.RetryAfter = retryAfter(ra)
 	}
-	w.WriteHeader(status)
-	_, _ = w.Write(reply)
+	web.RespondError(w, r, h.log, e)
 }
 
-// ownUnavailable reports whether a 503 reply is a service's own answer in the
-// error model (daprd's errors have another shape: errorCode, message).
-func ownUnavailable(status int, reply []byte) bool {
-	var e web.ErrorBody
-	return status == http.StatusServiceUnavailable && json.Unmarshal(reply, &e) == nil &&
-		e.Error.Code == apierr.Unavailable && e.Error.Message != ""
+// retryAfter reads a Retry-After in seconds (a sane number of them); any
+// other value, or none, is a second.
+func retryAfter(v string) time.Duration {
+	if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 24*3600 && len(v) <= 5 {
+		return time.Duration(n) * time.Second
+	}
+	return time.Second
 }
