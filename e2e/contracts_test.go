@@ -156,6 +156,18 @@ type client struct {
 	base    string // URL prefix up to the app's own paths
 	token   string // bearer token for the gateway
 	sidecar string // dapr-api-token for a sidecar
+	owner   string // X-User-ID: the user a service's customer route acts for
+}
+
+// ownerHeader names the user a service's customer route acts for
+// (lib/web.OwnerHeader); the gateway sets it from the caller's token.
+const ownerHeader = "X-User-ID"
+
+// as returns c acting for userID on a service's customer routes, as the
+// gateway would for a signed-in user.
+func (c client) as(userID string) client {
+	c.owner = userID
+	return c
 }
 
 // gateway returns a client of the public API, signed in with token (may be "").
@@ -200,6 +212,9 @@ func (c client) call(t *testing.T, method, path string, body any) (int, []byte) 
 	}
 	if c.sidecar != "" {
 		req.Header.Set("dapr-api-token", c.sidecar)
+	}
+	if c.owner != "" {
+		req.Header.Set(ownerHeader, c.owner)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

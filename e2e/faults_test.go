@@ -387,7 +387,7 @@ func TestFaultRedisRestarted(t *testing.T) {
 	firstOrder := time.Since(up)
 	// The event bus works again: the new order's notification is recorded.
 	eventually(t, 60*time.Second, func() string {
-		status, reply := invoke(t, "notifications").call(t, "GET", "/notifications?user_id="+u.ID, nil)
+		status, reply := invoke(t, "notifications").as(u.ID).call(t, "GET", "/notifications", nil)
 		if status == 200 && bytes.Contains(reply, []byte(after.orderID)) {
 			return ""
 		}

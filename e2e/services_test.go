@@ -35,13 +35,15 @@ func TestServiceContracts(t *testing.T) {
 	}
 	products.mustCall(t, "DELETE", "/products/"+p.ID+"/reservations/"+order, nil, 204, nil)
 
-	orders.mustCall(t, "GET", "/orders?user_id="+u.ID, nil, 200, nil)
-	orders.mustCall(t, "GET", "/orders?user_id=nobody", nil, 400, nil)
-	orders.mustCall(t, "GET", "/orders/ord_000000000000000000000000", nil, 404, nil)
-	orders.mustCall(t, "POST", "/orders", map[string]any{"user_id": u.ID, "items": []any{}}, 400, nil)
+	orders.as(u.ID).mustCall(t, "GET", "/orders", nil, 200, nil)
+	orders.mustCall(t, "GET", "/orders?user_id="+u.ID, nil, 400, nil) // the owner is the header, never the query
+	orders.as("nobody").mustCall(t, "GET", "/orders", nil, 400, nil)
+	orders.as(u.ID).mustCall(t, "GET", "/orders/ord_000000000000000000000000", nil, 404, nil)
+	orders.as(u.ID).mustCall(t, "POST", "/orders", map[string]any{"items": []any{}}, 400, nil)
+	orders.as(u.ID).mustCall(t, "POST", "/orders", map[string]any{"user_id": u.ID, "items": []any{}}, 400, nil)
 
-	notes.mustCall(t, "GET", "/notifications?user_id="+u.ID, nil, 200, nil)
-	notes.mustCall(t, "GET", "/notifications", nil, 400, nil)
+	notes.as(u.ID).mustCall(t, "GET", "/notifications", nil, 200, nil)
+	notes.mustCall(t, "GET", "/notifications?user_id="+u.ID, nil, 400, nil)
 
 	pay.mustCall(t, "GET", "/charges/ch_00000000000000000000", nil, 404, nil)
 	pay.mustCall(t, "GET", "/provider", nil, 200, nil)
