@@ -1,7 +1,9 @@
 // Package sidecar is how a service reaches its Dapr sidecar: a go-sdk client on
 // daprd's gRPC API for state, pub/sub and secrets, and an HTTP client for service
 // invocation through daprd (/v1.0/invoke/<app>/method/<path>), which keeps the
-// callee's HTTP status and JSON error body intact. Both send DAPR_API_TOKEN.
+// callee's HTTP status and JSON error body intact and never follows a
+// redirect. Both send DAPR_API_TOKEN. (The gRPC client has no redirects to
+// follow, and service invocation does not go through it.)
 package sidecar
 
 import (
@@ -182,8 +184,10 @@ func NewHTTP(addr, token string, timeout time.Duration) *HTTP {
 }
 
 // Invoke sends in (JSON, may be nil) with method to path on app and decodes a
-// 2xx JSON reply into out (may be nil). A non-2xx reply becomes an *apierr.Error
-// with the callee's code and message; 5xx and transport failures are Unavailable.
+// 2xx JSON reply into out (may be nil). A client error the callee answered
+// itself in the error model becomes an *apierr.Error with its code and
+// message (see ReplyError); every other reply (3xx, 5xx, daprd's own errors,
+// a 2xx that is not JSON) and transport failures are Unavailable.
 func (c *HTTP) Invoke(ctx context.Context, app, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -218,8 +222,8 @@ type Reply struct {
 }
 
 // Raw sends body (JSON, may be nil) with method to path on app, with the given
-// extra headers, and returns the reply as it is. Only a failure to get any
-// reply is an error (Unavailable).
+// extra headers, and returns the reply as it is. A failure to get any reply,
+// or a redirect (never followed), is an error (Unavailable).
 func (c *HTTP) Raw(ctx context.Context, app, method, path string, body []byte, header http.Header) (Reply, error) {
 	return c.do(ctx, "invoke", app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
 }
