@@ -32,11 +32,25 @@ type config struct {
 	BcryptCost          int           `env:"BCRYPT_COST" default:"10"`
 	AdminEmail          string        `env:"ADMIN_EMAIL" default:"admin@daprshop.local"`
 	AdminPasswordSecret string        `env:"ADMIN_PASSWORD_SECRET" default:"admin-password"`
-	// Login limits: failed logins per account per 15 minutes, and logins per
-	// client address per minute.
-	LoginFailuresPerAccount int `env:"LOGIN_FAILURES_PER_ACCOUNT" default:"5"`
-	LoginAttemptsPerAddress int `env:"LOGIN_ATTEMPTS_PER_ADDRESS" default:"30"`
+	Login               loginConfig
 }
+
+// loginConfig is users.LoginPolicy from the environment (see users.Limits
+// for what the defaults bound). LOGIN_FAILURES_PER_ACCOUNT keeps its name
+// but no longer locks: it is the burst of failures from unfamiliar addresses
+// after which an account's logins from them are slowed, not refused.
+type loginConfig struct {
+	AttemptsPerAddress int           `env:"LOGIN_ATTEMPTS_PER_ADDRESS" default:"30"`
+	FailuresPerSource  int           `env:"LOGIN_FAILURES_PER_SOURCE" default:"5"`
+	SourceWait         time.Duration `env:"LOGIN_SOURCE_WAIT" default:"1m"`
+	SourceWaitMax      time.Duration `env:"LOGIN_SOURCE_WAIT_MAX" default:"1h"`
+	SourceMemory       time.Duration `env:"LOGIN_SOURCE_MEMORY" default:"24h"`
+	FailuresPerAccount int           `env:"LOGIN_FAILURES_PER_ACCOUNT" default:"20"`
+	AccountInterval    time.Duration `env:"LOGIN_ACCOUNT_INTERVAL" default:"30s"`
+	FamiliarFor        time.Duration `env:"LOGIN_FAMILIAR_FOR" default:"720h"`
+}
+
+func (c loginConfig) policy() users.LoginPolicy { return users.LoginPolicy(c) }
 
 func main() { web.Main("users", run) }
 
@@ -48,8 +62,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if cfg.BcryptCost < bcrypt.MinCost || cfg.BcryptCost > 14 {
 		return fmt.Errorf("config: BCRYPT_COST must be between %d and 14", bcrypt.MinCost)
 	}
-	if cfg.LoginFailuresPerAccount < 1 || cfg.LoginAttemptsPerAddress < 1 {
-		return fmt.Errorf("config: LOGIN_FAILURES_PER_ACCOUNT and LOGIN_ATTEMPTS_PER_ADDRESS must be at least 1")
+	if err := cfg.Login.policy().Validate(); err != nil {
+		return fmt.Errorf("config: LOGIN_*: %w", err)
 	}
 	if cfg.TokenTTL < time.Minute {
 		return fmt.Errorf("config: TOKEN_TTL must be at least 1m")
@@ -64,13 +78,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer client.Close()
 	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
 	svc := &users.Service{
-		Store:              &dapr.Store{Client: client, Name: cfg.StateStore},
-		Keys:               keyFunc(key.Bytes),
-		BcryptCost:         cfg.BcryptCost,
-		TokenTTL:           cfg.TokenTTL,
-		Now:                time.Now,
-		FailuresPerAccount: &users.Limiter{Max: cfg.LoginFailuresPerAccount, Window: 15 * time.Minute, Now: time.Now},
-		AttemptsPerAddress: &users.Limiter{Max: cfg.LoginAttemptsPerAddress, Window: time.Minute, Now: time.Now},
+		Store:      &dapr.Store{Client: client, Name: cfg.StateStore},
+		Keys:       keyFunc(key.Bytes),
+		BcryptCost: cfg.BcryptCost,
+		TokenTTL:   cfg.TokenTTL,
+		Now:        time.Now,
+		Limits:     users.NewLimits(cfg.Login.policy(), time.Now),
 	}
 	adminPassword := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.AdminPasswordSecret}
 	go bootstrapAdmin(ctx, log, svc, cfg.AdminEmail, adminPassword)

@@ -30,10 +30,10 @@ type Users interface {
 func Routes(svc Users, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{svc: svc, log: log,
 		signups: m.Counter("users_signups_total", "Accounts created."),
-		logins:  m.Counter("users_logins_total", "Login attempts, by outcome: ok, failed (wrong credentials) or locked (too many failures).", "outcome")}
+		logins:  m.Counter("users_logins_total", "Login attempts, by outcome: ok, failed (wrong credentials) or limited (refused by the login limits, unchecked).", "outcome")}
 	// Every outcome is a series from the start, so rates read 0, not "no data".
 	h.signups.WithLabelValues()
-	for _, o := range []string{"ok", "failed", "locked"} {
+	for _, o := range []string{"ok", "failed", "limited"} {
 		h.logins.WithLabelValues(o)
 	}
 	r := web.Router(log, m, ready)
@@ -79,7 +79,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
 	case apierr.Unauthenticated:
 		h.logins.WithLabelValues("failed").Inc()
 	case apierr.TooManyRequests:
-		h.logins.WithLabelValues("locked").Inc()
+		h.logins.WithLabelValues("limited").Inc()
 	}
 	if err != nil {
 		web.RespondError(w, r, h.log, err)

@@ -146,3 +146,42 @@ func TestPasswordsNeverLogged(t *testing.T) {
 		t.Fatalf("a password reached the logs:\n%s", logs.String())
 	}
 }
+
+// TestLoginLimitAnswers: a refused login is a 429 in the error model with
+// Retry-After, a password bcrypt would cut a 400 naming the field, and the
+// metrics count them as limited and nothing else.
+func TestLoginLimitAnswers(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	svc := &users.Service{Store: &store{emails: map[string]string{}, records: map[string]users.Record{}}, Keys: keys{},
+		BcryptCost: 4, TokenTTL: time.Hour, Now: clock, Limits: users.NewLimits(users.DefaultLoginPolicy(), clock)}
+	m := metrics.New("users")
+	h := httpapi.Routes(svc, m, slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
+	do(h, "POST", "/users", `{"email":"ada@example.com","password":"analytical engine","name":"Ada"}`)
+	for range users.DefaultLoginPolicy().FailuresPerSource {
+		if w := do(h, "POST", "/login", `{"email":"ada@example.com","password":"wrong password"}`); w.Code != 401 {
+			t.Fatalf("wrong password: %d %s", w.Code, w.Body)
+		}
+	}
+	w := do(h, "POST", "/login", `{"email":"ada@example.com","password":"analytical engine"}`)
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if w.Code != 429 || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Error.Code != string(apierr.TooManyRequests) {
+		t.Fatalf("refused login: %d %s", w.Code, w.Body)
+	}
+	if got := w.Header().Get("Retry-After"); got != "60" {
+		t.Fatalf("Retry-After %q, want 60", got)
+	}
+	w = do(h, "POST", "/login", `{"email":"ada@example.com","password":"`+strings.Repeat("p", 73)+`"}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), `"field":"password"`) {
+		t.Fatalf("73-byte password: %d %s", w.Code, w.Body)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range []string{`users_logins_total{outcome="failed",service="users"} 5`, `users_logins_total{outcome="limited",service="users"} 1`, `users_logins_total{outcome="ok",service="users"} 0`} {
+		if !strings.Contains(rec.Body.String(), line) {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
+}

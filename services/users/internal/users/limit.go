@@ -1,112 +1,288 @@
 package users
 
 import (
+	"context"
+	"crypto/sha256"
+	"errors"
 	"net"
-	"sync"
 	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/keylock"
 )
 
-// Limiter counts events per key in fixed windows: at most Max per Window.
-// It keeps its counts in memory (per replica), which bounds guessing
-// passwords without a shared store on the login path. It holds at most
-// MaxKeys keys: when that many are inside their window, a new key goes
-// through uncounted. A spray of made-up keys can so weaken the limit for a
-// while (the other limit still holds), but can neither grow the limiter nor
-// lock honest users out.
-type Limiter struct {
-	Max     int
-	Window  time.Duration
-	Now     func() time.Time
-	MaxKeys int // 0: DefaultMaxKeys
-
-	mu        sync.Mutex
-	counts    map[string]*window
-	lastSweep time.Time
+// LoginPolicy holds the numbers of the login limits (see Limits).
+type LoginPolicy struct {
+	// AttemptsPerAddress logins a minute from one address, whatever the
+	// accounts: a burst of that many, then one every minute/AttemptsPerAddress.
+	AttemptsPerAddress int
+	// FailuresPerSource failures of one account from one address are free;
+	// then that address waits SourceWait for that account, twice as long
+	// after each further failure, at most SourceWaitMax. A success resets
+	// it; so does SourceMemory without a failure.
+	FailuresPerSource int
+	SourceWait        time.Duration
+	SourceWaitMax     time.Duration
+	SourceMemory      time.Duration
+	// FailuresPerAccount failures of one account from unfamiliar addresses
+	// in a burst, then one every AccountInterval, however many addresses
+	// try.
+	FailuresPerAccount int
+	AccountInterval    time.Duration
+	// FamiliarFor is how long an address a login succeeded from stays
+	// familiar to that account (exempt from the account's budget).
+	FamiliarFor time.Duration
 }
 
-// DefaultMaxKeys is MaxKeys' default: far more than the live keys of honest
-// traffic within one window, and a few MB at most.
-const DefaultMaxKeys = 100_000
-
-type window struct {
-	start time.Time
-	n     int
+// DefaultLoginPolicy is the production policy; Limits states its bounds.
+func DefaultLoginPolicy() LoginPolicy {
+	return LoginPolicy{
+		AttemptsPerAddress: 30,
+		FailuresPerSource:  5,
+		SourceWait:         time.Minute,
+		SourceWaitMax:      time.Hour,
+		SourceMemory:       24 * time.Hour,
+		FailuresPerAccount: 20,
+		AccountInterval:    30 * time.Second,
+		FamiliarFor:        30 * 24 * time.Hour,
+	}
 }
 
-// Take counts one event for key unless key has used up its window, in one
-// step: of many concurrent calls at most Max get through. When refused it
-// says how long until key may try again.
-func (l *Limiter) Take(key string) (ok bool, wait time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// Validate reports a policy that would not limit anything.
+func (p LoginPolicy) Validate() error {
+	var errs []error
+	if p.AttemptsPerAddress < 1 || p.FailuresPerSource < 1 || p.FailuresPerAccount < 1 {
+		errs = append(errs, errors.New("attempts and failures allowed must be at least 1"))
+	}
+	if p.AttemptsPerAddress > 1_000_000 {
+		errs = append(errs, errors.New("attempts per address must be at most 1,000,000 a minute"))
+	}
+	if p.SourceWait <= 0 || p.SourceWaitMax < p.SourceWait || p.SourceMemory < p.SourceWaitMax {
+		errs = append(errs, errors.New("source waits must satisfy 0 < wait <= max wait <= memory"))
+	}
+	if p.AccountInterval <= 0 || p.FamiliarFor <= 0 {
+		errs = append(errs, errors.New("the account interval and familiar time must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// sourceWait is how long a source waits after its n-th straight failure.
+func (p LoginPolicy) sourceWait(n int) time.Duration {
+	if n < p.FailuresPerSource {
+		return 0
+	}
+	w := p.SourceWait
+	for i := p.FailuresPerSource; i < n && w < p.SourceWaitMax; i++ {
+		w *= 2
+	}
+	return min(w, p.SourceWaitMax)
+}
+
+// Limits decides which logins may have their password checked, so that
+// guessing stays bounded while a stranger cannot keep an owner out. A
+// source is a client address (an IPv6 client's /64, see AddressKey).
+//
+// With DefaultLoginPolicy:
+//
+//   - Per source, over all accounts: 30 attempts in a burst, then one every
+//     2 s (30 a minute).
+//   - Per account and source: 5 failures free; then that source waits 1 min
+//     for that account, 2 after the next failure, then 4, 8, 16, 32 and 60
+//     at most. One address gets at most 33 password checks of an account in
+//     its first 24 h, 24 a day after. A success from that source resets it;
+//     other sources are not affected: the owner elsewhere never waits for it.
+//   - Per account, failures from unfamiliar sources: a burst of 20, then one
+//     every 30 s, however many addresses share the work: at most
+//     20 + ⌊t / 30 s⌋ failed checks in any time t (2,900 a day). This
+//     slows, it never locks: an unfamiliar source waits at most 30 s for the
+//     next check. A source is familiar to an account for 30 days after a
+//     login to it succeeded from there; familiar sources are exempt from the
+//     account's budget, so an attack from elsewhere never delays the owner
+//     at an address she used before (only at a new address, while attackers
+//     drain the budget, may she wait, 30 s at most per try, and compete with
+//     them for the next check).
+//
+// Refused attempts never reach bcrypt and never count as failures; right
+// passwords never count as failures. The logins of one account run one at a
+// time (per replica), so parallel guesses stop at the limits. Only memory of
+// this replica is used: with several replicas each holds its own counts
+// until the stores move to a shared LimitStore.
+type Limits struct {
+	Policy LoginPolicy
+	Now    func() time.Time
+	// Addresses holds the per-source buckets, Failures the per-account and
+	// per-account-and-source failures, Familiar the familiar sources. They
+	// are apart so that a spray filling one cannot push out the others.
+	Addresses, Failures, Familiar LimitStore
+
+	accounts, sources keylock.Map
+}
+
+// NewLimits returns Limits with policy p on MemStores of DefaultMaxKeys each.
+func NewLimits(p LoginPolicy, now func() time.Time) *Limits {
+	return &Limits{Policy: p, Now: now,
+		Addresses: &MemStore{Now: now}, Failures: &MemStore{Now: now}, Familiar: &MemStore{Now: now}}
+}
+
+// bucket is a token bucket of size burst regaining one token every every,
+// kept as one time: when it is full again (GCRA's theoretical arrival time).
+// Of any events, at most burst + ⌊t/every⌋ within a time t are taken.
+type bucket struct {
+	burst int
+	every time.Duration
+}
+
+// wait is how long until the bucket that is full at full has a token.
+func (b bucket) wait(full, now time.Time) time.Duration {
+	if !full.After(now) {
+		return 0
+	}
+	return max(0, full.Sub(now)-time.Duration(b.burst-1)*b.every)
+}
+
+// take is the bucket's entry after one token is taken at now.
+func (b bucket) take(full, now time.Time) Entry {
+	if full.Before(now) {
+		full = now
+	}
+	full = full.Add(b.every)
+	return Entry{N: int((full.Sub(now) + b.every - 1) / b.every), At: full, Expires: full}
+}
+
+func (l *Limits) addressBucket() bucket {
+	return bucket{l.Policy.AttemptsPerAddress, time.Minute / time.Duration(l.Policy.AttemptsPerAddress)}
+}
+
+func (l *Limits) accountBucket() bucket {
+	return bucket{l.Policy.FailuresPerAccount, l.Policy.AccountInterval}
+}
+
+// attempt is a login the limits let through; done records how it went.
+type attempt struct {
+	l                     *Limits
+	account, pair, friend string // store keys; "" without an account
+	familiar              bool
+	unlock                func()
+}
+
+// admit counts a login for email (normalised, "" if not an address) from
+// addr, or refuses it with TooManyRequests and how long to wait. An admitted
+// login holds its account's lock until done.
+func (l *Limits) admit(ctx context.Context, email, addr string) (*attempt, error) {
+	src := AddressKey(addr)
+	if err := l.takeAddress(ctx, src); err != nil {
+		return nil, err
+	}
+	a := &attempt{l: l, unlock: func() {}}
+	if email == "" {
+		return a, nil
+	}
+	a.account, a.pair, a.friend = digest('a', email), digest('p', email, src), digest('f', email, src)
+	a.unlock = l.accounts.Lock(email)
+	wait, err := a.check(ctx)
+	if err == nil && wait > 0 {
+		err = tooMany(wait)
+	}
+	if err != nil {
+		a.unlock()
+		return nil, err
+	}
+	return a, nil
+}
+
+// takeAddress counts one attempt from src unless its bucket is empty.
+func (l *Limits) takeAddress(ctx context.Context, src string) error {
+	key := digest('s', src)
+	defer l.sources.Lock(key)()
+	e, _, err := l.Addresses.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	now, b := l.Now(), l.addressBucket()
+	if wait := b.wait(e.At, now); wait > 0 {
+		return tooMany(wait)
+	}
+	return l.Addresses.Put(ctx, key, b.take(e.At, now))
+}
+
+// check is how long the attempt must wait: for its source on the account,
+// and, from an unfamiliar source, for the account's budget.
+func (a *attempt) check(ctx context.Context) (time.Duration, error) {
+	l := a.l
 	now := l.Now()
-	w := l.current(key, now)
-	if w == nil {
-		if !l.room(now) {
-			return true, 0 // full: uncounted (see Limiter)
-		}
-		w = &window{start: now}
-		l.counts[key] = w
+	pair, _, err := l.Failures.Get(ctx, a.pair)
+	if err != nil {
+		return 0, err
 	}
-	if w.n >= l.Max {
-		return false, w.start.Add(l.Window).Sub(now)
+	var wait time.Duration
+	if pair.At.After(now) {
+		wait = pair.At.Sub(now)
 	}
-	w.n++
-	return true, 0
+	if _, a.familiar, err = l.Familiar.Get(ctx, a.friend); err != nil || a.familiar {
+		return wait, err
+	}
+	acct, _, err := l.Failures.Get(ctx, a.account)
+	if err != nil {
+		return 0, err
+	}
+	return max(wait, l.accountBucket().wait(acct.At, now)), nil
 }
 
-// Blocked reports whether key used up its window, and for how long.
-func (l *Limiter) Blocked(key string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.Now()
-	w := l.current(key, now)
-	if w == nil || w.n < l.Max {
-		return false, 0
-	}
-	return true, w.start.Add(l.Window).Sub(now)
-}
-
-// Reset forgets key.
-func (l *Limiter) Reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.counts, key)
-}
-
-// current returns key's window unless it has ended. Callers hold mu.
-func (l *Limiter) current(key string, now time.Time) *window {
-	w := l.counts[key]
-	if w == nil || now.Sub(w.start) >= l.Window {
-		delete(l.counts, key)
+// failed counts a wrong password against the source on the account and,
+// from an unfamiliar source, against the account's budget.
+func (a *attempt) failed(ctx context.Context) error {
+	defer a.unlock()
+	if a.account == "" {
 		return nil
 	}
-	return w
+	l := a.l
+	now := l.Now()
+	pair, _, err := l.Failures.Get(ctx, a.pair)
+	if err != nil {
+		return err
+	}
+	pair.N++
+	pair.At = now.Add(l.Policy.sourceWait(pair.N))
+	pair.Expires = pair.At.Add(l.Policy.SourceMemory)
+	if err := l.Failures.Put(ctx, a.pair, pair); err != nil || a.familiar {
+		return err
+	}
+	acct, _, err := l.Failures.Get(ctx, a.account)
+	if err != nil {
+		return err
+	}
+	return l.Failures.Put(ctx, a.account, l.accountBucket().take(acct.At, now))
 }
 
-// room reports whether a new key fits, dropping ended windows first when
-// full; it sweeps at most once per tenth of a window, so a full limiter
-// costs each new key a map lookup, not a scan. Callers hold mu.
-func (l *Limiter) room(now time.Time) bool {
-	if l.counts == nil {
-		l.counts = map[string]*window{}
+// succeeded clears the source's failures on the account and makes the
+// source familiar to it. The account's budget stays: others' failures on it
+// were not the owner's typos.
+func (a *attempt) succeeded(ctx context.Context) error {
+	defer a.unlock()
+	if a.account == "" {
+		return nil
 	}
-	limit := l.MaxKeys
-	if limit <= 0 {
-		limit = DefaultMaxKeys
+	l := a.l
+	if err := l.Failures.Delete(ctx, a.pair); err != nil {
+		return err
 	}
-	if len(l.counts) < limit {
-		return true
+	now := l.Now()
+	return l.Familiar.Put(ctx, a.friend, Entry{At: now, Expires: now.Add(l.Policy.FamiliarFor)})
+}
+
+// digest is a store key of fixed size for kind and parts, so that no input
+// (a 254-byte email, an odd X-Forwarded-For) makes an entry larger.
+func digest(kind byte, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
 	}
-	if now.Sub(l.lastSweep) >= l.Window/10 {
-		l.lastSweep = now
-		for k, w := range l.counts {
-			if now.Sub(w.start) >= l.Window {
-				delete(l.counts, k)
-			}
-		}
-	}
-	return len(l.counts) < limit
+	return string(kind) + string(h.Sum(nil)[:16])
+}
+
+func tooMany(wait time.Duration) error {
+	return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
 }
 
 // AddressKey is the key a client address is limited by: the address itself

@@ -18,7 +18,6 @@ import (
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/auth"
 	"github.com/daprshop/suite/lib/id"
-	"github.com/daprshop/suite/lib/keylock"
 )
 
 // User is an account as clients see it.
@@ -57,7 +56,18 @@ type Token struct {
 	User      User      `json:"user"`
 }
 
-// normalEmail returns the canonical form of a bare address, or "".
+// Password lengths, in bytes. bcrypt ignores every byte past the 72nd, so a
+// longer password is refused rather than silently cut: at sign-up, and at
+// login, where it could otherwise match by its first 72 bytes alone.
+const (
+	minPassword = 8
+	maxPassword = 72
+)
+
+// normalEmail returns the canonical form of a bare address, or "": the one
+// place emails are normalised (surrounding space trimmed, lower case), for
+// sign-up, login and the admin alike, so that " ADMIN@x.com" and
+// "admin@x.com" are one account.
 func normalEmail(s string) string {
 	s = strings.TrimSpace(s)
 	a, err := mail.ParseAddress(s)
@@ -67,13 +77,29 @@ func normalEmail(s string) string {
 	return strings.ToLower(s)
 }
 
+// printableASCII reports whether s, once trimmed, is printable ASCII. New
+// addresses must be: an invisible character (a zero-width space, a soft
+// hyphen) or a look-alike letter (fullwidth, Cyrillic) would otherwise make
+// an account that reads as another's ("admin\u200b@..." next to "admin@...").
+func printableASCII(s string) bool {
+	for _, r := range strings.TrimSpace(s) {
+		if r < ' ' || r > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate reports every invalid field of r at once.
 func (r SignUp) Validate() error {
 	var fields apierr.FieldErrors
-	if normalEmail(r.Email) == "" {
+	switch {
+	case normalEmail(r.Email) == "":
 		fields.Add("email", "must be an email address such as ada@example.com")
+	case !printableASCII(r.Email):
+		fields.Add("email", "must be printable ASCII (no invisible or look-alike characters)")
 	}
-	if n := len(r.Password); n < 8 || n > 72 {
+	if n := len(r.Password); n < minPassword || n > maxPassword {
 		fields.Add("password", "must be 8 to 72 bytes long")
 	}
 	if n := utf8.RuneCountInString(strings.TrimSpace(r.Name)); n < 1 || n > 100 {
@@ -105,14 +131,11 @@ type Service struct {
 	BcryptCost int
 	TokenTTL   time.Duration
 	Now        func() time.Time
-	// FailuresPerAccount limits failed logins per email; AttemptsPerAddress
-	// limits logins per client address. Either may be nil (no limit).
-	FailuresPerAccount *Limiter
-	AttemptsPerAddress *Limiter
+	// Limits decides which logins get their password checked; nil: all.
+	Limits *Limits
 
 	dummyOnce sync.Once
 	dummy     []byte
-	logins    keylock.Map // by email
 }
 
 // Register creates a customer account.
@@ -156,39 +179,37 @@ func (s *Service) dummyHash() []byte {
 }
 
 // Authenticate checks a login from client address addr and issues a token.
-// Too many attempts from addr, or too many failures for one account, are
-// refused before the password is even looked at.
+// Limits may refuse it first (see Limits), before the password is looked at.
 func (s *Service) Authenticate(ctx context.Context, l Login, addr string) (Token, error) {
-	email := normalEmail(l.Email)
-	if lim := s.AttemptsPerAddress; lim != nil && addr != "" {
-		if ok, wait := lim.Take(AddressKey(addr)); !ok {
-			return Token{}, tooMany(wait)
-		}
+	// bcrypt looks at 72 bytes only: a longer password would be checked by
+	// its first 72, and a sign-up never sets one (see SignUp.Validate).
+	if len(l.Password) > maxPassword {
+		var fields apierr.FieldErrors
+		fields.Add("password", "must be at most 72 bytes long")
+		return Token{}, fields.Err("login")
 	}
-	fails := s.FailuresPerAccount
-	if fails == nil || email == "" {
+	email := normalEmail(l.Email)
+	if s.Limits == nil {
 		return s.authenticate(ctx, email, l.Password)
 	}
-	// One login of an account at a time in this replica: each sees the
-	// failures before it, so parallel guesses stop at the limit, and only
-	// wrong passwords count.
-	unlock := s.logins.Lock(email)
-	defer unlock()
-	if blocked, wait := fails.Blocked(email); blocked {
-		return Token{}, tooMany(wait)
+	a, err := s.Limits.admit(ctx, email, addr)
+	if err != nil {
+		return Token{}, err
 	}
 	tok, err := s.authenticate(ctx, email, l.Password)
 	switch {
 	case err == nil:
-		fails.Reset(email)
+		if err := a.succeeded(ctx); err != nil {
+			return Token{}, err
+		}
 	case apierr.CodeOf(err) == apierr.Unauthenticated:
-		fails.Take(email)
+		if err := a.failed(ctx); err != nil {
+			return Token{}, err
+		}
+	default:
+		a.unlock() // the store failed: nothing was learnt about the password
 	}
 	return tok, err
-}
-
-func tooMany(wait time.Duration) error {
-	return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
 }
 
 func (s *Service) authenticate(ctx context.Context, email, password string) (Token, error) {
@@ -239,7 +260,7 @@ func (s *Service) Get(ctx context.Context, userID string) (User, error) {
 // admin is left alone (an error). It reports whether it changed anything.
 func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
 	email = normalEmail(email)
-	if email == "" || len(password) < 8 || len(password) > 72 {
+	if email == "" || len(password) < minPassword || len(password) > maxPassword {
 		return false, errors.New("admin email or password invalid")
 	}
 	id, err := s.Store.UserIDByEmail(ctx, email)
