@@ -1,7 +1,7 @@
 // Package events is the consumer side of the suite's pub/sub: it decodes the
 // CloudEvent envelope Dapr delivers and answers with the status Dapr
 // understands, SUCCESS, RETRY or DROP (a dropped event goes to the route's
-// dead-letter topic).
+// dead-letter topic). It takes deliveries only, never service invocations.
 package events
 
 import (
@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/web"
 )
 
 // Event is a delivered CloudEvent.
@@ -69,11 +70,42 @@ const (
 	DropIt  Status = "DROP"
 )
 
+// CallerHeaders are the headers daprd adds to every service invocation from
+// another app's sidecar (Dapr 1.14 pkg/messaging/direct_messaging.go,
+// addCallerAndCalleeAppIDHeaderToMetadata, turned into request headers by
+// the HTTP app channel) and never to a pub/sub delivery. A caller cannot
+// remove them: daprd sets them over whatever the caller sent.
+var CallerHeaders = []string{"Dapr-Caller-App-Id", "Dapr-Callee-App-Id"}
+
+// Invoked reports whether r came by service invocation from another app
+// rather than as a pub/sub delivery from the app's own sidecar.
+func Invoked(r *http.Request) bool {
+	for _, h := range CallerHeaders {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Handler adapts fn into a subscription endpoint: nil means SUCCESS, a drop
 // error (or an undecodable or oversized envelope) DROP, anything else (a
 // body that could not be read to its end, too) RETRY.
+//
+// Only pub/sub deliveries reach fn. A service invocation of the route
+// (Invoked) is refused with 403 in the error model: invocation skips the
+// pub/sub scopes, so anyone able to invoke the app could otherwise forge
+// events (a payment.succeeded that confirms an unpaid order). A Kafka record
+// that carries one of CallerHeaders as a header of its own is refused too,
+// retried as any non-2xx delivery, and then dead-lettered.
 func Handler(log *slog.Logger, fn func(ctx context.Context, e Event) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if Invoked(r) {
+			log.WarnContext(r.Context(), "subscription route invoked by an app, refused",
+				"caller", r.Header.Get(CallerHeaders[0]), "path", r.URL.Path)
+			web.RespondError(w, r, log, apierr.Errorf(apierr.Forbidden, "this route takes pub/sub deliveries only"))
+			return
+		}
 		var (
 			e      Event
 			tooBig *http.MaxBytesError
