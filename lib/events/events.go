@@ -70,17 +70,15 @@ const (
 	DropIt  Status = "DROP"
 )
 
-// CallerHeaders are the headers daprd adds to every service invocation from
-// another app's sidecar (Dapr 1.14 pkg/messaging/direct_messaging.go,
-// addCallerAndCalleeAppIDHeaderToMetadata, turned into request headers by
-// the HTTP app channel) and never to a pub/sub delivery. A caller cannot
-// remove them: daprd sets them over whatever the caller sent.
-var CallerHeaders = []string{"Dapr-Caller-App-Id", "Dapr-Callee-App-Id"}
-
 // Invoked reports whether r came by service invocation from another app
-// rather than as a pub/sub delivery from the app's own sidecar.
+// rather than as a pub/sub delivery from the app's own sidecar: daprd adds
+// dapr-caller-app-id and dapr-callee-app-id to every invocation from another
+// sidecar (Dapr 1.14 pkg/messaging/direct_messaging.go,
+// addCallerAndCalleeAppIDHeaderToMetadata, made request headers by the HTTP
+// app channel) and never to a delivery. A caller cannot remove them: daprd
+// sets its own over whatever the caller sent.
 func Invoked(r *http.Request) bool {
-	for _, h := range CallerHeaders {
+	for _, h := range []string{"Dapr-Caller-App-Id", "Dapr-Callee-App-Id"} {
 		if _, ok := r.Header[h]; ok {
 			return true
 		}
@@ -96,13 +94,13 @@ func Invoked(r *http.Request) bool {
 // (Invoked) is refused with 403 in the error model: invocation skips the
 // pub/sub scopes, so anyone able to invoke the app could otherwise forge
 // events (a payment.succeeded that confirms an unpaid order). A Kafka record
-// that carries one of CallerHeaders as a header of its own is refused too,
+// that carries one of those headers as a header of its own is refused too,
 // retried as any non-2xx delivery, and then dead-lettered.
 func Handler(log *slog.Logger, fn func(ctx context.Context, e Event) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if Invoked(r) {
 			log.WarnContext(r.Context(), "subscription route invoked by an app, refused",
-				"caller", r.Header.Get(CallerHeaders[0]), "path", r.URL.Path)
+				"caller", r.Header.Values("Dapr-Caller-App-Id"), "path", r.URL.Path)
 			web.RespondError(w, r, log, apierr.Errorf(apierr.Forbidden, "this route takes pub/sub deliveries only"))
 			return
 		}
