@@ -3,132 +3,22 @@ package events_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	daprc "github.com/dapr/go-sdk/client"
 
 	"github.com/daprshop/suite/lib/events"
+	"github.com/daprshop/suite/lib/internal/daprdtest"
 )
-
-// daprdPath is the daprd the test starts: $DAPRD, or the repository's .bin/daprd.
-func daprdPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("DAPRD")
-	if p == "" {
-		p, _ = filepath.Abs("../../.bin/daprd")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no daprd at %s (make toolchain builds it)", p)
-	}
-	return p
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func randomID(prefix string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "-" + hex.EncodeToString(b[:])
-}
-
-// sidecar is a daprd this test started.
-type sidecar struct {
-	id, token          string
-	httpPort, grpcPort int
-	cmd                *exec.Cmd
-	out                *bytes.Buffer
-}
-
-// startDaprd starts a daprd for appID (appPort 0: no app) on loopback with
-// an API token of its own; it is killed when the test ends.
-func startDaprd(t *testing.T, bin, appID string, appPort int, resources string) *sidecar {
-	t.Helper()
-	s := &sidecar{id: appID, token: randomID("tok"), httpPort: freePort(t), grpcPort: freePort(t), out: &bytes.Buffer{}}
-	args := []string{"--app-id", appID, "--dapr-listen-addresses", "127.0.0.1",
-		"--dapr-http-port", strconv.Itoa(s.httpPort), "--dapr-grpc-port", strconv.Itoa(s.grpcPort),
-		"--dapr-internal-grpc-port", strconv.Itoa(freePort(t)), "--dapr-internal-grpc-listen-address", "127.0.0.1",
-		"--metrics-port", strconv.Itoa(freePort(t)), "--metrics-listen-address", "127.0.0.1",
-		"--resources-path", resources, "--log-level", "warn"}
-	if appPort != 0 {
-		args = append(args, "--app-port", strconv.Itoa(appPort), "--app-channel-address", "127.0.0.1")
-	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), "DAPR_API_TOKEN="+s.token, "DAPR_HOST_IP=127.0.0.1")
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		if t.Failed() {
-			t.Logf("daprd %s:\n%s", appID, s.out.String())
-		}
-	})
-	if !eventually(30*time.Second, func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", s.httpPort))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode/100 == 2
-	}) {
-		t.Fatalf("daprd %s not healthy:\n%s", appID, s.out.String())
-	}
-	return s
-}
-
-// eventually polls cond until it holds or d has passed.
-func eventually(d time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return false
-}
-
-// call sends body to path on s's HTTP API with extra headers.
-func (s *sidecar) call(t *testing.T, path, body string, header map[string]string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", s.httpPort, path), bytes.NewBufferString(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("dapr-api-token", s.token)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // seen is what the app's subscription route received.
 type seen struct {
@@ -147,8 +37,8 @@ func TestRealDaprdDeliveriesAndInvocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two daprd")
 	}
-	bin := daprdPath(t)
-	callee, caller := randomID("evcallee"), randomID("evcaller")
+	bin := daprdtest.Path(t, "../..")
+	callee, caller := daprdtest.ID("evcallee"), daprdtest.ID("evcaller")
 
 	var (
 		mu       sync.Mutex
@@ -203,8 +93,8 @@ scopes:
 	if err := os.WriteFile(filepath.Join(resources, "events.yaml"), []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	calleeSidecar := startDaprd(t, bin, callee, l.Addr().(*net.TCPAddr).Port, resources)
-	callerSidecar := startDaprd(t, bin, caller, 0, t.TempDir())
+	calleeSidecar := daprdtest.Start(t, bin, callee, l.Addr().(*net.TCPAddr).Port, resources)
+	callerSidecar := daprdtest.Start(t, bin, caller, 0, t.TempDir())
 
 	last := func() seen {
 		mu.Lock()
@@ -226,10 +116,10 @@ scopes:
 	}
 
 	// A delivery: published through the callee's own sidecar.
-	if st, body := calleeSidecar.call(t, "/v1.0/publish/events/t", `{"order_id":"ord_1"}`, nil); st/100 != 2 {
+	if st, body := calleeSidecar.Call(t, http.MethodPost, "/v1.0/publish/events/t", `{"order_id":"ord_1"}`, nil); st/100 != 2 {
 		t.Fatalf("publish: %d %s", st, body)
 	}
-	if !eventually(20*time.Second, func() bool { return count() >= 1 }) {
+	if !daprdtest.Eventually(20*time.Second, func() bool { return count() >= 1 }) {
 		t.Fatal("the event was not delivered")
 	}
 	d := last()
@@ -243,8 +133,8 @@ scopes:
 	invoke := "/v1.0/invoke/" + callee + "/method/events/t"
 	var st int
 	var body string
-	if !eventually(20*time.Second, func() bool {
-		st, body = callerSidecar.call(t, invoke, ce("forged-1"), nil)
+	if !daprdtest.Eventually(20*time.Second, func() bool {
+		st, body = callerSidecar.Call(t, http.MethodPost, invoke, ce("forged-1"), nil)
 		return st != http.StatusInternalServerError
 	}) {
 		t.Fatalf("invocation never reached the callee: %d %s", st, body)
@@ -260,7 +150,7 @@ scopes:
 
 	// The caller cannot remove or replace the header by sending its own.
 	for _, forged := range []map[string]string{{"dapr-caller-app-id": ""}, {"Dapr-Caller-App-Id": callee}, {"dapr-caller-app-id": callee, "dapr-callee-app-id": ""}} {
-		st, body = callerSidecar.call(t, invoke, ce("forged-2"), forged)
+		st, body = callerSidecar.Call(t, http.MethodPost, invoke, ce("forged-2"), forged)
 		got := last().header.Values("dapr-caller-app-id")
 		t.Logf("invocation with %v: headers %v, answer %d", forged, got, st)
 		if st != http.StatusForbidden {
@@ -276,12 +166,12 @@ scopes:
 	}
 
 	// The same through the caller's gRPC API (InvokeService).
-	c, err := daprc.NewClientWithAddress(fmt.Sprintf("127.0.0.1:%d", callerSidecar.grpcPort))
+	c, err := daprc.NewClientWithAddress(fmt.Sprintf("127.0.0.1:%d", callerSidecar.GRPCPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.WithAuthToken(callerSidecar.token)
+	c.WithAuthToken(callerSidecar.Token)
 	before := count()
 	_, err = c.InvokeMethodWithContent(context.Background(), callee, "events/t", http.MethodPost,
 		&daprc.DataContent{ContentType: "application/json", Data: []byte(ce("forged-3"))})
@@ -297,7 +187,7 @@ scopes:
 	// the caller header, so it looks like a delivery. Whoever holds that
 	// token can already write the app's state and publish as the app.
 	before = count()
-	st, _ = calleeSidecar.call(t, "/v1.0/invoke/"+callee+"/method/events/t", ce("self-1"), nil)
+	st, _ = calleeSidecar.Call(t, http.MethodPost, "/v1.0/invoke/"+callee+"/method/events/t", ce("self-1"), nil)
 	if count() == before {
 		t.Fatalf("self-invocation did not reach the app: %d", st)
 	}
