@@ -746,3 +746,48 @@ func TestPrometheusFindsThePods(t *testing.T) {
 		t.Errorf("jobs %v: the alerts need services and daprd", jobs)
 	}
 }
+
+// TestResiliencyLeavesAppCallsToCode: as rendered for the cluster, the
+// Resiliency retries and breaks no call between apps and no component's
+// outbound call (Dapr 1.14 counts every app reply outside 200-399, a 4xx
+// too, as a failure: pkg/api/http/directmessaging.go; orders retries and
+// breaks its calls in code), keeps a timeout for the apps orders calls, and
+// retries event deliveries (subscribers DROP what they can never process).
+func TestResiliencyLeavesAppCallsToCode(t *testing.T) {
+	defaults := regexp.MustCompile(`^Default[A-Za-z]*(RetryPolicy|CircuitBreakerPolicy)$`)
+	for _, o := range overlays {
+		b := render(t, o)
+		if len(b.resiliency) != 1 {
+			t.Fatalf("%s: %d Resiliency objects", o, len(b.resiliency))
+		}
+		r := b.resiliency[0].Spec
+		for name := range r.Policies.Retries {
+			if defaults.MatchString(name) {
+				t.Errorf("%s: retry policy %s applies to every app", o, name)
+			}
+		}
+		for name := range r.Policies.CircuitBreakers {
+			if defaults.MatchString(name) {
+				t.Errorf("%s: circuit breaker %s applies to every app", o, name)
+			}
+		}
+		for app, p := range r.Targets.Apps {
+			if p.Retry != "" || p.CircuitBreaker != "" {
+				t.Errorf("%s: app %s has retry %q and circuit breaker %q", o, app, p.Retry, p.CircuitBreaker)
+			}
+		}
+		for _, app := range []string{"payments", "products", "users"} {
+			if r.Policies.Timeouts[r.Targets.Apps[app].Timeout] == "" {
+				t.Errorf("%s: app %s has no timeout", o, app)
+			}
+		}
+		for c, p := range r.Targets.Components {
+			if p.Outbound.Retry != "" || p.Outbound.CircuitBreaker != "" {
+				t.Errorf("%s: component %s outbound has retry %q and circuit breaker %q", o, c, p.Outbound.Retry, p.Outbound.CircuitBreaker)
+			}
+		}
+		if in := r.Targets.Components["events"].Inbound; in.Retry == "" || r.Policies.Retries[in.Retry].MaxRetries == nil {
+			t.Errorf("%s: event deliveries are not retried: %+v", o, in)
+		}
+	}
+}

@@ -139,7 +139,9 @@ func Status(code Code) int {
 
 // FromStatus returns the code for an HTTP status received from another service.
 // Server-side failures of a dependency are Unavailable to the caller: the caller
-// did nothing wrong, and a later try may succeed.
+// did nothing wrong, and a later try may succeed. Every other 4xx is Invalid:
+// the request was refused, so it must never count as a failure of the
+// dependency (lib/breaker) nor be sent again.
 func FromStatus(status int) Code {
 	for c, s := range statuses {
 		if s == status && c != Internal {
@@ -149,8 +151,7 @@ func FromStatus(status int) Code {
 	switch {
 	case status >= 500:
 		return Unavailable
-	case status == http.StatusRequestEntityTooLarge, status == http.StatusUnsupportedMediaType,
-		status == http.StatusUnprocessableEntity:
+	case status >= 400:
 		return Invalid
 	default:
 		return Internal

@@ -29,6 +29,16 @@ func TestFromStatusUpstreamFailureIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestFromStatusEveryClientErrorStaysOne: no 4xx a dependency answers becomes
+// a code that counts as its failure (lib/breaker) or invites a retry.
+func TestFromStatusEveryClientErrorStaysOne(t *testing.T) {
+	for s := 400; s < 500; s++ {
+		if got := apierr.FromStatus(s); got == apierr.Unavailable || got == apierr.Internal {
+			t.Errorf("FromStatus(%d) = %s, want a client error", s, got)
+		}
+	}
+}
+
 func TestCodeOf(t *testing.T) {
 	wrapped := fmt.Errorf("saving: %w", apierr.Errorf(apierr.Conflict, "etag mismatch"))
 	cases := map[string]struct {

@@ -3,6 +3,12 @@
 // N consecutive failures), exports the breaker state as a Prometheus gauge and
 // logs every state change. Only failures of the dependency count: a client error
 // relayed from upstream (invalid, declined, not found...) leaves the breaker alone.
+//
+// Breakers and retries of calls between apps live here, in code, and not in
+// Dapr Resiliency: Dapr 1.14 counts every reply of an app outside 200-399 as
+// a failure of the target's breaker and retries it (pkg/api/http/
+// directmessaging.go, the codeError returned to the policy runner), so two
+// bad requests from one client could open a breaker for every client.
 package breaker
 
 import (
@@ -15,6 +21,7 @@ import (
 	"github.com/sony/gobreaker"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/retry"
 )
 
 // Settings mirror a Dapr Resiliency circuitBreaker policy.
@@ -97,14 +104,38 @@ func IsFailure(err error) bool {
 	}
 }
 
+// Retryable reports whether a call that failed with err may be tried again:
+// the dependency failed (IsFailure), and not because its circuit is open.
+func Retryable(err error) bool { return IsFailure(err) && !errors.Is(err, ErrOpen) }
+
+// ErrOpen is the cause of the error a breaker answers with while open (or
+// while half-open and already probing): errors.Is(err, ErrOpen).
+var ErrOpen = errors.New("circuit open")
+
 // Do runs fn through the breaker. While open it fails fast with an Unavailable
-// error that tells the client when to retry.
+// error (caused by ErrOpen) that tells the client when to retry.
 func (b *Breaker) Do(fn func() error) error {
 	_, err := b.cb.Execute(func() (any, error) { return nil, fn() })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return &apierr.Error{Code: apierr.Unavailable, Message: b.cb.Name() + " unavailable (circuit open)", RetryAfter: b.timeout}
+		return &apierr.Error{Code: apierr.Unavailable, Message: b.cb.Name() + " unavailable (circuit open)", RetryAfter: b.timeout, Cause: ErrOpen}
 	}
 	return err
+}
+
+// Guard protects the calls to one dependency: every attempt goes through
+// Breaker, and an attempt that failed (Retryable) is tried again as Retry
+// allows. A client error is returned at once and leaves the breaker alone;
+// an open circuit is returned at once too.
+type Guard struct {
+	Breaker *Breaker
+	Retry   retry.Policy
+}
+
+// Do runs fn, with its retries, through the breaker.
+func (g Guard) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	return g.Retry.Do(ctx, Retryable, func(ctx context.Context) error {
+		return g.Breaker.Do(func() error { return fn(ctx) })
+	})
 }
 
 // State returns "closed", "half-open" or "open".

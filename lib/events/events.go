@@ -1,7 +1,7 @@
 // Package events is the consumer side of the suite's pub/sub: it decodes the
 // CloudEvent envelope Dapr delivers and answers with the status Dapr
 // understands, SUCCESS, RETRY or DROP (a dropped event goes to the route's
-// dead-letter topic).
+// dead-letter topic). It takes deliveries only, never service invocations.
 package events
 
 import (
@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/web"
 )
 
 // Event is a delivered CloudEvent.
@@ -69,11 +70,40 @@ const (
 	DropIt  Status = "DROP"
 )
 
+// Invoked reports whether r came by service invocation from another app
+// rather than as a pub/sub delivery from the app's own sidecar: daprd adds
+// dapr-caller-app-id and dapr-callee-app-id to every invocation from another
+// sidecar (Dapr 1.14 pkg/messaging/direct_messaging.go,
+// addCallerAndCalleeAppIDHeaderToMetadata, made request headers by the HTTP
+// app channel) and never to a delivery. A caller cannot remove them: daprd
+// sets its own over whatever the caller sent.
+func Invoked(r *http.Request) bool {
+	for _, h := range []string{"Dapr-Caller-App-Id", "Dapr-Callee-App-Id"} {
+		if _, ok := r.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Handler adapts fn into a subscription endpoint: nil means SUCCESS, a drop
 // error (or an undecodable or oversized envelope) DROP, anything else (a
 // body that could not be read to its end, too) RETRY.
+//
+// Only pub/sub deliveries reach fn. A service invocation of the route
+// (Invoked) is refused with 403 in the error model: invocation skips the
+// pub/sub scopes, so anyone able to invoke the app could otherwise forge
+// events (a payment.succeeded that confirms an unpaid order). A Kafka record
+// that carries one of those headers as a header of its own is refused too,
+// retried as any non-2xx delivery, and then dead-lettered.
 func Handler(log *slog.Logger, fn func(ctx context.Context, e Event) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if Invoked(r) {
+			log.WarnContext(r.Context(), "subscription route invoked by an app, refused",
+				"caller", r.Header.Values("Dapr-Caller-App-Id"), "path", r.URL.Path)
+			web.RespondError(w, r, log, apierr.Errorf(apierr.Forbidden, "this route takes pub/sub deliveries only"))
+			return
+		}
 		var (
 			e      Event
 			tooBig *http.MaxBytesError

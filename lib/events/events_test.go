@@ -95,3 +95,53 @@ func TestHandlerRetriesABodyItCouldNotRead(t *testing.T) {
 		t.Fatalf("oversized event: %s, want DROP", s)
 	}
 }
+
+// TestHandlerRefusesInvocations: a request daprd marks as a service
+// invocation from another app (whatever the value, empty included) is
+// answered 403 in the error model and never reaches the subscriber; a
+// delivery, without the marks, does.
+func TestHandlerRefusesInvocations(t *testing.T) {
+	cases := map[string]http.Header{
+		"caller":              {"Dapr-Caller-App-Id": {"gateway"}},
+		"callee only":         {"Dapr-Callee-App-Id": {"orders"}},
+		"both":                {"Dapr-Caller-App-Id": {"gateway"}, "Dapr-Callee-App-Id": {"orders"}},
+		"empty caller":        {"Dapr-Caller-App-Id": {""}},
+		"forged and real":     {"Dapr-Caller-App-Id": {"orders", "gateway"}},
+		"with pubsub headers": {"Dapr-Caller-App-Id": {"gateway"}, "Pubsubname": {"events"}, "Content-Type": {"application/cloudevents+json"}},
+	}
+	for name, h := range cases {
+		t.Run(name, func(t *testing.T) {
+			called := false
+			req := httptest.NewRequest(http.MethodPost, "/events/payments", strings.NewReader(ce))
+			for k, vs := range h {
+				for _, v := range vs {
+					req.Header.Add(k, v)
+				}
+			}
+			if !events.Invoked(req) {
+				t.Errorf("Invoked = false")
+			}
+			w := httptest.NewRecorder()
+			events.Handler(slog.New(slog.DiscardHandler), func(context.Context, events.Event) error { called = true; return nil })(w, req)
+			var body struct {
+				Error struct{ Code apierr.Code } `json:"error"`
+			}
+			_ = json.Unmarshal(w.Body.Bytes(), &body)
+			if w.Code != http.StatusForbidden || body.Error.Code != apierr.Forbidden || called {
+				t.Fatalf("%d %s, subscriber called %v: want 403 forbidden, not called", w.Code, w.Body, called)
+			}
+		})
+	}
+	// Header names arrive in any case; Go canonicalises them on the server.
+	req := httptest.NewRequest(http.MethodPost, "/events/payments", strings.NewReader(ce))
+	req.Header.Set("dapr-caller-app-id", "gateway")
+	if !events.Invoked(req) {
+		t.Error("lower-case header not seen")
+	}
+	delivery := httptest.NewRequest(http.MethodPost, "/events/payments", strings.NewReader(ce))
+	delivery.Header.Set("Pubsubname", "events")
+	delivery.Header.Set("Content-Type", "application/cloudevents+json")
+	if events.Invoked(delivery) {
+		t.Error("a delivery taken for an invocation")
+	}
+}

@@ -1,7 +1,7 @@
 // Command orders is the orders service: it checks the user (users), reserves
 // stock (products) and charges (payments) by Dapr service invocation behind
-// circuit breakers, keeps orders in its own state store and publishes every
-// change on the orders topic through the Dapr outbox.
+// circuit breakers and with retries, keeps orders in its own state store and
+// publishes every change on the orders topic through the Dapr outbox.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/daprshop/suite/lib/breaker"
 	"github.com/daprshop/suite/lib/conf"
 	"github.com/daprshop/suite/lib/metrics"
+	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/orders/internal/dapr"
@@ -21,8 +22,10 @@ import (
 	"github.com/daprshop/suite/services/orders/internal/orders"
 )
 
-// config is read once from the environment. The breaker settings mirror the
-// circuit breakers of resiliency.yaml (paymentsCB, productsCB).
+// config is read once from the environment. The breakers and retries of the
+// calls to payments and products live here, not in resiliency.yaml: Dapr
+// 1.14 would count every 4xx as a failure (docs/resilience.md, whose table
+// of defaults TestDefaultsAreDocumented checks against these).
 type config struct {
 	Web             web.Config
 	Dapr            sidecar.Config
@@ -33,6 +36,8 @@ type config struct {
 	InvokeTimeout   time.Duration  `env:"INVOKE_TIMEOUT" default:"5s"`
 	PaymentsBreaker breaker.Config `prefix:"PAYMENTS_"`
 	ProductsBreaker breaker.Config `prefix:"PRODUCTS_"`
+	PaymentsRetry   retry.Config   `prefix:"PAYMENTS_"`
+	ProductsRetry   retry.Config   `prefix:"PRODUCTS_"`
 }
 
 func main() { web.Main("orders", run) }
@@ -62,10 +67,14 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Store: &dapr.Store{Client: client, Outbox: invoker, Name: cfg.StateStore,
 			Stored: func(t string) { stored.WithLabelValues(t).Inc() }},
 		Users: &dapr.Users{Invoker: invoker, AppID: cfg.UsersApp},
-		Inventory: &dapr.Inventory{Invoker: invoker, AppID: cfg.ProductsApp,
-			Breaker: breaker.New(cfg.ProductsBreaker.Settings(cfg.ProductsApp), log, gauge)},
-		Payments: &dapr.Payments{Invoker: invoker, AppID: cfg.PaymentsApp,
-			Breaker: breaker.New(cfg.PaymentsBreaker.Settings(cfg.PaymentsApp), log, gauge)},
+		// A call and its retries take at most INVOKE_TIMEOUT together, as
+		// when Dapr retried within the client's timeout.
+		Inventory: &dapr.Inventory{Invoker: invoker, AppID: cfg.ProductsApp, Guard: breaker.Guard{
+			Breaker: breaker.New(cfg.ProductsBreaker.Settings(cfg.ProductsApp), log, gauge),
+			Retry:   cfg.ProductsRetry.Policy(cfg.InvokeTimeout)}},
+		Payments: &dapr.Payments{Invoker: invoker, AppID: cfg.PaymentsApp, Guard: breaker.Guard{
+			Breaker: breaker.New(cfg.PaymentsBreaker.Settings(cfg.PaymentsApp), log, gauge),
+			Retry:   cfg.PaymentsRetry.Policy(cfg.InvokeTimeout)}},
 		Now: time.Now,
 	}
 	h := httpapi.Routes(svc, m, log, invoker.Healthy)

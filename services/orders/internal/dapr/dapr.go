@@ -149,9 +149,12 @@ type Invoker interface {
 	Invoke(ctx context.Context, app, method, path string, in, out any) error
 }
 
-// Guard runs a call through a circuit breaker.
+// Guard runs a call to a dependency through its circuit breaker, trying it
+// again after failures of the dependency, never after a client error
+// (lib/breaker.Guard). The calls it guards are safe to repeat: charges and
+// refunds carry an idempotency key, reservations are kept per order.
 type Guard interface {
-	Do(fn func() error) error
+	Do(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Users checks users through the users app.
@@ -167,10 +170,10 @@ func (u *Users) Exists(ctx context.Context, userID string) error {
 	return u.Invoker.Invoke(ctx, u.AppID, http.MethodGet, "users/"+url.PathEscape(userID), nil, nil)
 }
 
-// Inventory reserves stock through the products app, behind a breaker.
+// Inventory reserves stock through the products app, behind a breaker, with retries.
 type Inventory struct {
 	Invoker Invoker
-	Breaker Guard
+	Guard   Guard
 	AppID   string
 }
 
@@ -183,7 +186,7 @@ func (i *Inventory) Reserve(ctx context.Context, orderID, productID string, quan
 		Status string `json:"status"`
 		Reason string `json:"reason"`
 	}
-	err := i.Breaker.Do(func() error {
+	err := i.Guard.Do(ctx, func(ctx context.Context) error {
 		return i.Invoker.Invoke(ctx, i.AppID, http.MethodPost, fmt.Sprintf("products/%s/reservations", url.PathEscape(productID)),
 			map[string]any{"order_id": orderID, "quantity": quantity}, &r)
 	})
@@ -196,16 +199,16 @@ func (i *Inventory) Reserve(ctx context.Context, orderID, productID string, quan
 
 // Release implements orders.Inventory.
 func (i *Inventory) Release(ctx context.Context, orderID, productID string) error {
-	return i.Breaker.Do(func() error {
+	return i.Guard.Do(ctx, func(ctx context.Context) error {
 		return i.Invoker.Invoke(ctx, i.AppID, http.MethodDelete,
 			fmt.Sprintf("products/%s/reservations/%s", url.PathEscape(productID), url.PathEscape(orderID)), nil, nil)
 	})
 }
 
-// Payments charges orders by invoking the payments app, behind a breaker.
+// Payments charges orders by invoking the payments app, behind a breaker, with retries.
 type Payments struct {
 	Invoker Invoker
-	Breaker Guard
+	Guard   Guard
 	AppID   string
 }
 
@@ -214,7 +217,7 @@ var _ orders.Payments = (*Payments)(nil)
 // Charge implements orders.Payments.
 func (p *Payments) Charge(ctx context.Context, c orders.Charge) (orders.Receipt, error) {
 	var rc orders.Receipt
-	err := p.Breaker.Do(func() error {
+	err := p.Guard.Do(ctx, func(ctx context.Context) error {
 		return p.Invoker.Invoke(ctx, p.AppID, http.MethodPost, "charges", c, &rc)
 	})
 	return rc, err
@@ -222,7 +225,7 @@ func (p *Payments) Charge(ctx context.Context, c orders.Charge) (orders.Receipt,
 
 // Refund implements orders.Payments.
 func (p *Payments) Refund(ctx context.Context, idempotencyKey string) error {
-	err := p.Breaker.Do(func() error {
+	err := p.Guard.Do(ctx, func(ctx context.Context) error {
 		return p.Invoker.Invoke(ctx, p.AppID, http.MethodPost, "refunds", map[string]string{"idempotency_key": idempotencyKey}, nil)
 	})
 	if apierr.CodeOf(err) == apierr.NotFound {
