@@ -30,7 +30,9 @@ import (
 //     self-hosted default, the "insecure" validator, which signs a
 //     certificate for any app ID to anyone who asks;
 //   - each daprd reads its app's token from a 0600 file in a 0700 directory
-//     (DAPR_SENTRY_TOKEN_FILE), and the run removes it all when it stops.
+//     (DAPR_SENTRY_TOKEN_FILE), and Stop removes it all (a runner killed
+//     outright leaves it in the temp dir: keys of a CA nothing trusts any
+//     more, tokens for a Sentry that is gone).
 const (
 	// sentryTrustDomain is Sentry's trust domain (--trust-domain). daprd
 	// must be told the same (--control-plane-trust-domain), or it waits for
