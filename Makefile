@@ -13,7 +13,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: PROFILE=$(PROFILE) (components/<profile>)"
 
-tools: ## build the pinned daprd and k6 into .bin/, install Prometheus (skips what is there)
+tools: ## build the pinned daprd, sentry and k6 into .bin/, install Prometheus (skips what is there)
 	@bash tools/toolchain.sh
 
 build: ## compile every service and the runner into .bin/
@@ -33,8 +33,8 @@ RUN_FLAGS_redis          := -start-redis
 RUN_FLAGS_kafka-postgres := -kafka 9092
 
 run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres); Ctrl-C stops it
-	@bash tools/toolchain.sh daprd
-	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
+	@bash tools/toolchain.sh daprd sentry
+	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -sentry $(BIN)/sentry -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE))
 
 # answers PORT: something listens on 127.0.0.1:PORT (bash, no client tools).
 answers = (exec 3<>/dev/tcp/127.0.0.1/$(1)) 2>/dev/null
@@ -76,13 +76,14 @@ test-check:
 test-unit: ## vet and unit-test every module on its own (GOWORK=off)
 	@for m in $(filter-out e2e,$(MODULES)); do \
 	  echo "==> $$m: vet and unit tests"; \
-	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 GOWORK=off go test -count=1 ./...) || exit 1; \
+	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 RUNNER_REQUIRED=1 DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry \
+	    GOWORK=off go test -count=1 ./...) || exit 1; \
 	done
 	@echo "==> e2e: vet"; cd e2e && GOWORK=off go vet ./...
 
 test-e2e: ## integration tests on both profiles: real daprd sidecars, Redis, then Kafka (in-process) + PostgreSQL
 	@echo "==> e2e: the suite on the redis profile (127.0.0.1:6379), then on kafka-postgres (PostgreSQL 127.0.0.1:5432)"
-	@cd e2e && DAPRD=$(BIN)/daprd K6=$(BIN)/k6 E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
+	@cd e2e && DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry K6=$(BIN)/k6 E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
 	  grep --line-buffered -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 
 SCENARIO ?= load

@@ -17,7 +17,7 @@ func TestBenchFloorSmoke(t *testing.T) {
 	if env.profile != "redis" {
 		t.Skip("the floor does not depend on the profile: measured once")
 	}
-	f, err := bench.StartFloor(context.Background(), daprdPath(), io.Discard)
+	f, err := bench.StartFloor(context.Background(), daprdPath(), sentryPath(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

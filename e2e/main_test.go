@@ -49,14 +49,26 @@ func daprdPath() string {
 	return p
 }
 
+// sentryPath finds Dapr's sentry (mTLS between the sidecars) the same way.
+func sentryPath() string {
+	if p := os.Getenv("SENTRY"); p != "" {
+		return p
+	}
+	p, _ := filepath.Abs("../.bin/sentry")
+	return p
+}
+
 func TestMain(m *testing.M) {
-	if _, err := os.Stat(daprdPath()); err != nil {
-		if os.Getenv("E2E_REQUIRED") != "" {
-			fmt.Fprintf(os.Stderr, "e2e: daprd not found at %s: run `make tools`\n", daprdPath())
-			os.Exit(1)
+	for _, bin := range []struct{ name, path string }{{"daprd", daprdPath()}, {"sentry", sentryPath()}} {
+		name, path := bin.name, bin.path
+		if _, err := os.Stat(path); err != nil {
+			if os.Getenv("E2E_REQUIRED") != "" {
+				fmt.Fprintf(os.Stderr, "e2e: %s not found at %s: run `make tools`\n", name, path)
+				os.Exit(1)
+			}
+			fmt.Fprintf(os.Stderr, "e2e: skipped, no %s at %s (run `make tools`, or `make test`)\n", name, path)
+			os.Exit(0)
 		}
-		fmt.Fprintf(os.Stderr, "e2e: skipped, no daprd at %s (run `make tools`, or `make test`)\n", daprdPath())
-		os.Exit(0)
 	}
 	os.Exit(runSuite(m))
 }
@@ -277,7 +289,7 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 		return nil, err
 	}
 	r, err := runner.Start(context.Background(), f, runner.Options{
-		Daprd: daprdPath(), Out: logFile, ReadyTimeout: 2 * time.Minute, StopGrace: 10 * time.Second,
+		Daprd: daprdPath(), Sentry: sentryPath(), Out: logFile, ReadyTimeout: 2 * time.Minute, StopGrace: 10 * time.Second,
 		Env:       []string{marker},
 		DaprdArgs: []string{"--dapr-graceful-shutdown-seconds", "1"},
 	})

@@ -35,7 +35,7 @@ if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
   # The benchmark profiles the services on the order's path.
   [[ "$SCENARIO" == bench ]] && flags+=" -app-env gateway:PPROF_ADDR=127.0.0.1:6060 -app-env orders:PPROF_ADDR=127.0.0.1:6061 -app-env products:PPROF_ADDR=127.0.0.1:6062 -app-env payments:PPROF_ADDR=127.0.0.1:6063"
   # shellcheck disable=SC2086
-  "$ROOT/.bin/daprun" -f "$ROOT" -daprd "$ROOT/.bin/daprd" -bin "$ROOT/.bin" -resources "$ROOT/components/$PROFILE" -color never $flags > "$OUT/suite.log" 2>&1 &
+  "$ROOT/.bin/daprun" -f "$ROOT" -daprd "$ROOT/.bin/daprd" -sentry "$ROOT/.bin/sentry" -bin "$ROOT/.bin" -resources "$ROOT/components/$PROFILE" -color never $flags > "$OUT/suite.log" 2>&1 &
   started=$!
   for i in $(seq 1 180); do
     curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null && grep -q "the suite is up" "$OUT/suite.log" && break
@@ -47,7 +47,7 @@ fi
 
 if [[ "$SCENARIO" == bench ]]; then
   cd "$ROOT/tools"
-  go run ./cmd/bench -daprd "$ROOT/.bin/daprd" -gateway "$BASE_URL" -rate "${BENCH_RATE:-200}" -duration "${BENCH_DURATION:-10s}" -out "$OUT" \
+  go run ./cmd/bench -daprd "$ROOT/.bin/daprd" -sentry "$ROOT/.bin/sentry" -gateway "$BASE_URL" -rate "${BENCH_RATE:-200}" -duration "${BENCH_DURATION:-10s}" -out "$OUT" \
     -pprof gateway=127.0.0.1:6060,orders=127.0.0.1:6061,products=127.0.0.1:6062,payments=127.0.0.1:6063
   exit $?
 fi

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the suite's pinned toolchain into .bin/ from the Go module proxy:
-#   daprd (Dapr runtime, stablecomponents) and k6 (load tests),
+#   daprd (Dapr runtime, stablecomponents), sentry (Dapr's certificate
+#   authority: mTLS between the sidecars of a run), both with tools/dapr/*.patch,
+#   and k6 (load tests),
 # and makes sure Prometheus (prometheus, promtool) is installed: from Debian's
 # package when this is Debian/Ubuntu and we may install, otherwise it says how.
-# Skips what is already there at the right version.
-# Usage: tools/toolchain.sh [daprd|k6|prometheus]...
+# Skips what is already there at the right version and patch.
+# Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus]...
 set -euo pipefail
 
 DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
@@ -51,24 +53,85 @@ check_go() {
   say "Go $v at $(command -v go)"
 }
 
-build_daprd() {
-  # The version and the build tags: a daprd without stablecomponents lacks
-  # the components the profiles name.
-  if [[ -x "$BIN/daprd" ]] && [[ "$("$BIN/daprd" --version 2>/dev/null)" == "$DAPR_VERSION" ]] &&
-     go version -m "$BIN/daprd" 2>/dev/null | grep -q $'^\tbuild\t-tags=stablecomponents$'; then
-    say "daprd $DAPR_VERSION already built ($BIN/daprd)"
-    return
-  fi
-  say "daprd $DAPR_VERSION: downloading the module"
+# dapr_dir prints the pinned dapr module's source directory, downloading it once.
+dapr_dir() {
   local dir
   dir="$(GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/dapr/dapr@v$DAPR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
   [[ -d "$dir" ]] || die "could not download github.com/dapr/dapr@v$DAPR_VERSION"
-  say "daprd $DAPR_VERSION: building with -tags stablecomponents (about 3 minutes on 2 cores, once)"
+  printf '%s\n' "$dir"
+}
+
+# patch_id NAME: a short checksum of tools/dapr/NAME.patch; the binary carries
+# it (buildinfo's git version), so a changed patch means a rebuild.
+patch_id() {
+  cksum < "$ROOT/tools/dapr/$1.patch" | cut -d' ' -f1
+}
+
+# built NAME: .bin/NAME was built from dapr $DAPR_VERSION with the current
+# patch (and, for daprd, the stablecomponents tag).
+built() {
+  local info
+  info="$(go version -m "$BIN/$1" 2>/dev/null)" || return 1
+  grep -qF "buildinfo.version=$DAPR_VERSION " <<< "$info" &&
+    grep -qF "buildinfo.gitversion=v$DAPR_VERSION-daprshop.$(patch_id "$1")" <<< "$info" &&
+    { [[ "$1" != daprd ]] || grep -q $'^\tbuild\t-tags=stablecomponents$' <<< "$info"; }
+}
+
+# dapr_src prints the directory of a writable copy of the pinned dapr module
+# with every tools/dapr/*.patch applied (.bin/.dapr-src while it builds: the
+# module cache is read-only and go build -overlay refuses to replace files in
+# it). Same path and content each time, so Go's build cache still serves it.
+dapr_src() {
+  local dir src="$BIN/.dapr-src" p
+  dir="$(dapr_dir)"
+  rm -rf "$src"
   mkdir -p "$BIN"
+  cp -R "$dir" "$src"
+  chmod -R u+w "$src"
+  for p in "$ROOT"/tools/dapr/*.patch; do
+    if command -v patch >/dev/null; then
+      patch -s -p1 -d "$src" < "$p" || die "$p does not apply to dapr $DAPR_VERSION"
+    else
+      (cd "$src" && git apply -p1 "$p") || die "$p does not apply to dapr $DAPR_VERSION"
+    fi
+  done
+  printf '%s\n' "$src"
+}
+
+# build_dapr NAME ESTIMATE [TAGS]: builds cmd/NAME of the patched dapr module
+# into .bin/NAME, marked with the checksum of tools/dapr/NAME.patch.
+build_dapr() {
+  local name="$1" estimate="$2" tags="${3:-}"
+  if [[ -x "$BIN/$name" ]] && built "$name"; then
+    say "$name $DAPR_VERSION already built ($BIN/$name)"
+    return
+  fi
+  say "$name $DAPR_VERSION: downloading the module and applying tools/dapr/*.patch"
+  local src
+  src="$(dapr_src)"
+  say "$name $DAPR_VERSION: building ($estimate)"
   local ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION -X github.com/dapr/kit/logger.DaprVersion=$DAPR_VERSION"
-  (cd "$dir" && with_progress "daprd" env GOWORK=off CGO_ENABLED=0 go build -buildvcs=false -tags stablecomponents -ldflags "$ldflags" -o "$BIN/daprd.new" ./cmd/daprd)
-  mv "$BIN/daprd.new" "$BIN/daprd"
+  ldflags+=" -X github.com/dapr/dapr/pkg/buildinfo.gitversion=v$DAPR_VERSION-daprshop.$(patch_id "$name")"
+  (cd "$src" && with_progress "$name" env GOWORK=off CGO_ENABLED=0 go build -buildvcs=false ${tags:+-tags "$tags"} \
+    -ldflags "$ldflags" -o "$BIN/$name.new" "./cmd/$name")
+  mv "$BIN/$name.new" "$BIN/$name"
+  rm -rf "$src"
+  built "$name" || die "built $name does not carry dapr $DAPR_VERSION with tools/dapr/$name.patch"
+}
+
+# build_daprd: the version and the build tags: a daprd without
+# stablecomponents lacks the components the profiles name. The patch makes
+# --metrics-listen-address work (1.14.0 parses it and binds every interface).
+build_daprd() {
+  build_dapr daprd "about 3 minutes on 2 cores, once" stablecomponents
   [[ "$("$BIN/daprd" --version)" == "$DAPR_VERSION" ]] || die "built daprd reports version '$("$BIN/daprd" --version)', want $DAPR_VERSION"
+}
+
+# build_sentry: the certificate authority of a run's mTLS. The patch makes its
+# three listen-address flags work (1.14.0 parses them and binds every
+# interface). It shares most packages with daprd: seconds once daprd is built.
+build_sentry() {
+  build_dapr sentry "about 15 seconds once daprd is built, 2 minutes otherwise"
 }
 
 # install_prometheus: Prometheus runs the dashboards' queries and the alert
@@ -107,18 +170,19 @@ build_k6() {
 
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "Usage: tools/toolchain.sh [daprd|k6|prometheus]...  (none: all three; make tools)"
+    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus]...  (none: all four; make tools)"
     exit 0 ;;
 esac
 check_go
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(daprd k6 prometheus)
+[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 prometheus)
 for t in "${targets[@]}"; do
   case "$t" in
     daprd) build_daprd ;;
+    sentry) build_sentry ;;
     k6) build_k6 ;;
     prometheus) install_prometheus ;;
-    *) die "unknown tool '$t' (daprd, k6 or prometheus)" ;;
+    *) die "unknown tool '$t' (daprd, sentry, k6 or prometheus)" ;;
   esac
 done

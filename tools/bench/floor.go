@@ -27,9 +27,10 @@ const (
 	floorCaller = "bench-caller"
 )
 
-// StartFloor starts the floor with the daprd binary at daprd, its output
-// going to out.
-func StartFloor(ctx context.Context, daprd string, out io.Writer) (*Floor, error) {
+// StartFloor starts the floor with the daprd and sentry binaries (the
+// second hop then pays for mTLS, as the suite's calls do), its output going
+// to out.
+func StartFloor(ctx context.Context, daprd, sentry string, out io.Writer) (*Floor, error) {
 	dir, err := os.MkdirTemp("", "bench-floor-")
 	if err != nil {
 		return nil, err
@@ -52,7 +53,7 @@ func StartFloor(ctx context.Context, daprd string, out io.Writer) (*Floor, error
 		apps = append(apps, runner.App{ID: id, Dir: dir, AppPort: l.Addr().(*net.TCPAddr).Port, AppProtocol: "http",
 			HealthPath: "/healthz", ResourcesPaths: []string{dir}, LogLevel: "warn"})
 	}
-	r, err := runner.Start(ctx, &runner.File{Dir: dir, Apps: apps}, runner.Options{Daprd: daprd, Out: out, ReadyTimeout: time.Minute})
+	r, err := runner.Start(ctx, &runner.File{Dir: dir, Apps: apps}, runner.Options{Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: time.Minute})
 	if err != nil {
 		f.Stop()
 		return nil, fmt.Errorf("starting the floor's sidecars: %w", err)

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 	"github.com/daprshop/suite/tools/broker"
 )
 
-// TestProduceConsume proves the broker speaks Kafka: a record produced to a
-// topic that does not exist yet is consumed back.
+// TestProduceConsume proves the broker speaks Kafka, on loopback only: a
+// record produced to a topic that does not exist yet is consumed back.
 func TestProduceConsume(t *testing.T) {
 	b, err := broker.Start(0)
 	if err != nil {
@@ -20,6 +21,9 @@ func TestProduceConsume(t *testing.T) {
 	defer b.Close()
 	if b.Port() == 0 {
 		t.Fatalf("addr %s", b.Addr())
+	}
+	if host, _, _ := net.SplitHostPort(b.Addr()); !net.ParseIP(host).IsLoopback() {
+		t.Fatalf("the broker listens beyond loopback: %s", b.Addr())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -1,8 +1,10 @@
 // Package runner starts a multi-app Dapr suite described by a dapr.yaml in the
 // Dapr CLI's multi-app run schema: for every app one daprd and the app itself,
-// with their output prefixed on one console, readiness waits, and a stop that
-// kills every child's whole process group. It is the library behind the daprun
-// command and the suite's integration tests.
+// and with Options.Sentry a Dapr Sentry of the run's own, so that the sidecars
+// call each other over mTLS (mtls.go); every listener on loopback, output
+// prefixed on one console, readiness waits, and a stop that kills every
+// child's whole process group. It is the library behind the daprun command
+// and the suite's integration tests.
 package runner
 
 import (

@@ -24,6 +24,11 @@ import (
 type Options struct {
 	// Daprd is the path of the daprd binary.
 	Daprd string
+	// Sentry is the path of Dapr's sentry binary. When set, the run starts a
+	// Sentry of its own first, and every daprd gets its certificate there:
+	// sidecar-to-sidecar calls then use mTLS that only this run's sidecars
+	// can join (see mtls.go). Empty: those calls are unauthenticated.
+	Sentry string
 	// Out receives every child's output, line by line with a prefix, and the
 	// runner's own progress. Nil means os.Stdout.
 	Out io.Writer
@@ -33,7 +38,7 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// StopGrace is how long children get after SIGTERM before SIGKILL (default 10s).
 	StopGrace time.Duration
-	// Env is added to the environment of every child, daprd and app alike.
+	// Env is added to the environment of every child: Sentry, daprd and app.
 	Env []string
 	// DaprdArgs are appended to every daprd's arguments.
 	DaprdArgs []string
@@ -45,12 +50,17 @@ type Options struct {
 type AppRun struct {
 	App
 	APIToken, AppToken string
+	// SentryTokenFile holds what the sidecar shows Sentry for its
+	// certificate ("" without Options.Sentry).
+	SentryTokenFile string
 }
 
 // Run is a started suite. Stop it with Stop, or let Wait do it.
 type Run struct {
 	// Apps in the order of the file.
 	Apps []*AppRun
+	// Authority is the run's Sentry, nil without Options.Sentry.
+	Authority *Authority
 
 	opts     Options
 	console  *console
@@ -88,13 +98,34 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 		opts.StopGrace = 10 * time.Second
 	}
 	r := &Run{opts: opts, console: newConsole(opts.Out, opts.Color, f.Apps)}
+	var ids []string
 	for _, a := range f.Apps {
 		r.Apps = append(r.Apps, &AppRun{App: a, APIToken: newToken(), AppToken: newToken()})
+		ids = append(ids, a.ID)
 	}
-	if err := assignPorts(r.Apps); err != nil {
+	var sentryPorts []*int
+	if opts.Sentry != "" {
+		auth, err := newAuthority(ids, namespace(r.env()))
+		if err != nil {
+			return nil, err
+		}
+		r.Authority = auth
+		sentryPorts = []*int{&auth.Port, &auth.HealthzPort, &auth.MetricsPort}
+		for _, a := range r.Apps {
+			a.SentryTokenFile = auth.TokenFile(a.ID)
+		}
+	}
+	if err := assignPorts(r.Apps, sentryPorts...); err != nil {
+		r.Stop()
 		return nil, err
 	}
-	r.exits = make(chan *proc, 2*len(r.Apps))
+	r.exits = make(chan *proc, 2*len(r.Apps)+1)
+	if r.Authority != nil {
+		if err := r.startSentry(ctx); err != nil {
+			r.Stop()
+			return nil, err
+		}
+	}
 	for i, a := range r.Apps {
 		if err := r.startApp(i, a); err != nil {
 			r.Stop()
@@ -108,7 +139,51 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 	return r, nil
 }
 
+// env is what every child's environment starts with.
+func (r *Run) env() []string {
+	return append(os.Environ(), r.opts.Env...)
+}
+
+// startSentry starts the run's Sentry and waits until it answers its health
+// check: a daprd that finds no Sentry gives up after a few tries.
+func (r *Run) startSentry(ctx context.Context) error {
+	auth := r.Authority
+	argv := append([]string{r.opts.Sentry}, auth.args()...)
+	if err := r.spawn(len(r.Apps), "sentry", "", auth.dir, argv, r.env()); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := r.waitHealthy(ctx, r.current("sentry", ""), auth.healthURL()); err != nil {
+		return err
+	}
+	r.console.say("sentry ready at %s in %.1fs: sidecar-to-sidecar calls use mTLS", auth.Address(), time.Since(start).Seconds())
+	return nil
+}
+
+// waitHealthy polls url until it answers 2xx, p exits, ctx ends or the ready
+// timeout passes.
+func (r *Run) waitHealthy(ctx context.Context, p *proc, url string) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(r.opts.ReadyTimeout)
+	for !healthy(ctx, client, url, "") {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted while waiting for %s", p.name)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not healthy after %s (checked %s)\n%s", p.name, r.opts.ReadyTimeout, url, p.tail.render(p.name))
+		}
+	}
+	return nil
+}
+
 func (r *Run) startApp(i int, a *AppRun) error {
+	// Every listener on loopback: the internal gRPC port (sidecar to sidecar)
+	// and the metrics port have flags of their own, and DAPR_HOST_IP is the
+	// address daprd announces to the other sidecars (mDNS).
 	args := []string{
 		"--app-id", a.ID,
 		"--app-port", strconv.Itoa(a.AppPort),
@@ -118,8 +193,13 @@ func (r *Run) startApp(i int, a *AppRun) error {
 		"--dapr-http-port", strconv.Itoa(a.DaprHTTPPort),
 		"--dapr-grpc-port", strconv.Itoa(a.DaprGRPCPort),
 		"--dapr-internal-grpc-port", strconv.Itoa(a.DaprInternalGRPCPort),
+		"--dapr-internal-grpc-listen-address", "127.0.0.1",
 		"--metrics-port", strconv.Itoa(a.MetricsPort),
+		"--metrics-listen-address", "127.0.0.1",
 		"--log-level", a.LogLevel,
+	}
+	if r.Authority != nil {
+		args = append(args, r.Authority.daprdArgs()...)
 	}
 	for _, p := range a.ResourcesPaths {
 		args = append(args, "--resources-path", p)
@@ -131,14 +211,17 @@ func (r *Run) startApp(i int, a *AppRun) error {
 	// Both sides of the app-sidecar link get both tokens; daprd does not see
 	// the run file's env, as under the Dapr CLI.
 	tokens := []string{"DAPR_API_TOKEN=" + a.APIToken, "APP_API_TOKEN=" + a.AppToken}
-	env := append(append(os.Environ(), r.opts.Env...), tokens...)
+	env := append(append(r.env(), tokens...), "DAPR_HOST_IP=127.0.0.1")
+	if r.Authority != nil {
+		env = append(env, r.Authority.daprdEnv(a.ID)...)
+	}
 	if err := r.spawn(i, a.ID, "daprd", a.Dir, append([]string{r.opts.Daprd}, args...), env); err != nil {
 		return err
 	}
 	if len(a.Command) == 0 {
 		return nil
 	}
-	appEnv := append(os.Environ(), r.opts.Env...)
+	appEnv := r.env()
 	keys := make([]string, 0, len(a.Env))
 	for k := range a.Env {
 		keys = append(keys, k)
@@ -148,9 +231,11 @@ func (r *Run) startApp(i int, a *AppRun) error {
 		appEnv = append(appEnv, k+"="+a.Env[k])
 	}
 	// The names the Dapr CLI gives an app; they win over the file's env so the
-	// app and its sidecar always agree.
+	// app and its sidecar always agree. APP_HOST: the address the sidecar
+	// calls (--app-channel-address), the only one the app should listen on.
 	appEnv = append(appEnv,
 		"APP_ID="+a.ID,
+		"APP_HOST=127.0.0.1",
 		"APP_PORT="+strconv.Itoa(a.AppPort),
 		"APP_PROTOCOL="+a.AppProtocol,
 		"DAPR_HTTP_PORT="+strconv.Itoa(a.DaprHTTPPort),
@@ -184,7 +269,7 @@ func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
 		pw.Close()
 		return errors.New("runner: the run is stopped")
 	}
-	p := &proc{name: app + " " + source, app: app, source: source, index: i, dir: dir, argv: argv, env: env,
+	p := &proc{name: strings.TrimSpace(app + " " + source), app: app, source: source, index: i, dir: dir, argv: argv, env: env,
 		cmd: cmd, tail: newTail(40), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		pr.Close()
@@ -209,9 +294,10 @@ func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
 }
 
 // Kill ends one process of the run as a crash would: SIGKILL to the process
-// group of appID's app (source "app") or sidecar (source "daprd"), and
-// returns once it has exited. Fault tests use it; Wait does not count it as
-// a failure. Restart brings the process back.
+// group of appID's app (source "app") or sidecar (source "daprd"), or of the
+// run's Sentry (appID "sentry", source ""), and returns once it has exited.
+// Fault tests use it; Wait does not count it as a failure. Restart brings
+// the process back.
 func (r *Run) Kill(appID, source string) error {
 	p := r.current(appID, source)
 	if p == nil {
@@ -239,28 +325,24 @@ func (r *Run) Restart(ctx context.Context, appID, source string) error {
 	if err := r.spawn(p.index, p.app, p.source, p.dir, p.argv, p.env); err != nil {
 		return err
 	}
-	a := r.App(appID)
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath)
-	if source == "daprd" {
-		url = fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort)
-	}
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(r.opts.ReadyTimeout)
-	for !healthy(ctx, client, url, "") {
-		np := r.current(appID, source)
-		select {
-		case <-np.done:
-			return fmt.Errorf("%s exited after its restart (%v)\n%s", np.name, np.err, np.tail.render(np.name))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy %s after its restart (checked %s)", np.name, r.opts.ReadyTimeout, url)
-		}
+	if err := r.waitHealthy(ctx, r.current(appID, source), r.healthURL(appID, source)); err != nil {
+		return fmt.Errorf("after its restart: %w", err)
 	}
 	r.console.say("restarted %s", p.name)
 	return nil
+}
+
+// healthURL is the health check of appID's source: "app", "daprd", or
+// Sentry's (appID "sentry", source "").
+func (r *Run) healthURL(appID, source string) string {
+	if appID == "sentry" && source == "" {
+		return r.Authority.healthURL()
+	}
+	a := r.App(appID)
+	if source == "daprd" {
+		return fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath)
 }
 
 // current returns the latest process started for appID's source.
@@ -282,17 +364,14 @@ func (r *Run) waitReady(ctx context.Context) error {
 		owner     *proc
 	}
 	var pending []check
-	pi := 0
 	for _, a := range r.Apps {
-		daprd := r.procs[pi]
-		pi++
-		pending = append(pending, check{a.ID + " daprd", fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort), daprd})
+		daprd := r.current(a.ID, "daprd")
+		pending = append(pending, check{a.ID + " daprd", r.healthURL(a.ID, "daprd"), daprd})
 		owner := daprd
 		if len(a.Command) > 0 {
-			owner = r.procs[pi]
-			pi++
+			owner = r.current(a.ID, "app")
 		}
-		pending = append(pending, check{a.ID + " app", fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath), owner})
+		pending = append(pending, check{a.ID + " app", r.healthURL(a.ID, "app"), owner})
 	}
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(r.opts.ReadyTimeout)
@@ -450,6 +529,9 @@ func (r *Run) Stop() {
 		if len(stubborn) > 0 {
 			r.console.say("killed after %s: %s", r.opts.StopGrace, strings.Join(stubborn, ", "))
 		}
+		if r.Authority != nil {
+			r.Authority.remove()
+		}
 		r.console.say("stopped %d processes", len(r.procs))
 	})
 }
@@ -491,8 +573,9 @@ func (p *proc) exited() bool {
 	}
 }
 
-// assignPorts fills zero ports with free ones and checks that fixed ones are free.
-func assignPorts(apps []*AppRun) error {
+// assignPorts fills zero ports with free ones and checks that fixed ones are
+// free; extra ports (zero) get free ones too, none the same as another.
+func assignPorts(apps []*AppRun, extra ...*int) error {
 	var holds []net.Listener
 	defer func() {
 		for _, l := range holds {
@@ -520,6 +603,15 @@ func assignPorts(apps []*AppRun) error {
 			holds = append(holds, l)
 			*p.port = l.Addr().(*net.TCPAddr).Port
 		}
+	}
+	for _, p := range extra {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		holds = append(holds, l)
+		*p = l.Addr().(*net.TCPAddr).Port
 	}
 	return errors.Join(errs...)
 }

@@ -33,14 +33,15 @@ import (
 )
 
 type options struct {
-	daprd, gateway, runFile, secrets, adminEmail, out, pprof string
-	rate                                                     int
-	duration                                                 time.Duration
+	daprd, sentry, gateway, runFile, secrets, adminEmail, out, pprof string
+	rate                                                             int
+	duration                                                         time.Duration
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.daprd, "daprd", "../.bin/daprd", "the daprd binary for the floor")
+	flag.StringVar(&o.sentry, "sentry", "../.bin/sentry", "Dapr's sentry binary: the floor's sidecars use mTLS, as the suite's do")
 	flag.IntVar(&o.rate, "rate", 200, "arrivals per second of every measurement")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of every measurement")
 	flag.StringVar(&o.gateway, "gateway", "http://127.0.0.1:8080", "the suite's gateway; the suite part is skipped when it does not answer")
@@ -70,9 +71,16 @@ func run(ctx context.Context, o options) error {
 	if _, err := os.Stat(daprd); err != nil {
 		return fmt.Errorf("no daprd at %s: run make tools", daprd)
 	}
+	sentry, err := filepath.Abs(o.sentry)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(sentry); err != nil {
+		return fmt.Errorf("no sentry at %s: run make tools", sentry)
+	}
 	waitIdle(ctx, o.runFile)
-	say("floor: starting two daprd sidecars and no-op apps")
-	floor, err := bench.StartFloor(ctx, daprd, io.Discard)
+	say("floor: starting Sentry, two daprd sidecars (mTLS between them) and no-op apps")
+	floor, err := bench.StartFloor(ctx, daprd, sentry, io.Discard)
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,12 @@ app and its source, waits until every daprd (/v1.0/healthz) and app (health
 path) answers, and prints where to send requests. Ctrl-C or SIGTERM stops
 everything; so does any child exiting, and then daprun exits non-zero.
 
+With -sentry (make run passes .bin/sentry, which make tools builds) it
+first starts a Dapr Sentry of this run alone, and every sidecar-to-sidecar
+call uses mTLS with its certificates: only this run's sidecars can call each
+other's internal gRPC port. Without it those calls are unauthenticated, and
+daprun says so.
+
 Before starting it checks that every Redis named in the components answers.
 With -start-redis it starts a private redis-server when none does. With
 -kafka it runs an in-process Kafka broker on that loopback port for the
@@ -47,6 +53,7 @@ Flags:
 type config struct {
 	file         string
 	daprd        string
+	sentry       string
 	resources    string
 	readyTimeout time.Duration
 	stopGrace    time.Duration
@@ -76,6 +83,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	fs.StringVar(&cfg.file, "f", ".", "run file, or a directory holding dapr.yaml")
 	fs.StringVar(&cfg.daprd, "daprd", "", "daprd binary (default: $DAPRD, else .bin/daprd beside the run file, else daprd on PATH)")
+	fs.StringVar(&cfg.sentry, "sentry", "", "Dapr's sentry binary: mTLS between the sidecars (default: .bin/sentry beside the run file when there is one; make run passes it)")
 	fs.StringVar(&cfg.resources, "resources", "", "comma-separated resources paths that replace every app's (switches the component profile)")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every daprd and app to be healthy")
 	fs.DurationVar(&cfg.stopGrace, "stop-grace", 10*time.Second, "how long children get after SIGTERM before SIGKILL")
@@ -142,8 +150,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sentry, err := findSentry(cfg.sentry, f.Dir)
+	if err != nil {
+		return err
+	}
+	if sentry == "" {
+		fmt.Fprintln(out, unauthenticated)
+	}
 	opts := runner.Options{
-		Daprd: daprd, Out: out, ReadyTimeout: cfg.readyTimeout, StopGrace: cfg.stopGrace,
+		Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: cfg.readyTimeout, StopGrace: cfg.stopGrace,
 		Color: cfg.color == "always" || (cfg.color == "auto" && isTerminal(out)),
 	}
 
@@ -163,6 +178,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	fmt.Fprintf(out, "daprun: starting %d apps from %s with %s\n", len(f.Apps), f.Path, daprd)
+	if sentry != "" {
+		fmt.Fprintf(out, "daprun: sidecar-to-sidecar calls use mTLS with certificates from %s\n", sentry)
+	}
 	r, err := runner.Start(ctx, f, opts)
 	if err != nil {
 		return err
@@ -211,6 +229,32 @@ func findDaprd(flagValue, dir string) (string, error) {
 		return p, nil
 	}
 	return "", errors.New("no daprd found: run `make tools` to build the pinned daprd into .bin/, or pass -daprd")
+}
+
+// unauthenticated is the warning of a run without Sentry.
+const unauthenticated = `daprun: WARNING: no Sentry (-sentry): sidecar-to-sidecar calls are NOT authenticated.
+daprun:   Any process that reaches a sidecar's internal gRPC port can call every route of its app,
+daprun:   with the app token added. Build Sentry with tools/toolchain.sh sentry (make tools) and
+daprun:   pass -sentry .bin/sentry, as make run does.`
+
+// findSentry resolves the sentry binary: the flag's (which must exist), else
+// .bin/sentry beside the run file, else none ("").
+func findSentry(flagValue, dir string) (string, error) {
+	if flagValue != "" {
+		if _, err := os.Stat(flagValue); err != nil {
+			return "", fmt.Errorf("-sentry %s: not found (tools/toolchain.sh sentry builds it)", flagValue)
+		}
+		return filepath.Abs(flagValue)
+	}
+	if p := filepath.Join(dir, ".bin", "sentry"); fileExists(p) {
+		return p, nil
+	}
+	return "", nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 // ensureRedis checks every Redis the components name. When one does not answer
@@ -319,6 +363,11 @@ func printEndpoints(out io.Writer, r *runner.Run, envFile string) {
 		fmt.Fprintf(out, "\n  public API: http://127.0.0.1:%d/api   e.g. curl -s http://127.0.0.1:%d/api/products\n", g.AppPort, g.AppPort)
 	}
 	fmt.Fprintf(out, "  sidecars want their API token (dapr-api-token header); addresses and tokens: source %s\n", envFile)
+	if r.Authority == nil {
+		fmt.Fprintln(out, "\n"+unauthenticated)
+	} else {
+		fmt.Fprintf(out, "  sidecar to sidecar: mTLS, certificates from this run's Sentry at %s\n", r.Authority.Address())
+	}
 	fmt.Fprintln(out, "\nPress Ctrl-C to stop everything.")
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/daprshop/suite/tools/runner/runnertest"
 )
 
-// bins holds daprun, the fake daprd and the test app, built once.
+// bins holds daprun, the fake daprd and sentry and the test app, built once.
 var bins string
 
 func TestMain(m *testing.M) {
@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for name, pkg := range map[string]string{"daprun": ".", "fakedaprd": "./testdata/fakedaprd", "testapp": "./testdata/testapp"} {
+	for name, pkg := range map[string]string{"daprun": ".", "fakedaprd": "./testdata/fakedaprd", "fakesentry": "./testdata/fakesentry", "testapp": "./testdata/testapp"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
@@ -244,6 +244,9 @@ func TestSignalStopsEverything(t *testing.T) {
 			b, _ := os.ReadFile(envFile)
 			if err != nil || st.Mode().Perm() != 0o600 || !strings.Contains(string(b), "ALPHA_DAPR_API_TOKEN=") || !strings.Contains(string(b), "BETA_DAPR_HTTP=http://127.0.0.1:") {
 				t.Fatalf("sidecars.env: %v %v\n%s", err, st, b)
+			}
+			if !strings.Contains(out.String(), "sidecar-to-sidecar calls are NOT authenticated") {
+				t.Errorf("no warning of a run without Sentry:\n%s", out)
 			}
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -474,4 +477,53 @@ func TestPrivateRedisThatFailsIsShown(t *testing.T) {
 	t.Setenv("PATH", fakeBin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd, out, marker := start(t, dir, "-start-redis")
 	failsWith(t, cmd, out, marker, 8*time.Second, "exited (exit status 1)", "cannot listen: on purpose")
+}
+
+// TestSentryRunsWithTheSuite: with -sentry, daprun starts Sentry before the
+// sidecars, gives every daprd what it needs for mTLS, and stops Sentry with
+// the rest; a -sentry that does not exist stops it before anything starts.
+func TestSentryRunsWithTheSuite(t *testing.T) {
+	dir := suite(t, nil)
+	cmd, out, marker := start(t, dir, "-sentry", filepath.Join(t.TempDir(), "sentry"))
+	if code := exitCode(t, cmd, 10*time.Second); code == 0 || !strings.Contains(out.String(), "sentry") || !strings.Contains(out.String(), "not found") {
+		t.Fatalf("a missing -sentry: exit %d\n%s", code, out)
+	}
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("started without its Sentry: %v", left)
+	}
+
+	cmd, out, marker = start(t, dir, "-sentry", filepath.Join(bins, "fakesentry"), "-stop-grace", "2s")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	for _, want := range []string{"sentry ready at 127.0.0.1:", "sidecar to sidecar: mTLS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out.String(), "NOT authenticated") {
+		t.Errorf("warns of no Sentry while it runs one:\n%s", out)
+	}
+	procs := runnertest.Tagged(marker)
+	// daprun, Sentry, 2 sidecars, 2 apps.
+	if len(procs) != 6 {
+		t.Fatalf("%d tagged processes while running, want 6:\n%s", len(procs), strings.Join(procs, "\n"))
+	}
+	sidecars := 0
+	for _, p := range procs {
+		if strings.Contains(p, ": "+filepath.Join(bins, "fakedaprd")+" ") {
+			sidecars++
+			if !strings.Contains(p, "--enable-mtls --sentry-address 127.0.0.1:") {
+				t.Errorf("a sidecar without mTLS: %s", p)
+			}
+		}
+	}
+	if sidecars != 2 {
+		t.Fatalf("%d sidecars, want 2:\n%s", sidecars, strings.Join(procs, "\n"))
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0\n%s", code, out)
+	}
+	assertClean(t, marker, out.String())
 }

@@ -1,12 +1,17 @@
-// Package runnertest helps tests prove that a run leaves nothing behind: it
-// tags every child with a unique environment variable and finds processes that
-// still carry the tag.
+// Package runnertest helps tests look at a run's processes: it tags every
+// child with a unique environment variable, finds the processes that carry
+// the tag (to prove a run leaves nothing behind), and the TCP sockets they
+// listen on.
 package runnertest
 
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +33,19 @@ func NewMarker() string {
 // the environment, so this finds grandchildren too. Linux only (/proc).
 func Tagged(marker string) []string {
 	var found []string
+	for _, p := range tagged(marker) {
+		found = append(found, strconv.Itoa(p.pid)+": "+p.cmdline)
+	}
+	return found
+}
+
+type process struct {
+	pid     int
+	cmdline string
+}
+
+func tagged(marker string) []process {
+	var found []process
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
@@ -43,9 +61,103 @@ func Tagged(marker string) []string {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
-		found = append(found, strconv.Itoa(pid)+": "+strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		found = append(found, process{pid, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))})
 	}
 	return found
+}
+
+// Listener is a TCP socket in the LISTEN state and the process holding it.
+type Listener struct {
+	PID     int
+	Command string // the process's command line
+	Addr    netip.AddrPort
+}
+
+func (l Listener) String() string {
+	return fmt.Sprintf("%s (pid %d: %s)", l.Addr, l.PID, l.Command)
+}
+
+// Listening returns every TCP socket (IPv4 and IPv6) in the LISTEN state held
+// by a process Tagged finds, as the kernel reports it: the sockets among each
+// process's open files (/proc/PID/fd), looked up in /proc/net/tcp and tcp6.
+// Whatever a process was told by its flags, this is where it listens.
+func Listening(marker string) ([]Listener, error) {
+	listening := map[string]netip.AddrPort{} // socket inode -> local address
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		if err := readListening(table, listening); err != nil {
+			return nil, err
+		}
+	}
+	var out []Listener
+	for _, p := range tagged(marker) {
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.pid, fd.Name()))
+			if err != nil {
+				continue
+			}
+			inode, ok := strings.CutPrefix(link, "socket:[")
+			if !ok {
+				continue
+			}
+			if addr, ok := listening[strings.TrimSuffix(inode, "]")]; ok {
+				out = append(out, Listener{PID: p.pid, Command: p.cmdline, Addr: addr})
+			}
+		}
+	}
+	return out, nil
+}
+
+// readListening adds the LISTEN sockets of a /proc/net/tcp{,6} table to m.
+// A line: "sl local_address rem_address st ... inode ...", the address as
+// hex IP (32-bit words in host byte order) and hex port, state 0A = LISTEN.
+func readListening(table string, m map[string]netip.AddrPort) error {
+	b, err := os.ReadFile(table)
+	if err != nil {
+		if os.IsNotExist(err) && strings.HasSuffix(table, "6") {
+			return nil // no IPv6 on this machine
+		}
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" {
+			continue
+		}
+		addr, err := parseProcAddr(f[1])
+		if err != nil {
+			return fmt.Errorf("%s: %q: %w", table, f[1], err)
+		}
+		m[f[9]] = addr
+	}
+	return nil
+}
+
+func parseProcAddr(s string) (netip.AddrPort, error) {
+	hexIP, hexPort, ok := strings.Cut(s, ":")
+	if !ok || (len(hexIP) != 8 && len(hexIP) != 32) {
+		return netip.AddrPort{}, errors.New("not IP:port in hex")
+	}
+	// The kernel prints each 32-bit word of the address as a number in the
+	// host's byte order.
+	raw := make([]byte, len(hexIP)/2)
+	for w := 0; w < len(hexIP); w += 8 {
+		v, err := strconv.ParseUint(hexIP[w:w+8], 16, 32)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		binary.NativeEndian.PutUint32(raw[w/2:], uint32(v))
+	}
+	port, err := strconv.ParseUint(hexPort, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	addr, _ := netip.AddrFromSlice(raw)
+	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
 }
 
 // zombie reads the state field of /proc/<pid>/stat: "pid (comm) S ...".

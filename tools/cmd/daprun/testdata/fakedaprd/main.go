@@ -1,5 +1,6 @@
 // Command fakedaprd stands in for daprd in the runner's unit tests: it accepts
-// the flags the runner passes, and answers /v1.0/healthz with 204 once the
+// the flags the runner passes, checks that --enable-mtls comes with the
+// environment daprd needs for it, and answers /v1.0/healthz with 204 once the
 // app's port accepts connections, as daprd does.
 package main
 
@@ -20,10 +21,24 @@ func main() {
 	httpPort := fs.Int("dapr-http-port", 3500, "")
 	appPort := fs.Int("app-port", 0, "")
 	for _, name := range []string{"app-id", "app-protocol", "app-channel-address", "dapr-listen-addresses", "dapr-grpc-port",
-		"dapr-internal-grpc-port", "metrics-port", "log-level", "resources-path", "config", "dapr-graceful-shutdown-seconds"} {
+		"dapr-internal-grpc-port", "dapr-internal-grpc-listen-address", "metrics-port", "metrics-listen-address",
+		"log-level", "resources-path", "config", "dapr-graceful-shutdown-seconds",
+		"sentry-address", "control-plane-trust-domain", "control-plane-namespace"} {
 		fs.String(name, "", "")
 	}
+	mtls := fs.Bool("enable-mtls", false, "")
 	_ = fs.Parse(os.Args[1:])
+	// What daprd needs for its certificate from Sentry.
+	if *mtls {
+		if os.Getenv("DAPR_TRUST_ANCHORS") == "" {
+			fmt.Println("fakedaprd: --enable-mtls without DAPR_TRUST_ANCHORS")
+			os.Exit(1)
+		}
+		if b, err := os.ReadFile(os.Getenv("DAPR_SENTRY_TOKEN_FILE")); err != nil || len(b) == 0 {
+			fmt.Println("fakedaprd: --enable-mtls without a token in DAPR_SENTRY_TOKEN_FILE:", err)
+			os.Exit(1)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
