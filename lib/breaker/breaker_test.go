@@ -99,17 +99,19 @@ func guard(failures uint32) (breaker.Guard, *[]time.Duration) {
 }
 
 // clientErrors are what a dependency answers when the request itself is
-// wrong: every 4xx status as the sidecar client reads it (with and without
-// the error model in the body), and the client codes made in code.
+// wrong: every client code of the error model, as the sidecar client reads
+// the dependency's own answer (its status and body) and as made in code.
+// (A 4xx that is not the dependency's own answer, such as daprd refusing a
+// call, is not a client error: sidecar.ReplyError makes it Unavailable.)
 func clientErrors() map[string]error {
 	out := map[string]error{}
-	for s := 400; s < 500; s++ {
-		out[fmt.Sprintf("%d bare", s)] = sidecar.ReplyError("dep", s, []byte(`{"errorCode":"ERR_X","message":"x"}`))
-		body := fmt.Sprintf(`{"error":{"code":%q,"message":"x"}}`, apierr.FromStatus(s))
-		out[fmt.Sprintf("%d error model", s)] = sidecar.ReplyError("dep", s, []byte(body))
-	}
-	for _, c := range []apierr.Code{apierr.Invalid, apierr.Unauthenticated, apierr.Forbidden, apierr.NotFound,
-		apierr.MethodNotAllowed, apierr.Conflict, apierr.TooManyRequests} {
+	for _, c := range apierr.Codes() {
+		s := apierr.Status(c)
+		if s/100 != 4 {
+			continue
+		}
+		body := fmt.Sprintf(`{"error":{"code":%q,"message":"x"}}`, c)
+		out[fmt.Sprintf("%d %s reply", s, c)] = sidecar.ReplyError("dep", s, []byte(body))
 		out[string(c)] = fmt.Errorf("wrapped: %w", apierr.Errorf(c, "declined, or whatever the reason"))
 	}
 	out["cancelled by the caller"] = context.Canceled
