@@ -295,7 +295,7 @@ func ReplyError(app string, status int, raw []byte) error {
 // OwnError returns the error a reply stands for if it is a service's own
 // error answer: a 4xx or a 503 whose body is exactly the error model
 // ({"error":{"code","message","fields"}}, nothing else) with a known code
-// whose status is the reply's, and a message.
+// whose status fits the reply's (see statusFits), and a message.
 func OwnError(status int, raw []byte) (*apierr.Error, bool) {
 	if status/100 != 4 && status != http.StatusServiceUnavailable {
 		return nil, false
@@ -310,13 +310,20 @@ func OwnError(status int, raw []byte) (*apierr.Error, bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if dec.Decode(&body) != nil || dec.More() || body.Error == nil || body.Error.Message == "" ||
-		!slices.Contains(apierr.Codes(), body.Error.Code) || apierr.Status(body.Error.Code) != status {
+		!slices.Contains(apierr.Codes(), body.Error.Code) || !statusFits(apierr.Status(body.Error.Code), status) {
 		return nil, false
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, false
 	}
 	return &apierr.Error{Code: body.Error.Code, Message: body.Error.Message, Fields: body.Error.Fields}, true
+}
+
+// statusFits reports whether a reply's status fits the status of the code in
+// its body: the same, or both client errors (a service in another language
+// may answer 422 for invalid input; the code decides what the client sees).
+func statusFits(codeStatus, status int) bool {
+	return codeStatus == status || codeStatus/100 == 4 && status/100 == 4
 }
 
 // Healthy reports whether the daprd HTTP API at addr answers its health endpoint.

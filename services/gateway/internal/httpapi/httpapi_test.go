@@ -428,7 +428,8 @@ func TestRelayPassesOnlyTheServicesOwnAnswers(t *testing.T) {
 		{"502", 502, nil, ``},
 		{"504", 504, nil, `{"error":{"code":"unavailable","message":"LEAK"}}`},
 		{"unknown code", 400, nil, `{"error":{"code":"teapot","message":"LEAK"}}`},
-		{"code of another status", 404, nil, `{"error":{"code":"invalid","message":"LEAK"}}`},
+		{"client code on a 503", 503, nil, `{"error":{"code":"invalid","message":"LEAK"}}`},
+		{"unavailable code on a 4xx", 404, nil, `{"error":{"code":"unavailable","message":"LEAK"}}`},
 		{"internal code on a 4xx", 400, nil, `{"error":{"code":"internal","message":"LEAK"}}`},
 		{"no message", 404, nil, `{"error":{"code":"not_found"}}`},
 		{"error model and more", 404, nil, `{"error":{"code":"not_found","message":"LEAK"},"errorCode":"ERR_DIRECT_INVOKE"}`},
@@ -477,6 +478,8 @@ func TestRelayPassesTheServicesOwnAnswers(t *testing.T) {
 		{"own 404", 404, nil, `{"error":{"code":"not_found","message":"order ord_1 not found"}}`, "", "ord_1 not found"},
 		{"own 400", 400, nil, `{"error":{"code":"invalid","message":"items: bad","fields":[{"field":"items","message":"bad"}]}}`, "", `"field":"items"`},
 		{"own 409", 409, http.Header{"Retry-After": {"2"}}, `{"error":{"code":"conflict","message":"email taken"}}`, "2", "email taken"},
+		// Another service's 4xx with a client code: the code decides the status.
+		{"own 422 with code invalid", 422, nil, `{"error":{"code":"invalid","message":"bad quantity"}}`, "", "bad quantity"},
 		{"own 429", 429, http.Header{"Retry-After": {"60"}}, `{"error":{"code":"too_many_requests","message":"slow down"}}`, "60", "slow down"},
 		{"own 503", 503, http.Header{"Retry-After": {"10"}}, `{"error":{"code":"unavailable","message":"order ord_1 is pending: payments unavailable (circuit open)"}}`, "10", "ord_1 is pending"},
 		{"own 503 without a hint", 503, nil, `{"error":{"code":"unavailable","message":"pending"}}`, "1", "pending"},
@@ -486,7 +489,11 @@ func TestRelayPassesTheServicesOwnAnswers(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			up := &upstream{status: c.status, header: c.header, reply: c.reply}
 			w := send(gateway(up), "GET", ordBase, token(t, auth.RoleCustomer, time.Hour), "")
-			if w.Code != c.status || !strings.Contains(w.Body.String(), c.wantContains) || w.Header().Get("Retry-After") != c.retryAfter {
+			want := c.status
+			if c.status == http.StatusUnprocessableEntity {
+				want = http.StatusBadRequest // the code, invalid, decides the status
+			}
+			if w.Code != want || !strings.Contains(w.Body.String(), c.wantContains) || w.Header().Get("Retry-After") != c.retryAfter {
 				t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
 			}
 			if c.status >= 400 {
