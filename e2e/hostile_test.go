@@ -102,7 +102,7 @@ func TestHostilePaths(t *testing.T) {
 		f     findings
 	}
 	var groups []*group
-	for _, tr := range paramTricks(v) {
+	for _, tr := range paramTricks(v, routes) {
 		g := &group{name: "param " + tr.name}
 		for _, r := range routes {
 			for _, p := range r.params {
@@ -181,10 +181,12 @@ type paramTrick struct {
 
 // paramTricks are the values an attacker puts in a path parameter: each
 // special character in one, two and three encodings, alone and after a
-// valid ID; dot segments; matrix parameters; overlong values; look-alikes;
-// and paths that climb out to a sidecar's API or to another service's
-// routes (the run's secret names included).
-func paramTricks(v victim) []paramTrick {
+// valid ID; an encoded slash and each literal segment of the routes after a
+// valid ID (another route of the service behind, e.g. .../ord_x%252fcancel);
+// dot segments; matrix parameters; overlong values; look-alikes; and paths
+// that climb out to a sidecar's API or to another service's routes (the
+// run's secret names included).
+func paramTricks(v victim, routes []apiRoute) []paramTrick {
 	var out []paramTrick
 	fixed := func(name, s string) { out = append(out, paramTrick{name, func(string) string { return s }}) }
 	after := func(s string) { out = append(out, paramTrick{"ID" + s, func(id string) string { return id + s }}) }
@@ -201,6 +203,18 @@ func paramTricks(v victim) []paramTrick {
 	for _, s := range []string{"/..", "/.", "/../", "%2f..", "%2f..%2f..", "%252f..%252f..", ";x=1", ";user_id=" + v.user.ID, "%3bx=1",
 		"%ef%bc%8f..", "%e2%88%95..", "．", "%252f..%252f..%252fv1.0%252fmetadata"} {
 		after(s)
+	}
+	segments := map[string]bool{}
+	for _, r := range routes {
+		for _, seg := range strings.Split(r.template, "/") {
+			if seg != "" && seg != "api" && !strings.HasPrefix(seg, "{") {
+				segments[seg] = true
+			}
+		}
+	}
+	for _, seg := range slices.Sorted(maps.Keys(segments)) {
+		after("%2f" + seg)
+		after("%252f" + seg)
 	}
 	long := strings.Repeat("a", 8<<10)
 	fixed("8 KiB", long)
