@@ -237,10 +237,11 @@ func serverRejection(rep rawReply) bool {
 	return rep.status/100 == 4 && strings.HasPrefix(string(rep.body), prefix) && len(rep.body) < 200
 }
 
-// sent reports whether the caller itself put v in the request, in any
-// encoding it may be decoded to.
+// sent reports whether the caller itself put v in the request (in any
+// segment of its path, any header, the body), in any encoding it may be
+// decoded to.
 func sent(rq rawRequest, v string) bool {
-	for _, s := range reflections(rq) {
+	for _, s := range reflections(rq, true) {
 		if strings.Contains(s, v) {
 			return true
 		}
@@ -248,11 +249,15 @@ func sent(rq rawRequest, v string) bool {
 	return false
 }
 
-// reflections are the strings a reply may echo of rq: its target, headers
-// and body, each decoded up to four times, cut at ? # ;, cleaned as a path,
-// and quoted the way Go's %q and JSON quote them. Longest first.
-func reflections(rq rawRequest) []string {
-	seeds := append([]string{rq.target, rq.body}, strings.Split(rq.target, "/")...)
+// reflections are the strings a reply may echo of rq: its whole target
+// (and, with segments, each segment of it), headers and body, each decoded
+// up to four times, cut at ? # ;, cleaned as a path, and quoted the way Go's
+// %q and JSON quote them. Longest first.
+func reflections(rq rawRequest, segments bool) []string {
+	seeds := []string{rq.target, rq.body}
+	if segments {
+		seeds = append(seeds, strings.Split(rq.target, "/")...)
+	}
 	for _, h := range rq.header {
 		seeds = append(seeds, h[1])
 	}
@@ -301,10 +306,12 @@ func decodings(s string) []string {
 	return out
 }
 
-// scrub removes from body every echo of what the request sent: a message
-// that quotes the caller's own path is not a leak.
+// scrub removes from body every echo of the request's whole path (and of
+// its headers and body): the gateway quoting the caller's own /api path is
+// not a leak. A part of it is not removed: a service quoting the path it
+// was asked for (/orders/ord_.../cancel) is.
 func scrub(body string, rq rawRequest) string {
-	for _, r := range reflections(rq) {
+	for _, r := range reflections(rq, false) {
 		body = strings.ReplaceAll(body, r, " ")
 	}
 	return body
