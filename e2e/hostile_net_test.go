@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -78,70 +76,18 @@ func (l listener) dial() string {
 }
 
 // runListeners finds every TCP socket in LISTEN state held by a process of
-// this run (runnertest.Tagged): the socket inodes of /proc/<pid>/fd matched
-// with /proc/net/tcp and tcp6. Linux only.
+// this run, as the kernel reports it (runnertest.Listening). Linux only.
 func runListeners(t *testing.T) []listener {
 	t.Helper()
-	owner := map[string]listener{} // socket inode -> its process
-	for _, line := range runnertest.Tagged(env.marker) {
-		pid, cmdline, _ := strings.Cut(line, ": ")
-		fds, err := os.ReadDir(filepath.Join("/proc", pid, "fd"))
-		if err != nil {
-			continue // exited meanwhile
-		}
-		for _, fd := range fds {
-			link, err := os.Readlink(filepath.Join("/proc", pid, "fd", fd.Name()))
-			if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
-				owner[strings.TrimSuffix(inode, "]")] = listener{pid: pid, process: processName(cmdline)}
-			}
-		}
+	ls, err := runnertest.Listening(env.marker)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var out []listener
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		f, err := os.Open(table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 || fields[3] != "0A" { // 0A: LISTEN
-				continue
-			}
-			l, ours := owner[fields[9]]
-			if !ours {
-				continue
-			}
-			addr, err := procAddr(fields[1])
-			if err != nil {
-				t.Fatalf("%s: %v", table, err)
-			}
-			l.addr = addr
-			out = append(out, l)
-		}
-		f.Close()
+	out := make([]listener, len(ls))
+	for i, l := range ls {
+		out[i] = listener{pid: strconv.Itoa(l.PID), process: processName(l.Command), addr: l.Addr}
 	}
 	return out
-}
-
-// procAddr parses an address of /proc/net/tcp{,6}: hex, each 32-bit word in
-// host (little-endian) order, then ":" and the port in hex.
-func procAddr(s string) (netip.AddrPort, error) {
-	host, port, _ := strings.Cut(s, ":")
-	b, err := hex.DecodeString(host)
-	if err != nil || len(b)%4 != 0 {
-		return netip.AddrPort{}, fmt.Errorf("address %q", s)
-	}
-	for i := 0; i < len(b); i += 4 {
-		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
-	}
-	a, ok := netip.AddrFromSlice(b)
-	p, perr := strconv.ParseUint(port, 16, 16)
-	if !ok || perr != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q", s)
-	}
-	return netip.AddrPortFrom(a, uint16(p)), nil
 }
 
 // processName names a process by its command line: "<app-id> daprd" for a
