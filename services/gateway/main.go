@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/daprshop/suite/lib/conf"
@@ -29,6 +31,31 @@ type config struct {
 	NotificationsApp string        `env:"NOTIFICATIONS_APP_ID" default:"notifications"`
 	InvokeTimeout    time.Duration `env:"INVOKE_TIMEOUT" default:"15s"`
 	MaxBodyBytes     int64         `env:"MAX_BODY_BYTES" default:"65536"`
+	// TrustedProxies lists, comma-separated, the networks (CIDR) of the
+	// proxies in front of the gateway whose X-Forwarded-For names the client;
+	// empty: clients connect directly.
+	TrustedProxies string `env:"TRUSTED_PROXIES"`
+}
+
+// parsePrefixes reads a comma-separated list of networks (CIDR).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("TRUSTED_PROXIES: %q is not a network such as 10.0.0.0/8", f)
+		}
+		if p.Bits() == 0 {
+			// Every address a proxy: a client could then name any address
+			// in X-Forwarded-For and it would be believed.
+			return nil, fmt.Errorf("TRUSTED_PROXIES: %q trusts every address; name the proxies' networks", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func main() { web.Main("gateway", run) }
@@ -40,6 +67,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	if cfg.MaxBodyBytes < 1024 {
 		return fmt.Errorf("config: MAX_BODY_BYTES must be at least 1024")
+	}
+	proxies, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
@@ -53,9 +84,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
 	h := httpapi.Routes(invoker, httpapi.KeyFunc(key.Bytes),
 		httpapi.Options{
-			Apps:    httpapi.Apps{Users: cfg.UsersApp, Products: cfg.ProductsApp, Orders: cfg.OrdersApp, Notifications: cfg.NotificationsApp},
-			MaxBody: cfg.MaxBodyBytes,
-			Now:     time.Now,
+			Apps:           httpapi.Apps{Users: cfg.UsersApp, Products: cfg.ProductsApp, Orders: cfg.OrdersApp, Notifications: cfg.NotificationsApp},
+			MaxBody:        cfg.MaxBodyBytes,
+			Now:            time.Now,
+			TrustedProxies: proxies,
 		}, m, log, invoker.Healthy)
 	return cfg.Web.ServePublic(ctx, log, h) // the public edge: clients call it directly
 }

@@ -13,8 +13,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -59,6 +59,11 @@ type Options struct {
 	// MaxBody bounds every request body.
 	MaxBody int64
 	Now     func() time.Time
+	// TrustedProxies are the networks of the proxies in front of the
+	// gateway (an ingress controller). A request from one of them names its
+	// client in X-Forwarded-For; from anyone else that header is the
+	// client's own claim and is ignored. None: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Routes returns the gateway's handler with every route registered. A route
@@ -345,8 +350,8 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, c call) {
 	hdr.Set(requestIDHeader, r.Header.Get(requestIDHeader))
 	// The client's address, for per-address limits upstream. Set here, never
 	// passed on from the client, which could name any address.
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		hdr.Set("X-Forwarded-For", host)
+	if addr, ok := h.clientAddr(r); ok {
+		hdr.Set("X-Forwarded-For", addr.String())
 	}
 	if cl, ok := r.Context().Value(claimsKey).(auth.Claims); ok {
 		hdr.Set(web.OwnerHeader, cl.UserID)
@@ -381,6 +386,47 @@ func (h *handlers) relay(w http.ResponseWriter, r *http.Request, c call) {
 		e.RetryAfter = retryAfter(ra)
 	}
 	web.RespondError(w, r, h.log, e)
+}
+
+// clientAddr is the address of the request's client: the TCP peer, unless
+// the peer is a trusted proxy, whose X-Forwarded-For names the client. That
+// header is read from the right, as each proxy appends the address it saw:
+// the first address that is not a trusted proxy is the client, and what a
+// client wrote to the left of it is ignored.
+func (h *handlers) clientAddr(r *http.Request) (netip.Addr, bool) {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	addr := peer.Addr().Unmap()
+	if !h.trusted(addr) {
+		return addr, true
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // garbage from the client's side: the last proxy is all we know
+		}
+		addr = hop.Unmap()
+		if !h.trusted(addr) {
+			return addr, true
+		}
+	}
+	return addr, true
+}
+
+// trusted reports whether addr is one of the trusted proxies.
+func (h *handlers) trusted(addr netip.Addr) bool {
+	for _, p := range h.opts.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // retryAfter reads a Retry-After in seconds (a sane number of them); any

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -514,6 +515,45 @@ func TestForwardedForIsTheClientNotItsClaim(t *testing.T) {
 	gateway(up).ServeHTTP(httptest.NewRecorder(), r)
 	if got := up.headers[0].Get("X-Forwarded-For"); got != "192.0.2.7" {
 		t.Fatalf("X-Forwarded-For upstream = %q", got)
+	}
+}
+
+// TestForwardedForBehindTrustedProxies: behind a trusted proxy (an ingress
+// controller) the client is the rightmost address of X-Forwarded-For that is
+// not a trusted proxy; what a client wrote to the left of it, or any header
+// from a peer that is not trusted, is ignored.
+func TestForwardedForBehindTrustedProxies(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	for _, c := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"direct client", "192.0.2.7:5555", []string{"203.0.113.1"}, "192.0.2.7"},
+		{"through the ingress", "10.1.2.3:5555", []string{"198.51.100.4"}, "198.51.100.4"},
+		{"a client's claim left of the ingress's", "10.1.2.3:5555", []string{"203.0.113.1, 198.51.100.4"}, "198.51.100.4"},
+		{"two proxies", "10.1.2.3:5555", []string{"198.51.100.4, 10.9.9.9"}, "198.51.100.4"},
+		{"headers in two lines", "10.1.2.3:5555", []string{"203.0.113.1", "198.51.100.4"}, "198.51.100.4"},
+		{"IPv6 proxy and client", "[fd00::1]:5555", []string{"2001:db8::7"}, "2001:db8::7"},
+		{"nothing forwarded", "10.1.2.3:5555", nil, "10.1.2.3"},
+		{"garbage forwarded", "10.1.2.3:5555", []string{"<script>"}, "10.1.2.3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := &upstream{status: 200, reply: `{}`}
+			h := httpapi.Routes(up, key, httpapi.Options{
+				Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications"},
+				MaxBody: 1024, Now: time.Now, TrustedProxies: proxies,
+			}, metrics.New("gateway"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
+			r := httptest.NewRequest("POST", "/api/login", strings.NewReader(`{}`))
+			r.RemoteAddr = c.peer
+			for _, v := range c.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if got := up.headers[0].Get("X-Forwarded-For"); got != c.want {
+				t.Fatalf("X-Forwarded-For upstream = %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 
