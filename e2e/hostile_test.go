@@ -595,17 +595,7 @@ func TestHostileForgedEvents(t *testing.T) {
 	})
 
 	t.Run("the victim's order, stock and notifications are what real events made them", func(t *testing.T) {
-		var cur order
-		eventually(t, 30*time.Second, func() string {
-			gateway(t, aTok).mustCall(t, "GET", "/api/orders/"+o.ID, nil, 200, &cur)
-			if cur.Status == "cancelled" {
-				t.Fatalf("the victim's order was cancelled: %+v", cur)
-			}
-			if cur.Status != "confirmed" {
-				return "the victim's order is " + cur.Status
-			}
-			return ""
-		})
+		cur := confirmedUncancelled(t, aTok, o.ID, "the victim's order")
 		if cur.PaymentID != o.PaymentID {
 			t.Errorf("the victim's order was settled with payment %s, not its own %s", cur.PaymentID, o.PaymentID)
 		}
@@ -624,6 +614,25 @@ func TestHostileForgedEvents(t *testing.T) {
 		}
 		f.report(t, 4)
 	})
+}
+
+// confirmedUncancelled waits for the order id (what, in messages), read
+// with its owner's token, to be confirmed, failing at once if it was
+// cancelled, and returns it.
+func confirmedUncancelled(t *testing.T, token, id, what string) order {
+	t.Helper()
+	var cur order
+	eventually(t, 30*time.Second, func() string {
+		gateway(t, token).mustCall(t, "GET", "/api/orders/"+id, nil, 200, &cur)
+		if cur.Status == "cancelled" {
+			t.Fatalf("%s was cancelled: %+v", what, cur)
+		}
+		if cur.Status != "confirmed" {
+			return what + " is " + cur.Status
+		}
+		return ""
+	})
+	return cur
 }
 
 // statusOf is the order status an orders event type announces.
@@ -894,17 +903,7 @@ func TestHostileCrossCustomer(t *testing.T) {
 	})
 
 	t.Run("A's order and stock are what A did", func(t *testing.T) {
-		var cur order
-		eventually(t, 30*time.Second, func() string {
-			gateway(t, aTok).mustCall(t, "GET", "/api/orders/"+o.ID, nil, 200, &cur)
-			if cur.Status == "cancelled" {
-				t.Fatalf("A's order was cancelled by B: %+v", cur)
-			}
-			if cur.Status != "confirmed" {
-				return "A's order is " + cur.Status
-			}
-			return ""
-		})
+		cur := confirmedUncancelled(t, aTok, o.ID, "A's order")
 		if cur.UserID != a.ID || cur.PaymentID != o.PaymentID {
 			t.Errorf("A's order changed hands or payment: %+v", cur)
 		}
