@@ -98,9 +98,23 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 				route = tpl
 			}
 		}
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(r.Method)
+		m.requests.WithLabelValues(route, method, strconv.Itoa(sw.status)).Inc()
+		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})
+}
+
+// methodLabel is the method as a label value: one of HTTP's own methods, or
+// "other". The method is the client's to choose, any token up to the size of
+// a request line; as a label each new one would be a new series, so a
+// stranger could grow the registry (and /metrics) without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // statusWriter remembers the status code a handler wrote.
