@@ -21,7 +21,7 @@ import (
 
 // Users is what the API needs from the domain.
 type Users interface {
-	Register(ctx context.Context, r users.SignUp) (users.User, error)
+	Register(ctx context.Context, r users.SignUp, addr string) (users.User, error)
 	Authenticate(ctx context.Context, l users.Login, addr string) (users.Token, error)
 	Get(ctx context.Context, id string) (users.User, error)
 }
@@ -56,7 +56,7 @@ func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
-	u, err := h.svc.Register(r.Context(), req)
+	u, err := h.svc.Register(r.Context(), req, clientAddr(r))
 	if err != nil {
 		web.RespondError(w, r, h.log, err)
 		return

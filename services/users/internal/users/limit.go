@@ -170,7 +170,7 @@ type attempt struct {
 // login holds its account's lock until done.
 func (l *Limits) admit(ctx context.Context, email, addr string) (*attempt, error) {
 	src := AddressKey(addr)
-	if err := l.takeAddress(ctx, src); err != nil {
+	if err := l.takeAddress(ctx, 's', src); err != nil {
 		return nil, err
 	}
 	a := &attempt{l: l, unlock: func() {}}
@@ -190,9 +190,10 @@ func (l *Limits) admit(ctx context.Context, email, addr string) (*attempt, error
 	return a, nil
 }
 
-// takeAddress counts one attempt from src unless its bucket is empty.
-func (l *Limits) takeAddress(ctx context.Context, src string) error {
-	key := digest('s', src)
+// takeAddress counts one attempt of kind ('s' a login, 'u' a sign-up: a
+// bucket each, of the same size) from src unless its bucket is empty.
+func (l *Limits) takeAddress(ctx context.Context, kind byte, src string) error {
+	key := digest(kind, src)
 	defer l.sources.Lock(key)()
 	e, _, err := l.Addresses.Get(ctx, key)
 	if err != nil {
@@ -282,7 +283,7 @@ func digest(kind byte, parts ...string) string {
 }
 
 func tooMany(wait time.Duration) error {
-	return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many login attempts, try again later", RetryAfter: wait}
+	return &apierr.Error{Code: apierr.TooManyRequests, Message: "too many attempts, try again later", RetryAfter: wait}
 }
 
 // AddressKey is the key a client address is limited by: the address itself

@@ -62,7 +62,7 @@ var victims = []victim{{"customer", "ada@example.com", "analytical engine"}, {"a
 // accounts signs ada and the admin up.
 func accounts(t *testing.T, svc *users.Service) {
 	t.Helper()
-	if _, err := svc.Register(context.Background(), ada); err != nil {
+	if _, err := svc.Register(context.Background(), ada, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.EnsureAdmin(context.Background(), adminEmail, adminPassword); err != nil {
@@ -278,6 +278,32 @@ func TestAddressLimit(t *testing.T) {
 	}
 }
 
+// TestSignUpsCountAgainstTheAddress: sign-ups from one address are limited
+// like its logins (each costs a bcrypt hash and tells whether an email is
+// taken), in a bucket of their own, so a client that signs up and logs in
+// gets both; other addresses are unaffected.
+func TestSignUpsCountAgainstTheAddress(t *testing.T) {
+	c := newClock()
+	svc, _, _ := limitedService(c.now, 0)
+	const addr = "203.0.113.9"
+	for i := range policy.AttemptsPerAddress {
+		su := users.SignUp{Email: fmt.Sprintf("spray%d@example.com", i), Password: "long enough pw", Name: "S"}
+		if _, err := svc.Register(context.Background(), su, addr); err != nil {
+			t.Fatalf("sign-up %d: %v", i, err)
+		}
+	}
+	past := users.SignUp{Email: "one-more@example.com", Password: "long enough pw", Name: "S"}
+	if _, err := svc.Register(context.Background(), past, addr); apierr.CodeOf(err) != apierr.TooManyRequests {
+		t.Fatalf("sign-up past the burst: %v", err)
+	}
+	if err := login(svc, "spray0@example.com", "long enough pw", addr); err != nil {
+		t.Fatalf("a login from the address that used its sign-ups: %v", err)
+	}
+	if _, err := svc.Register(context.Background(), past, "198.51.100.1"); err != nil {
+		t.Fatalf("a sign-up from another address: %v", err)
+	}
+}
+
 // Parallel guesses stop at the limits: the logins of one account run one at
 // a time, each seeing the failures before it.
 func TestParallelGuessesStopAtTheLimits(t *testing.T) {
@@ -365,7 +391,7 @@ func TestOneAccountPerEmailWhateverItsSpelling(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, email := range []string{adminEmail, "ADMIN@daprshop.local", " admin@DAPRSHOP.LOCAL\t", "\u00a0Admin@daprshop.local"} {
-		_, err := svc.Register(ctx, users.SignUp{Email: email, Password: "another password", Name: "Mallory"})
+		_, err := svc.Register(ctx, users.SignUp{Email: email, Password: "another password", Name: "Mallory"}, "")
 		if apierr.CodeOf(err) != apierr.Conflict {
 			t.Errorf("sign-up as %q next to %q: %v", email, adminEmail, err)
 		}
@@ -376,7 +402,7 @@ func TestOneAccountPerEmailWhateverItsSpelling(t *testing.T) {
 		"\uff41\uff44\uff4d\uff49\uff4e@daprshop.local", // fullwidth
 		"\u0430dmin@daprshop.local",                     // Cyrillic a
 	} {
-		_, err := svc.Register(ctx, users.SignUp{Email: email, Password: "another password", Name: "Mallory"})
+		_, err := svc.Register(ctx, users.SignUp{Email: email, Password: "another password", Name: "Mallory"}, "")
 		var e *apierr.Error
 		if !errors.As(err, &e) || e.Code != apierr.Invalid || len(e.Fields) != 1 || e.Fields[0].Field != "email" {
 			t.Errorf("sign-up as %q: %v", email, err)
@@ -394,7 +420,7 @@ func TestLoginRefusesPasswordsBcryptWouldCut(t *testing.T) {
 	ctx := context.Background()
 	svc, st := newService()
 	pw := strings.Repeat("p", 72)
-	if _, err := svc.Register(ctx, users.SignUp{Email: "long@example.com", Password: pw, Name: "Long"}); err != nil {
+	if _, err := svc.Register(ctx, users.SignUp{Email: "long@example.com", Password: pw, Name: "Long"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Authenticate(ctx, users.Login{Email: "long@example.com", Password: pw}, "10.0.0.1"); err != nil {

@@ -138,10 +138,18 @@ type Service struct {
 	dummy     []byte
 }
 
-// Register creates a customer account.
-func (s *Service) Register(ctx context.Context, r SignUp) (User, error) {
+// Register creates a customer account for a client at address addr. Sign-ups
+// from one address are limited like its logins (a bucket of their own, of the
+// same size; see Limits), before bcrypt: each costs a hash, and each answer
+// says whether an email is taken.
+func (s *Service) Register(ctx context.Context, r SignUp, addr string) (User, error) {
 	if err := r.Validate(); err != nil {
 		return User{}, err
+	}
+	if s.Limits != nil {
+		if err := s.Limits.takeAddress(ctx, 'u', AddressKey(addr)); err != nil {
+			return User{}, err
+		}
 	}
 	return s.create(ctx, normalEmail(r.Email), r.Password, strings.TrimSpace(r.Name), auth.RoleCustomer)
 }

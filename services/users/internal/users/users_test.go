@@ -94,7 +94,7 @@ var ada = users.SignUp{Email: "Ada@Example.com", Password: "analytical engine", 
 
 func TestRegisterAndLogin(t *testing.T) {
 	svc, st := newService()
-	u, err := svc.Register(context.Background(), ada)
+	u, err := svc.Register(context.Background(), ada, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,27 +120,27 @@ func TestRegisterAndLogin(t *testing.T) {
 
 func TestRegisterDuplicateAndRollback(t *testing.T) {
 	svc, st := newService()
-	if _, err := svc.Register(context.Background(), ada); err != nil {
+	if _, err := svc.Register(context.Background(), ada, ""); err != nil {
 		t.Fatal(err)
 	}
 	again := ada
 	again.Email = "ada@example.com"
-	if _, err := svc.Register(context.Background(), again); apierr.CodeOf(err) != apierr.Conflict {
+	if _, err := svc.Register(context.Background(), again, ""); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("duplicate: %v", err)
 	}
 	bob := users.SignUp{Email: "bob@example.com", Password: "secret password", Name: "Bob"}
 	st.failPut = apierr.Errorf(apierr.Unavailable, "store down")
-	if _, err := svc.Register(context.Background(), bob); apierr.CodeOf(err) != apierr.Unavailable {
+	if _, err := svc.Register(context.Background(), bob, ""); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("failed put: %v", err)
 	}
-	if _, err := svc.Register(context.Background(), bob); err != nil {
+	if _, err := svc.Register(context.Background(), bob, ""); err != nil {
 		t.Fatalf("email not released after a failed sign-up: %v", err)
 	}
 }
 
 func TestLoginFailuresLookAlike(t *testing.T) {
 	svc, _ := newService()
-	_, _ = svc.Register(context.Background(), ada)
+	_, _ = svc.Register(context.Background(), ada, "")
 	var msgs []string
 	for _, l := range []users.Login{
 		{Email: "ada@example.com", Password: "wrong password"},
@@ -213,7 +213,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatal("short admin password accepted")
 	}
 	// A customer's account is never promoted.
-	_, _ = svc.Register(ctx, ada)
+	_, _ = svc.Register(ctx, ada, "")
 	if _, err := svc.EnsureAdmin(ctx, "ada@example.com", "whatever password"); err == nil {
 		t.Fatal("customer promoted to admin")
 	}
