@@ -73,7 +73,7 @@ type Options struct {
 func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{up: up, keys: keys, opts: opts, log: log}
 	r := web.Router(log, m, ready)
-	r.Use(tracecontext.Edge, h.requestID, h.limitBody)
+	r.Use(tracecontext.Edge, h.limitBody)
 	api := r.PathPrefix("/api").Subrouter()
 	product, order := "/products/"+id.Product.Var("id"), "/orders/"+id.Order.Var("id")
 
@@ -95,8 +95,23 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api.Handle("/products", h.admin(h.forward(opts.Apps.Products, "products"))).Methods(http.MethodPost)
 	api.Handle(product+"/stock", h.admin(h.restock)).Methods(http.MethodPut)
 
+	// Anything else in an ID's place names nothing: said as such, not as an
+	// unknown route, and never forwarded.
+	api.Handle("/products/{id}", h.noSuch("product")).Methods(http.MethodGet)
+	api.Handle("/products/{id}/stock", h.noSuch("product")).Methods(http.MethodPut)
+	api.Handle("/orders/{id}", h.noSuch("order")).Methods(http.MethodGet)
+	api.Handle("/orders/{id}/cancel", h.noSuch("order")).Methods(http.MethodPost)
+
 	web.NoRoute(api, log, m)
-	return r
+	// Outside the router: its 404s and 405s carry the request ID too.
+	return h.requestID(r)
+}
+
+// noSuch answers a path whose ID is not one of kind's: 404.
+func (h *handlers) noSuch(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		web.RespondError(w, r, h.log, apierr.Errorf(apierr.NotFound, "no such %s", kind))
+	}
 }
 
 type handlers struct {

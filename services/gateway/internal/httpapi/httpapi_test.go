@@ -650,3 +650,33 @@ func TestUnknownRoutesAndMethodsAnswerJSON(t *testing.T) {
 		t.Errorf("Allow %q, want GET, POST", allow)
 	}
 }
+
+// TestEveryReplyCarriesARequestID: unknown paths, wrong methods and
+// malformed IDs too (the router answers those without its middleware).
+func TestEveryReplyCarriesARequestID(t *testing.T) {
+	h := gateway(&upstream{status: 200, reply: `{}`})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		message      string
+	}{
+		{"GET", "/api/nope", 404, "no such route"},
+		{"GET", "/", 404, "no such route"},
+		{"DELETE", "/api/products", 405, "method not allowed"},
+		{"GET", "/api/products/prd_doesnotexist", 404, "no such product"},
+		{"PUT", "/api/products/prd_x/stock", 404, "no such product"},
+		{"GET", "/api/orders/ord_x", 404, "no such order"},
+		{"POST", "/api/orders/ord_x/cancel", 404, "no such order"},
+		{"GET", "/api/products", 200, ""},
+	} {
+		w := send(h, c.method, c.path, "", "")
+		if w.Code != c.status || w.Header().Get("X-Request-ID") == "" {
+			t.Errorf("%s %s: %d, X-Request-ID %q", c.method, c.path, w.Code, w.Header().Get("X-Request-ID"))
+		}
+		if c.message != "" {
+			if e := errorBody(t, w); e.Message != c.message {
+				t.Errorf("%s %s: message %q, want %q", c.method, c.path, e.Message, c.message)
+			}
+		}
+	}
+}
