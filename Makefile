@@ -23,7 +23,7 @@ build: ## compile every service and the runner into .bin/
 
 TAG ?= dev
 
-images: ## build a container image per service (needs a Docker engine; TAG=dev): daprshop/<service>:$(TAG)
+images: ## build a container image per service (needs a Docker engine; TAG=dev): daprshop/<service>:<TAG>
 	@command -v docker >/dev/null || { echo "images need Docker (or a compatible builder) on PATH"; exit 1; }
 	@for s in $(SERVICES); do echo "==> image daprshop/$$s:$(TAG)"; \
 	  docker build -f services/$$s/Dockerfile -t daprshop/$$s:$(TAG) . || exit 1; done
@@ -88,7 +88,7 @@ test-e2e: ## integration tests on both profiles: real daprd sidecars, Redis, the
 
 SCENARIO ?= load
 
-loadtest: tools build ## run loadtest/$(SCENARIO).js with k6 (default: load, 50/s for 30s; starts the suite if needed); DURATION=... RATE=... PROFILE=...
+loadtest: tools build ## run loadtest/<SCENARIO>.js with k6 (default: load, 50/s for 30s; starts the suite if needed); DURATION=... RATE=... PROFILE=...
 	@PROFILE=$(PROFILE) bash tools/loadtest.sh $(SCENARIO)
 
 bench: tools build ## the sidecar floor (0, 1, 2 daprd hops) and the suite's endpoints at BENCH_RATE/s (starts the suite if needed)
@@ -120,5 +120,5 @@ fmt: ## gofmt every Go file
 vet: ## go vet every module through go.work
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
-clean: ## remove built binaries (.bin/)
-	rm -rf $(BIN)
+clean: ## remove built binaries (.bin/) and what runs left in .run/ (Prometheus data, private Redis)
+	rm -rf $(BIN) .run

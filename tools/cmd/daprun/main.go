@@ -80,6 +80,7 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var cfg config
 	fs := flag.NewFlagSet("daprun", flag.ContinueOnError)
+	fs.SetOutput(out) // -h | less: the help on stdout
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	fs.StringVar(&cfg.file, "f", ".", "run file, or a directory holding dapr.yaml")
 	fs.StringVar(&cfg.daprd, "daprd", "", "daprd binary (default: $DAPRD, else .bin/daprd beside the run file, else daprd on PATH)")
