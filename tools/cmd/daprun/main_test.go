@@ -435,6 +435,8 @@ func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A killed daprun leaves its run's directory behind: in the test's.
+	t.Setenv("TMPDIR", t.TempDir())
 	cmd, out, marker := start(t, dir, "-bin", binDir)
 	waitFor(t, out, "the suite is up", 30*time.Second)
 	if strings.Contains(out.String(), "sh -c") {
