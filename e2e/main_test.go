@@ -23,9 +23,11 @@ import (
 	"github.com/daprshop/suite/tools/runner/runnertest"
 )
 
-// env is the running suite every test talks to. It is started once: the apps
-// share app IDs, and two suites with the same IDs on one machine would find
-// each other's sidecars through mDNS.
+// env is the running suite every test talks to, started once per pass and
+// shared by its tests. Another suite with the same app IDs on the machine
+// (make run, another checkout's tests, the second suite of
+// TestTwoSuitesNeverCross) never reaches it: every run of the runner
+// resolves app IDs in a database of its own, not through mDNS.
 var env *suite
 
 type suite struct {

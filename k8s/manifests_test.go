@@ -791,3 +791,21 @@ func TestResiliencyLeavesAppCallsToCode(t *testing.T) {
 		}
 	}
 }
+
+// TestKubernetesNameResolution: no Configuration of the cluster names a name
+// resolver, so every daprd there uses Kubernetes' own (daprd's default in
+// Kubernetes mode): the SQLite resolver of local runs (tools/runner, names.go)
+// must not leak into the cluster.
+func TestKubernetesNameResolution(t *testing.T) {
+	for _, o := range overlays {
+		b := render(t, o)
+		if len(b.configs) == 0 {
+			t.Fatalf("%s: no Configuration rendered", o)
+		}
+		for name, c := range b.configs {
+			if nr := c.Spec.NameResolutionSpec; nr != nil {
+				t.Errorf("%s: Configuration %s sets name resolution %q; Kubernetes' own is the one to use", o, name, nr.Component)
+			}
+		}
+	}
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the suite's pinned toolchain into .bin/ from the Go module proxy:
-#   daprd (Dapr runtime, stablecomponents), sentry (Dapr's certificate
-#   authority: mTLS between the sidecars of a run), both with tools/dapr/*.patch,
-#   and k6 (load tests),
+#   daprd (Dapr runtime, stablecomponents plus the SQLite name resolver),
+#   sentry (Dapr's certificate authority: mTLS between the sidecars of a run),
+#   both with tools/dapr/*.patch, and k6 (load tests),
 # and makes sure Prometheus (prometheus, promtool) is installed: from Debian's
 # package when this is Debian/Ubuntu and we may install, otherwise it says how.
 # Skips what is already there at the right version and patch.
@@ -121,7 +121,10 @@ build_dapr() {
 
 # build_daprd: the version and the build tags: a daprd without
 # stablecomponents lacks the components the profiles name. The patch makes
-# --metrics-listen-address work (1.14.0 parses it and binds every interface).
+# --metrics-listen-address work (1.14.0 parses it and binds every interface)
+# and adds the SQLite name resolver to stablecomponents (the runner gives
+# every run one of its own, instead of mDNS); with the build cache warm, a
+# patch change rebuilds in about a minute.
 build_daprd() {
   build_dapr daprd "about 3 minutes on 2 cores, once" stablecomponents
   [[ "$("$BIN/daprd" --version)" == "$DAPR_VERSION" ]] || die "built daprd reports version '$("$BIN/daprd" --version)', want $DAPR_VERSION"

@@ -40,10 +40,11 @@ func (c *console) prefix(i int, app, source string) string {
 	return "\x1b[" + style + "m" + p + "\x1b[0m"
 }
 
-// copy forwards r line by line to the console and into t until r ends, then
-// closes r. A line longer than the buffer comes out in pieces: the pipe is
-// read to its end whatever the child writes, so a child never blocks on it.
-func (c *console) copy(r io.ReadCloser, prefix string, t *tail) {
+// copy forwards r line by line to the console, into t and to watch (when not
+// nil) until r ends, then closes r. A line longer than the buffer comes out in
+// pieces: the pipe is read to its end whatever the child writes, so a child
+// never blocks on it.
+func (c *console) copy(r io.ReadCloser, prefix string, t *tail, watch func(string)) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
@@ -53,6 +54,9 @@ func (c *console) copy(r io.ReadCloser, prefix string, t *tail) {
 		}
 		line := string(b)
 		t.add(line)
+		if watch != nil {
+			watch(line)
+		}
 		c.mu.Lock()
 		fmt.Fprintln(c.out, prefix+line)
 		c.mu.Unlock()

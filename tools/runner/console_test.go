@@ -21,7 +21,7 @@ func TestCopyKeepsReadingPastAHugeLine(t *testing.T) {
 	huge := strings.Repeat("x", 2<<20) // 2 MiB without a newline
 	r := &closeRecorder{Reader: strings.NewReader("first\n" + huge + "\nafter the huge line\n")}
 	tl := newTail(3)
-	c.copy(r, "app   | ", tl)
+	c.copy(r, "app   | ", tl, nil)
 	got := out.String()
 	if !strings.HasPrefix(got, "app   | first\n") || !strings.HasSuffix(got, "app   | after the huge line\n") {
 		t.Fatalf("lines lost around a huge one: starts %q, ends %q", got[:min(len(got), 40)], got[max(0, len(got)-40):])

@@ -31,8 +31,8 @@ import (
 //     certificate for any app ID to anyone who asks;
 //   - each daprd reads its app's token from a 0600 file in a 0700 directory
 //     (DAPR_SENTRY_TOKEN_FILE), and Stop removes it all (a runner killed
-//     outright leaves it in the temp dir: keys of a CA nothing trusts any
-//     more, tokens for a Sentry that is gone).
+//     outright leaves the run's directory in the temp dir: keys of a CA
+//     nothing trusts any more, tokens for a Sentry that is gone).
 const (
 	// sentryTrustDomain is Sentry's trust domain (--trust-domain). daprd
 	// must be told the same (--control-plane-trust-domain), or it waits for
@@ -67,10 +67,11 @@ type Authority struct {
 }
 
 // newAuthority makes the run's CA, token key, Sentry configuration and one
-// token per app ID in a new private directory. Start picks the ports.
-func newAuthority(appIDs []string, namespace string) (*Authority, error) {
-	dir, err := os.MkdirTemp("", "daprun-sentry-") // 0700
-	if err != nil {
+// token per app ID in a new private directory inside runDir. Start picks the
+// ports.
+func newAuthority(runDir string, appIDs []string, namespace string) (*Authority, error) {
+	dir := filepath.Join(runDir, "sentry")
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
 	a := &Authority{TrustDomain: sentryTrustDomain, Namespace: namespace, dir: dir, tokens: map[string]string{}}

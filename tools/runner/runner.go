@@ -63,6 +63,8 @@ type Run struct {
 	Authority *Authority
 
 	opts     Options
+	dir      string // 0700, removed by Stop: the name resolver's database, Sentry's files
+	names    string // the name resolution Configuration every daprd gets (names.go)
 	console  *console
 	mu       sync.Mutex // guards procs and stopped: Restart adds to procs
 	procs    []*proc
@@ -103,10 +105,20 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 		r.Apps = append(r.Apps, &AppRun{App: a, APIToken: newToken(), AppToken: newToken()})
 		ids = append(ids, a.ID)
 	}
+	dir, err := os.MkdirTemp("", "daprun-") // 0700
+	if err != nil {
+		return nil, err
+	}
+	r.dir = dir
+	if r.names, err = writeNameResolution(dir); err != nil {
+		r.Stop()
+		return nil, err
+	}
 	var sentryPorts []*int
 	if opts.Sentry != "" {
-		auth, err := newAuthority(ids, namespace(r.env()))
+		auth, err := newAuthority(dir, ids, namespace(r.env()))
 		if err != nil {
+			r.Stop()
 			return nil, err
 		}
 		r.Authority = auth
@@ -166,9 +178,12 @@ func (r *Run) waitHealthy(ctx context.Context, p *proc, url string) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(r.opts.ReadyTimeout)
 	for !healthy(ctx, client, url, "") {
+		if err := p.failure(); err != nil {
+			return err
+		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
+			return p.failure()
 		case <-ctx.Done():
 			return fmt.Errorf("interrupted while waiting for %s", p.name)
 		case <-time.After(100 * time.Millisecond):
@@ -182,8 +197,8 @@ func (r *Run) waitHealthy(ctx context.Context, p *proc, url string) error {
 
 func (r *Run) startApp(i int, a *AppRun) error {
 	// Every listener on loopback: the internal gRPC port (sidecar to sidecar)
-	// and the metrics port have flags of their own, and DAPR_HOST_IP is the
-	// address daprd announces to the other sidecars (mDNS).
+	// and the metrics port have flags of their own; daprd registers the
+	// internal port's address with the run's name resolver (names.go).
 	args := []string{
 		"--app-id", a.ID,
 		"--app-port", strconv.Itoa(a.AppPort),
@@ -207,10 +222,13 @@ func (r *Run) startApp(i int, a *AppRun) error {
 	if a.ConfigFile != "" {
 		args = append(args, "--config", a.ConfigFile)
 	}
+	// After the app's own: it sets the run's name resolver on top of it.
+	args = append(args, "--config", r.names)
 	args = append(args, r.opts.DaprdArgs...)
 	// Both sides of the app-sidecar link get both tokens; daprd does not see
 	// the run file's env, as under the Dapr CLI.
 	tokens := []string{"DAPR_API_TOKEN=" + a.APIToken, "APP_API_TOKEN=" + a.AppToken}
+	// DAPR_HOST_IP: the address daprd gives for itself, instead of the host's.
 	env := append(append(r.env(), tokens...), "DAPR_HOST_IP=127.0.0.1")
 	if r.Authority != nil {
 		env = append(env, r.Authority.daprdEnv(a.ID)...)
@@ -279,7 +297,15 @@ func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
 	pw.Close()
 	r.procs = append(r.procs, p)
 	prefix := r.console.prefix(i, app, source)
-	go r.console.copy(pr, prefix, p.tail)
+	var watch func(string)
+	if source == "daprd" {
+		watch = func(line string) {
+			if resolverFailure(line) {
+				p.noResolver.CompareAndSwap(nil, &line)
+			}
+		}
+	}
+	go r.console.copy(pr, prefix, p.tail, watch)
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -423,8 +449,8 @@ func (r *Run) waitReady(ctx context.Context) error {
 
 // warmInvocation calls every app's health path through every sidecar until
 // each call succeeds. Ready then also means "reachable by service invocation":
-// the first lookups of Dapr's mDNS name resolution can fail while many
-// sidecars start at once, and this is where they happen, not in a request.
+// the first lookups in the run's name resolver and the first mTLS
+// connections between sidecars happen here, not in a request.
 func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline time.Time) error {
 	for _, from := range r.Apps {
 		for _, to := range r.Apps {
@@ -447,12 +473,13 @@ func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline 
 	return nil
 }
 
-// exited names the first process that has exited, with its last lines: while
-// the suite starts, every exit is a failure.
+// exited names the first process that has exited, with its last lines, or
+// the first daprd without a name resolver: while the suite starts, either is
+// a failure.
 func (r *Run) exited() error {
 	for _, p := range r.procs {
-		if p.exited() {
-			return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
+		if err := p.failure(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -529,8 +556,8 @@ func (r *Run) Stop() {
 		if len(stubborn) > 0 {
 			r.console.say("killed after %s: %s", r.opts.StopGrace, strings.Join(stubborn, ", "))
 		}
-		if r.Authority != nil {
-			r.Authority.remove()
+		if r.dir != "" {
+			_ = os.RemoveAll(r.dir)
 		}
 		r.console.say("stopped %d processes", len(r.procs))
 	})
@@ -561,6 +588,22 @@ type proc struct {
 	done              chan struct{}
 	err               error
 	killed            atomic.Bool // by Kill: not an unexpected exit
+	// noResolver is the line of a daprd that says it has no name resolver.
+	noResolver atomic.Pointer[string]
+}
+
+// failure says why p cannot serve the run yet: it has exited, or it is a
+// daprd that runs without a name resolver (none of its invocations would
+// work, and waiting for them would only time out). Nil otherwise.
+func (p *proc) failure() error {
+	if p.exited() {
+		return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
+	}
+	if line := p.noResolver.Load(); line != nil {
+		return fmt.Errorf("%s has no name resolver, so it cannot invoke any app: this runner needs a daprd with "+
+			"nameresolution.sqlite, which tools/toolchain.sh daprd (make tools) builds into .bin/daprd\n%s", p.name, *line)
+	}
+	return nil
 }
 
 // exited reports, without waiting, whether p has exited (err is then set).

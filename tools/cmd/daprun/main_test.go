@@ -435,6 +435,8 @@ func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A killed daprun leaves its run's directory behind: in the test's.
+	t.Setenv("TMPDIR", t.TempDir())
 	cmd, out, marker := start(t, dir, "-bin", binDir)
 	waitFor(t, out, "the suite is up", 30*time.Second)
 	if strings.Contains(out.String(), "sh -c") {
@@ -526,4 +528,75 @@ func TestSentryRunsWithTheSuite(t *testing.T) {
 		t.Fatalf("exit code %d, want 0\n%s", code, out)
 	}
 	assertClean(t, marker, out.String())
+}
+
+// TestEachRunHasItsOwnNameResolver: every daprd of a run gets, as its last
+// --config, the SQLite name resolver on a file of that run alone (another run
+// at the same time gets another), in a private directory that the stop
+// removes.
+func TestEachRunHasItsOwnNameResolver(t *testing.T) {
+	configs := func(out string) []string {
+		var cs []string
+		for _, line := range strings.Split(out, "\n") {
+			if _, path, ok := strings.Cut(line, "fakedaprd name resolution "); ok {
+				cs = append(cs, strings.TrimSpace(path))
+			}
+		}
+		return cs
+	}
+	var (
+		cmds    []*exec.Cmd
+		outs    []*syncBuffer
+		markers []string
+		seen    = map[string]bool{}
+	)
+	for range 2 {
+		cmd, out, marker := start(t, suite(t, nil), "-stop-grace", "2s")
+		waitFor(t, out, "the suite is up", 30*time.Second)
+		cs := configs(out.String())
+		if len(cs) != 2 || cs[0] != cs[1] {
+			t.Fatalf("want one name resolution file for both sidecars, got %v\n%s", cs, out)
+		}
+		if seen[cs[0]] {
+			t.Fatalf("two runs share %s", cs[0])
+		}
+		seen[cs[0]] = true
+		b, err := os.ReadFile(cs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := filepath.Join(filepath.Dir(cs[0]), "names.db")
+		if !strings.Contains(string(b), fmt.Sprintf("connectionString: %q", db)) || !strings.Contains(string(b), `cleanupInterval: "0"`) {
+			t.Fatalf("%s does not point at %s without cleanup:\n%s", cs[0], db, b)
+		}
+		if st, err := os.Stat(filepath.Dir(cs[0])); err != nil || st.Mode().Perm() != 0o700 {
+			t.Fatalf("the run's directory: %v %v, want mode 0700", st, err)
+		}
+		cmds, outs, markers = append(cmds, cmd), append(outs, out), append(markers, marker)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+			t.Fatalf("exit code %d\n%s", code, outs[i])
+		}
+		assertClean(t, markers[i], outs[i].String())
+	}
+	for c := range seen {
+		if _, err := os.Stat(filepath.Dir(c)); !os.IsNotExist(err) {
+			t.Errorf("the run's directory %s outlives the run: %v", filepath.Dir(c), err)
+		}
+	}
+}
+
+// TestDaprdWithoutTheResolverIsNamed: a daprd that cannot create the run's
+// name resolver (one built without nameresolution.sqlite) fails the start at
+// once, saying how to get the right daprd, instead of after the whole ready
+// timeout of invocations that cannot work.
+func TestDaprdWithoutTheResolverIsNamed(t *testing.T) {
+	t.Setenv("FAKEDAPRD_NO_RESOLVER", "1")
+	cmd, out, marker := start(t, suite(t, nil), "-ready-timeout", "10m", "-stop-grace", "2s")
+	failsWith(t, cmd, out, marker, 30*time.Second, "daprd has no name resolver", "tools/toolchain.sh daprd",
+		"couldn't find name resolver sqlite/v1")
 }

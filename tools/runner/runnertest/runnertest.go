@@ -1,7 +1,7 @@
 // Package runnertest helps tests look at a run's processes: it tags every
 // child with a unique environment variable, finds the processes that carry
-// the tag (to prove a run leaves nothing behind), and the TCP sockets they
-// listen on.
+// the tag (to prove a run leaves nothing behind), the TCP sockets they
+// listen on and the UDP sockets they hold.
 package runnertest
 
 import (
@@ -82,9 +82,22 @@ func (l Listener) String() string {
 // process's open files (/proc/PID/fd), looked up in /proc/net/tcp and tcp6.
 // Whatever a process was told by its flags, this is where it listens.
 func Listening(marker string) ([]Listener, error) {
-	listening := map[string]netip.AddrPort{} // socket inode -> local address
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		if err := readListening(table, listening); err != nil {
+	return held(marker, "tcp", "0A")
+}
+
+// UDP returns every UDP socket (IPv4 and IPv6) held by a process Tagged finds,
+// with its local address, from /proc/net/udp and udp6: an mDNS responder or
+// browser shows up on port 5353.
+func UDP(marker string) ([]Listener, error) {
+	return held(marker, "udp", "")
+}
+
+// held returns the sockets of protocol proto ("tcp", "udp") in state (hex, as
+// the kernel prints it; "" for any) held by the processes Tagged finds.
+func held(marker, proto, state string) ([]Listener, error) {
+	sockets := map[string]netip.AddrPort{} // socket inode -> local address
+	for _, table := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
+		if err := readSockets(table, state, sockets); err != nil {
 			return nil, err
 		}
 	}
@@ -103,7 +116,7 @@ func Listening(marker string) ([]Listener, error) {
 			if !ok {
 				continue
 			}
-			if addr, ok := listening[strings.TrimSuffix(inode, "]")]; ok {
+			if addr, ok := sockets[strings.TrimSuffix(inode, "]")]; ok {
 				out = append(out, Listener{PID: p.pid, Command: p.cmdline, Addr: addr})
 			}
 		}
@@ -111,10 +124,11 @@ func Listening(marker string) ([]Listener, error) {
 	return out, nil
 }
 
-// readListening adds the LISTEN sockets of a /proc/net/tcp{,6} table to m.
-// A line: "sl local_address rem_address st ... inode ...", the address as
-// hex IP (32-bit words in host byte order) and hex port, state 0A = LISTEN.
-func readListening(table string, m map[string]netip.AddrPort) error {
+// readSockets adds the sockets in state (any for "") of a /proc/net/tcp{,6}
+// or udp{,6} table to m. A line: "sl local_address rem_address st ... inode
+// ...", the address as hex IP (32-bit words in host byte order) and hex port;
+// TCP state 0A is LISTEN.
+func readSockets(table, state string, m map[string]netip.AddrPort) error {
 	b, err := os.ReadFile(table)
 	if err != nil {
 		if os.IsNotExist(err) && strings.HasSuffix(table, "6") {
@@ -125,7 +139,7 @@ func readListening(table string, m map[string]netip.AddrPort) error {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	for _, line := range lines[1:] {
 		f := strings.Fields(line)
-		if len(f) < 10 || f[3] != "0A" {
+		if len(f) < 10 || (state != "" && f[3] != state) {
 			continue
 		}
 		addr, err := parseProcAddr(f[1])

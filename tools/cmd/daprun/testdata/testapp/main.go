@@ -2,7 +2,9 @@
 // by environment: TESTAPP_CRASH_AFTER (exit 3 after a duration),
 // TESTAPP_UNHEALTHY (health endpoint answers 503), TESTAPP_STUBBORN (ignore
 // SIGTERM) and TESTAPP_GRANDCHILD (start a child that ignores SIGTERM and
-// lives on after this process exits).
+// lives on after this process exits). GET /whoami answers with the run's
+// marker (DAPRUN_TEST_MARKER) and counts the calls; GET /count says how many
+// it has answered.
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -57,6 +60,14 @@ func main() {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
+	})
+	var whoami atomic.Int64
+	http.HandleFunc("GET /whoami", func(w http.ResponseWriter, _ *http.Request) {
+		whoami.Add(1)
+		fmt.Fprint(w, os.Getenv("DAPRUN_TEST_MARKER"))
+	})
+	http.HandleFunc("GET /count", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, whoami.Load())
 	})
 	addr := "127.0.0.1:" + os.Getenv("APP_PORT")
 	fmt.Println("testapp listening on", addr, "dapr http port", os.Getenv("DAPR_HTTP_PORT"))
