@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/daprshop/suite/tools/runner/runnertest"
 )
 
 // The hostile tests attack the running suite the way issue 12's attacker
@@ -318,6 +320,17 @@ func TestHostileSockets(t *testing.T) {
 	public := fmt.Sprintf("127.0.0.1:%d", env.run.App("gateway").AppPort)
 	if !slices.ContainsFunc(ls, func(l listener) bool { return l.dial() == public }) {
 		t.Fatalf("the gateway's public port is not among the %d listeners found: finding the run's sockets failed", len(ls))
+	}
+	// mDNS believes any answer: anyone who can send to UDP 5353 could point
+	// the run's app IDs elsewhere. The run resolves names on its own.
+	udp, err := runnertest.UDP(env.marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range udp {
+		if u.Addr.Port() == 5353 {
+			t.Errorf("a process of the run holds an mDNS socket: %s", u)
+		}
 	}
 	probes := attackerCalls(t, victimUser.ID)
 	selfSigned := selfSignedClient(t, "payments")
