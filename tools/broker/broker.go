@@ -21,6 +21,7 @@ type Broker struct {
 func Start(port int) (*Broker, error) {
 	c, err := kfake.NewCluster(
 		kfake.Ports(port),
+		kfake.ListenFn(guardedListen), // see guard.go
 		kfake.AllowAutoTopicCreation(),
 		// Several partitions per topic, as a production topic would have:
 		// Dapr 1.14's outbox waits 1 s before it handles each message of its
