@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 )
 
 // Header is the W3C trace context header.
@@ -86,11 +87,16 @@ func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Ha
 
 // Edge is Middleware for the public edge: a request that comes without a
 // trace context gets a new one, so the edge's own log lines and everything
-// the request causes share one trace ID.
+// the request causes share one trace ID. A client's trace context keeps its
+// trace ID but is always sampled: whether a request is traced is not the
+// client's to decide (flags 00 would hide it from every sidecar's spans).
 func Edge(next http.Handler) http.Handler {
 	return Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if From(r.Context()) == "" {
+		switch tp := From(r.Context()); {
+		case tp == "":
 			r = r.WithContext(With(r.Context(), newTraceparent()))
+		case !strings.HasSuffix(tp, "-01"):
+			r = r.WithContext(With(r.Context(), tp[:len(tp)-2]+"01"))
 		}
 		next.ServeHTTP(w, r)
 	}))

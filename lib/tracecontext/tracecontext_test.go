@@ -64,3 +64,20 @@ func TestEdgeStartsATraceWhenTheClientSentNone(t *testing.T) {
 		t.Fatalf("trace IDs %q", got)
 	}
 }
+
+// TestEdgeAlwaysSamples: a client's flags 00 would keep every sidecar from
+// recording the request; the edge keeps the client's trace ID but samples.
+func TestEdgeAlwaysSamples(t *testing.T) {
+	var got string
+	h := tracecontext.Edge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = tracecontext.From(r.Context())
+	}))
+	for _, flags := range []string{"00", "01", "02", "ff"} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-"+flags)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if got != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+			t.Errorf("flags %s: traceparent %q, want the client's trace, sampled", flags, got)
+		}
+	}
+}

@@ -157,6 +157,10 @@ func Respond(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// StatusClientClosedRequest is the status recorded for a request whose
+// client went away before the answer (nginx's 499); the client never sees it.
+const StatusClientClosedRequest = 499
+
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
@@ -172,6 +176,15 @@ type ErrorDetail struct {
 // RespondError writes err as an error response. Errors that are not an
 // *apierr.Error are logged and shown to the client as a generic internal error.
 func RespondError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away (or the caller's sidecar gave up): no one to
+		// answer, and not a failure of this service; as a 5xx it would count
+		// toward the error-rate alert, which any client could then set off by
+		// hanging up.
+		log.DebugContext(r.Context(), "client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
 	var e *apierr.Error
 	if !errors.As(err, &e) {
 		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -290,3 +290,30 @@ func TestDecodeOptional(t *testing.T) {
 		t.Fatalf("%+v %v", v, err)
 	}
 }
+
+// TestClientGoneIsNotAServerError: an error answered after the client hung
+// up (its request's context cancelled) is recorded as 499, not a 5xx any
+// client could produce at will, and is not logged as an error.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest(http.MethodGet, "/orders", nil).WithContext(ctx)
+	for _, err := range []error{context.Canceled, apierr.Unavailablef(context.Canceled, "products unavailable"), errors.New("boom")} {
+		w := httptest.NewRecorder()
+		web.RespondError(w, r, log, err)
+		if w.Code != web.StatusClientClosedRequest {
+			t.Errorf("%v: status %d, want %d", err, w.Code, web.StatusClientClosedRequest)
+		}
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) || strings.Contains(logs.String(), `"level":"WARN"`) {
+		t.Errorf("logged as a failure: %s", logs.String())
+	}
+	// A live request still gets its error.
+	w := httptest.NewRecorder()
+	web.RespondError(w, httptest.NewRequest(http.MethodGet, "/orders", nil), slog.New(slog.DiscardHandler), errors.New("boom"))
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("live request: %d", w.Code)
+	}
+}
