@@ -937,8 +937,9 @@ func TestPrivateRedisThatFailsIsShown(t *testing.T) {
 }
 
 // TestSentryRunsWithTheSuite: with -sentry, daprun starts Sentry before the
-// sidecars, gives every daprd what it needs for mTLS, and stops Sentry with
-// the rest; a -sentry that does not exist stops it before anything starts.
+// sidecars, gives every daprd what it needs for mTLS, starts it again when
+// it dies, and stops it with the rest; a -sentry that does not exist stops
+// it before anything starts.
 func TestSentryRunsWithTheSuite(t *testing.T) {
 	dir := suite(t, nil)
 	cmd, out, marker := start(t, dir, "-sentry", filepath.Join(t.TempDir(), "sentry"))
@@ -949,7 +950,7 @@ func TestSentryRunsWithTheSuite(t *testing.T) {
 		t.Fatalf("started without its Sentry: %v", left)
 	}
 
-	cmd, out, marker = start(t, dir, "-sentry", filepath.Join(bins, "fakesentry"), "-stop-grace", "2s")
+	cmd, out, marker = start(t, dir, "-sentry", filepath.Join(bins, "fakesentry"), "-stop-grace", "2s", "-backoff", "100ms")
 	waitFor(t, out, "the suite is up", 30*time.Second)
 	for _, want := range []string{"sentry ready at 127.0.0.1:", "sidecar to sidecar: mTLS"} {
 		if !strings.Contains(out.String(), want) {
@@ -975,6 +976,19 @@ func TestSentryRunsWithTheSuite(t *testing.T) {
 	}
 	if sidecars != 2 {
 		t.Fatalf("%d sidecars, want 2:\n%s", sidecars, strings.Join(procs, "\n"))
+	}
+	// A Sentry that dies is started again like any other process.
+	sentry := pidsOf(marker, filepath.Join(bins, "fakesentry")+" --issuer-credentials")
+	if len(sentry) != 1 {
+		t.Fatalf("Sentry's pids: %v", sentry)
+	}
+	if err := syscall.Kill(sentry[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "sentry exited (signal: killed)", 10*time.Second)
+	waitFor(t, out, "sentry is back: healthy ", 20*time.Second)
+	if again := pidsOf(marker, filepath.Join(bins, "fakesentry")+" --issuer-credentials"); len(again) != 1 || again[0] == sentry[0] {
+		t.Fatalf("Sentry's pids after its restart: %v, before %v", again, sentry)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

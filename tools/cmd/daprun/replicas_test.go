@@ -20,7 +20,9 @@ import (
 // after a kill -9 of one instance's app, and then of its daprd, the runner
 // starts it again and every call succeeds afterwards, the restarted
 // instance among those answering; and that while that daprd stays down
-// (Kill), the name resolver stops sending calls to it. It logs how long
+// (Kill), the name resolver stops sending calls to it; and that a Sentry
+// killed the same way comes back and signs the certificate of a daprd that
+// starts after it. It logs how long
 // calls failed each time and how long the restarts took: figures, not
 // assertions.
 func TestReplicasThroughRealSidecars(t *testing.T) {
@@ -139,6 +141,31 @@ func TestReplicasThroughRealSidecars(t *testing.T) {
 			t.Fatal(err)
 		}
 		s = startStream(ask)
+		s.waitFor(t, beta2, 60*time.Second)
+		s.stop()
+		everyCallSucceeds(t, 60)
+	})
+
+	t.Run("Sentry killed with SIGKILL comes back and signs again", func(t *testing.T) {
+		for _, p := range []struct{ app, source string }{{"sentry", ""}, {betaID, "daprd"}} {
+			crashes := len(r.Crashes())
+			n := 2
+			if p.app == "sentry" {
+				n = 1
+			}
+			if err := syscall.Kill(r.PID(p.app, n, p.source), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for c := r.Crashes(); len(c) == crashes || c[crashes].Healthy.IsZero(); c = r.Crashes() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s %s not back within 60s: %+v", p.app, p.source, c[crashes:])
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		// beta-2's new daprd has its certificate from the new Sentry.
+		s := startStream(ask)
 		s.waitFor(t, beta2, 60*time.Second)
 		s.stop()
 		everyCallSucceeds(t, 60)
