@@ -224,8 +224,9 @@ func (r *Run) watchBack(p *proc, crash int) {
 	r.mu.Lock()
 	c := &r.crashes[crash]
 	c.Healthy = time.Now()
+	after := c.Healthy.Sub(c.At)
 	r.mu.Unlock()
-	r.console.say("%s is back: healthy %.1fs after it exited", p.slot.name, c.Healthy.Sub(c.At).Seconds())
+	r.console.say("%s is back: healthy %.1fs after it exited", p.slot.name, after.Seconds())
 }
 
 // Crashes returns every unexpected exit of the run's processes so far, the
