@@ -17,19 +17,21 @@ type console struct {
 	width int
 }
 
-func newConsole(out io.Writer, color bool, apps []App) *console {
+// newConsole returns a console whose prefixes fit every one of names.
+func newConsole(out io.Writer, color bool, names []string) *console {
 	w := len("runner")
-	for _, a := range apps {
-		w = max(w, len(a.ID))
+	for _, n := range names {
+		w = max(w, len(n))
 	}
 	return &console{out: out, color: color, width: w}
 }
 
 var palette = []string{"36", "33", "35", "32", "34", "91", "96", "93"}
 
-// prefix returns the line prefix for app i's source ("app" or "daprd").
-func (c *console) prefix(i int, app, source string) string {
-	p := fmt.Sprintf("%-*s %-5s | ", c.width, app, source)
+// prefix returns the line prefix for source ("app" or "daprd") of name (an
+// app instance), in colour i.
+func (c *console) prefix(i int, name, source string) string {
+	p := fmt.Sprintf("%-*s %-5s | ", c.width, name, source)
 	if !c.color {
 		return p
 	}
@@ -63,15 +65,17 @@ func (c *console) copy(r io.ReadCloser, prefix string, t *tail, watch func(strin
 	}
 }
 
-// say prints one of the runner's own lines.
+// say prints the runner's own lines, each with its prefix.
 func (c *console) say(format string, args ...any) {
 	p := fmt.Sprintf("%-*s %-5s | ", c.width, "runner", "")
 	if c.color {
 		p = "\x1b[1m" + p + "\x1b[0m"
 	}
 	c.mu.Lock()
-	fmt.Fprintln(c.out, p+fmt.Sprintf(format, args...))
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	for _, line := range strings.Split(fmt.Sprintf(format, args...), "\n") {
+		fmt.Fprintln(c.out, p+line)
+	}
 }
 
 // tail keeps the last lines a child printed, to show when it fails.

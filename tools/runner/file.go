@@ -45,6 +45,11 @@ type App struct {
 	LogLevel       string
 	// Env is given to the app only, as the Dapr CLI does.
 	Env map[string]string
+	// Replicas is how many instances of the app the runner starts, each
+	// with its own daprd and ports (0 means 1). The run file's "replicas"
+	// (in an app or in common) sets it; the Dapr CLI ignores that key and
+	// runs one instance.
+	Replicas int
 }
 
 // rawApp is the schema of one app entry, and of the common section.
@@ -64,6 +69,10 @@ type rawApp struct {
 	ConfigFilePath       string            `yaml:"configFilePath"`
 	LogLevel             string            `yaml:"logLevel"`
 	Env                  map[string]string `yaml:"env"`
+	// Replicas is this runner's own key: the Dapr CLI (1.14) decodes the run
+	// file with yaml.v2's non-strict Unmarshal, which skips keys it does not
+	// know, so the same file serves both.
+	Replicas int `yaml:"replicas"`
 }
 
 type rawFile struct {
@@ -161,6 +170,16 @@ func (f *File) resolve(common, ra rawApp) (App, error) {
 		HealthPath:  first(ra.AppHealthCheckPath, common.AppHealthCheckPath, "/healthz"),
 		LogLevel:    first(ra.LogLevel, common.LogLevel, "info"),
 		Env:         map[string]string{},
+	}
+	a.Replicas = ra.Replicas
+	if a.Replicas == 0 {
+		a.Replicas = common.Replicas
+	}
+	if a.Replicas < 0 {
+		return App{}, fmt.Errorf("app %s: replicas %d: want 1 or more", id, a.Replicas)
+	}
+	if a.Replicas == 0 {
+		a.Replicas = 1
 	}
 	if a.AppProtocol != "http" {
 		return App{}, fmt.Errorf("appProtocol %q: this runner supports http apps only", a.AppProtocol)

@@ -76,6 +76,39 @@ apps:
 	}
 }
 
+// TestLoadReplicas: "replicas" in an app wins over common's; without
+// either an app has one instance.
+func TestLoadReplicas(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"dapr.yaml": `version: 1
+common:
+  replicas: 2
+apps:
+  - appID: orders
+    appDirPath: ./a
+    replicas: 3
+  - appID: payments
+    appDirPath: ./a
+`,
+		"one.yaml": "version: 1\napps: [{appID: users, appDirPath: ./a}]\n",
+		"a/keep":   "",
+	})
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []int{f.Apps[0].Replicas, f.Apps[1].Replicas}; got[0] != 3 || got[1] != 2 {
+		t.Errorf("replicas of orders, payments = %v, want [3 2]", got)
+	}
+	f, err = runner.Load(filepath.Join(dir, "one.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Apps[0].Replicas != 1 {
+		t.Errorf("replicas without the key = %d, want 1", f.Apps[0].Replicas)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	cases := map[string]struct{ yaml, want string }{
 		"version":       {"version: 2\napps: [{appDirPath: ./a}]", "version must be 1"},
@@ -87,6 +120,7 @@ func TestLoadErrors(t *testing.T) {
 		"grpc app":      {"version: 1\napps: [{appDirPath: ./a, appProtocol: grpc}]", "http apps only"},
 		"bad resources": {"version: 1\ncommon: {resourcesPaths: [./missing]}\napps: [{appDirPath: ./a}]", "missing"},
 		"not yaml":      {"version: [", "dapr.yaml"},
+		"replicas":      {"version: 1\napps: [{appDirPath: ./a, replicas: -1}]", "replicas -1"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -42,38 +42,59 @@ type Options struct {
 	Env []string
 	// DaprdArgs are appended to every daprd's arguments.
 	DaprdArgs []string
+	// Restarts is what happens when a process exits on its own once the run
+	// is up (supervise.go).
+	Restarts Restarts
 }
 
-// AppRun is a started app: its App with every port filled in, and the
-// tokens of this run: APIToken guards the sidecar's API (DAPR_API_TOKEN),
-// AppToken is what the sidecar shows the app (APP_API_TOKEN).
+// AppRun is one started instance of an app: its App with every port filled
+// in, and the tokens of this instance: APIToken guards its sidecar's API
+// (DAPR_API_TOKEN), AppToken is what its sidecar shows the app
+// (APP_API_TOKEN). Each instance has tokens of its own: a token only ever
+// travels between an app and its own sidecar, so nothing needs them shared,
+// and one that leaks opens one instance, not every replica.
 type AppRun struct {
 	App
+	// Instance numbers the app's instances from 1 (App.Replicas of them).
+	Instance int
+	// Name names the instance on the console and in errors: the app ID, and
+	// "<id>-<n>" when the app has more than one instance.
+	Name               string
 	APIToken, AppToken string
 	// SentryTokenFile holds what the sidecar shows Sentry for its
-	// certificate ("" without Options.Sentry).
+	// certificate ("" without Options.Sentry). Sentry signs for an app ID
+	// (the SPIFFE ID names the app, not the instance), so the instances of
+	// one app share it.
 	SentryTokenFile string
 }
 
 // Run is a started suite. Stop it with Stop, or let Wait do it.
 type Run struct {
-	// Apps in the order of the file.
+	// Apps holds the first instance of every app, in the order of the file:
+	// with one instance per app, every process of the run. Instances and
+	// AllInstances list the others.
 	Apps []*AppRun
 	// Authority is the run's Sentry, nil without Options.Sentry.
 	Authority *Authority
 
-	opts     Options
-	dir      string // 0700, removed by Stop: the name resolver's database, Sentry's files
-	names    string // the name resolution Configuration every daprd gets (names.go)
-	console  *console
-	mu       sync.Mutex // guards procs and stopped: Restart adds to procs
-	procs    []*proc
-	stopped  bool
-	exits    chan *proc
-	stopOnce sync.Once
+	opts      Options
+	dir       string // 0700, removed by Stop: the name resolver's database, Sentry's files
+	names     string // the name resolution Configuration every daprd gets (names.go)
+	console   *console
+	instances []*AppRun // every instance, app by app
+	slots     []*slot   // every process the run keeps: Sentry, then each instance's daprd and app
+	stopping  chan struct{}
+	gaveUp    chan struct{} // closed when a process exited too often; failure says which
+	failure   error
+	stopOnce  sync.Once
+
+	mu          sync.Mutex // guards the slots' processes and restarts, stopped, supervising, crashes
+	stopped     bool
+	supervising bool // the run is up: an exit is a crash to restart, not a failed start
+	crashes     []Crash
 }
 
-// App returns the started app with the given ID, or nil.
+// App returns the first instance of the app with the given ID, or nil.
 func (r *Run) App(id string) *AppRun {
 	for _, a := range r.Apps {
 		if a.ID == id {
@@ -83,9 +104,29 @@ func (r *Run) App(id string) *AppRun {
 	return nil
 }
 
-// Start starts a daprd and the app for every app of f and waits until all are
-// healthy. On failure it stops whatever it started and returns an error naming
-// the process that failed, with its last lines of output.
+// Instances returns every instance of the app with the given ID, the first
+// (App's) first; nil for an unknown ID.
+func (r *Run) Instances(id string) []*AppRun {
+	var out []*AppRun
+	for _, a := range r.instances {
+		if a.ID == id {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AllInstances returns every instance of every app: the apps in the order
+// of the file, each app's instances in order.
+func (r *Run) AllInstances() []*AppRun {
+	return append([]*AppRun(nil), r.instances...)
+}
+
+// Start starts a daprd and the app for every instance of every app of f and
+// waits until all are healthy and every sidecar reaches every app ID. On
+// failure it stops whatever it started and returns an error naming the
+// process that failed, with its last lines of output. Once it returns, a
+// process that exits on its own is started again (Options.Restarts).
 func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 	if opts.Daprd == "" {
 		return nil, errors.New("runner: no daprd binary given")
@@ -99,12 +140,36 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 	if opts.StopGrace == 0 {
 		opts.StopGrace = 10 * time.Second
 	}
-	r := &Run{opts: opts, console: newConsole(opts.Out, opts.Color, f.Apps)}
+	opts.Restarts = opts.Restarts.withDefaults()
+	r := &Run{opts: opts, stopping: make(chan struct{}), gaveUp: make(chan struct{})}
 	var ids []string
 	for _, a := range f.Apps {
-		r.Apps = append(r.Apps, &AppRun{App: a, APIToken: newToken(), AppToken: newToken()})
+		n := max(a.Replicas, 1)
+		for i := 1; i <= n; i++ {
+			inst := &AppRun{App: a, Instance: i, Name: a.ID, APIToken: newToken(), AppToken: newToken()}
+			inst.Replicas = n
+			if n > 1 {
+				inst.Name = fmt.Sprintf("%s-%d", a.ID, i)
+			}
+			if i > 1 {
+				// Ports fixed in the file are the first instance's.
+				inst.AppPort, inst.DaprHTTPPort, inst.DaprGRPCPort, inst.DaprInternalGRPCPort, inst.MetricsPort = 0, 0, 0, 0, 0
+				if len(a.Command) == 0 {
+					return nil, fmt.Errorf("runner: app %s has no command, so it cannot have %d instances", a.ID, n)
+				}
+			}
+			r.instances = append(r.instances, inst)
+			if i == 1 {
+				r.Apps = append(r.Apps, inst)
+			}
+		}
 		ids = append(ids, a.ID)
 	}
+	names := []string{"sentry"}
+	for _, a := range r.instances {
+		names = append(names, a.Name)
+	}
+	r.console = newConsole(opts.Out, opts.Color, names)
 	dir, err := os.MkdirTemp("", "daprun-") // 0700
 	if err != nil {
 		return nil, err
@@ -123,23 +188,26 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 		}
 		r.Authority = auth
 		sentryPorts = []*int{&auth.Port, &auth.HealthzPort, &auth.MetricsPort}
-		for _, a := range r.Apps {
+		for _, a := range r.instances {
 			a.SentryTokenFile = auth.TokenFile(a.ID)
 		}
 	}
-	if err := assignPorts(r.Apps, sentryPorts...); err != nil {
+	if err := assignPorts(r.instances, sentryPorts...); err != nil {
 		r.Stop()
 		return nil, err
 	}
-	r.exits = make(chan *proc, 2*len(r.Apps)+1)
 	if r.Authority != nil {
-		if err := r.startSentry(ctx); err != nil {
+		if err := r.startSentry(ctx, len(f.Apps)); err != nil {
 			r.Stop()
 			return nil, err
 		}
 	}
-	for i, a := range r.Apps {
-		if err := r.startApp(i, a); err != nil {
+	appIndex := map[string]int{}
+	for i, a := range f.Apps {
+		appIndex[a.ID] = i
+	}
+	for _, a := range r.instances {
+		if err := r.startInstance(appIndex[a.ID], a); err != nil {
 			r.Stop()
 			return nil, err
 		}
@@ -148,6 +216,7 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 		r.Stop()
 		return nil, err
 	}
+	r.supervise()
 	return r, nil
 }
 
@@ -157,15 +226,19 @@ func (r *Run) env() []string {
 }
 
 // startSentry starts the run's Sentry and waits until it answers its health
-// check: a daprd that finds no Sentry gives up after a few tries.
-func (r *Run) startSentry(ctx context.Context) error {
+// check: a daprd that finds no Sentry gives up after a few tries. color is
+// its colour's index on the console.
+func (r *Run) startSentry(ctx context.Context, color int) error {
 	auth := r.Authority
-	argv := append([]string{r.opts.Sentry}, auth.args()...)
-	if err := r.spawn(len(r.Apps), "sentry", "", auth.dir, argv, r.env()); err != nil {
+	s := &slot{name: "sentry", app: "sentry", instance: 1, dir: auth.dir, health: auth.healthURL(),
+		argv: append([]string{r.opts.Sentry}, auth.args()...), env: r.env(),
+		prefix: r.console.prefix(color, "sentry", "")}
+	p, err := r.add(s)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := r.waitHealthy(ctx, r.current("sentry", ""), auth.healthURL()); err != nil {
+	if err := r.waitHealthy(ctx, p, s.health); err != nil {
 		return err
 	}
 	r.console.say("sentry ready at %s in %.1fs: sidecar-to-sidecar calls use mTLS", auth.Address(), time.Since(start).Seconds())
@@ -185,20 +258,25 @@ func (r *Run) waitHealthy(ctx context.Context, p *proc, url string) error {
 		case <-p.done:
 			return p.failure()
 		case <-ctx.Done():
-			return fmt.Errorf("interrupted while waiting for %s", p.name)
+			return fmt.Errorf("interrupted while waiting for %s", p.slot.name)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy after %s (checked %s)\n%s", p.name, r.opts.ReadyTimeout, url, p.tail.render(p.name))
+			return fmt.Errorf("%s not healthy after %s (checked %s)\n%s", p.slot.name, r.opts.ReadyTimeout, url, p.tail.render(p.slot.name))
 		}
 	}
 	return nil
 }
 
-func (r *Run) startApp(i int, a *AppRun) error {
+// startInstance starts one instance's daprd and, when the app has a
+// command, the app. color is the app's colour on the console: every
+// instance of an app has the same.
+func (r *Run) startInstance(color int, a *AppRun) error {
 	// Every listener on loopback: the internal gRPC port (sidecar to sidecar)
 	// and the metrics port have flags of their own; daprd registers the
-	// internal port's address with the run's name resolver (names.go).
+	// internal port's address with the run's name resolver (names.go), so
+	// each instance is a row of its own there, and a daprd started again on
+	// the same port replaces its old row (the table's address is unique).
 	args := []string{
 		"--app-id", a.ID,
 		"--app-port", strconv.Itoa(a.AppPort),
@@ -233,7 +311,10 @@ func (r *Run) startApp(i int, a *AppRun) error {
 	if r.Authority != nil {
 		env = append(env, r.Authority.daprdEnv(a.ID)...)
 	}
-	if err := r.spawn(i, a.ID, "daprd", a.Dir, append([]string{r.opts.Daprd}, args...), env); err != nil {
+	daprd := &slot{name: a.Name + " daprd", app: a.ID, instance: a.Instance, source: "daprd", dir: a.Dir,
+		argv: append([]string{r.opts.Daprd}, args...), env: env,
+		health: fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort), prefix: r.console.prefix(color, a.Name, "daprd")}
+	if _, err := r.add(daprd); err != nil {
 		return err
 	}
 	if len(a.Command) == 0 {
@@ -261,17 +342,41 @@ func (r *Run) startApp(i int, a *AppRun) error {
 		"DAPR_METRICS_PORT="+strconv.Itoa(a.MetricsPort),
 	)
 	appEnv = append(appEnv, tokens...)
-	return r.spawn(i, a.ID, "app", a.Dir, a.Command, appEnv)
+	app := &slot{name: a.Name + " app", app: a.ID, instance: a.Instance, source: "app", dir: a.Dir,
+		argv: a.Command, env: appEnv, health: a.healthURL(), prefix: r.console.prefix(color, a.Name, "app")}
+	_, err := r.add(app)
+	return err
 }
 
-// spawn starts one child in its own process group, its output going to the console.
-func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
+// healthURL is the app's health path on the instance's port.
+func (a *AppRun) healthURL() string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath)
+}
+
+// add starts s's process and makes s one of the run's processes.
+func (r *Run) add(s *slot) (*proc, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, err := r.spawnLocked(s)
+	if err != nil {
+		return nil, err
+	}
+	r.slots = append(r.slots, s)
+	return p, nil
+}
+
+// spawnLocked starts s's process in its own process group, its output going
+// to the console, and makes it s's current process. The caller holds r.mu.
+func (r *Run) spawnLocked(s *slot) (*proc, error) {
+	if r.stopped {
+		return nil, errors.New("runner: the run is stopped")
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir, cmd.Env = dir, env
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	cmd.Dir, cmd.Env = s.dir, s.env
 	// A pipe given as *os.File is inherited directly: Wait does not hang on a
 	// grandchild that keeps it open.
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -280,107 +385,54 @@ func (r *Run) spawn(i int, app, source, dir string, argv, env []string) error {
 		// If the runner itself is killed outright, the kernel kills its children.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		pr.Close()
-		pw.Close()
-		return errors.New("runner: the run is stopped")
-	}
-	p := &proc{name: strings.TrimSpace(app + " " + source), app: app, source: source, index: i, dir: dir, argv: argv, env: env,
-		cmd: cmd, tail: newTail(40), done: make(chan struct{})}
+	p := &proc{slot: s, cmd: cmd, tail: newTail(40), done: make(chan struct{}), copied: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		return fmt.Errorf("starting %s (%s): %w", p.name, strings.Join(argv, " "), err)
+		return nil, fmt.Errorf("starting %s (%s): %w", s.name, strings.Join(s.argv, " "), err)
 	}
+	p.started = time.Now()
 	pw.Close()
-	r.procs = append(r.procs, p)
-	prefix := r.console.prefix(i, app, source)
+	s.cur = p
 	var watch func(string)
-	if source == "daprd" {
+	if s.source == "daprd" {
 		watch = func(line string) {
 			if resolverFailure(line) {
 				p.noResolver.CompareAndSwap(nil, &line)
 			}
 		}
 	}
-	go r.console.copy(pr, prefix, p.tail, watch)
+	go func() {
+		r.console.copy(pr, s.prefix, p.tail, watch)
+		close(p.copied)
+	}()
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
-		if !p.killed.Load() {
-			select {
-			case r.exits <- p: // Wait reports the first one
-			default:
-			}
-		}
+		r.exited(p)
 	}()
-	return nil
+	return p, nil
 }
 
-// Kill ends one process of the run as a crash would: SIGKILL to the process
-// group of appID's app (source "app") or sidecar (source "daprd"), or of the
-// run's Sentry (appID "sentry", source ""), and returns once it has exited.
-// Fault tests use it; Wait does not count it as a failure. Restart brings
-// the process back.
-func (r *Run) Kill(appID, source string) error {
-	p := r.current(appID, source)
-	if p == nil {
-		return fmt.Errorf("runner: no %s %s in this run", appID, source)
-	}
-	p.killed.Store(true)
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-	r.console.say("killed %s", p.name)
-	return nil
-}
-
-// Restart starts again the process Kill ended, with the same arguments,
-// ports and tokens, and waits until it answers its health check.
-func (r *Run) Restart(ctx context.Context, appID, source string) error {
-	p := r.current(appID, source)
-	if p == nil {
-		return fmt.Errorf("runner: no %s %s in this run", appID, source)
-	}
-	select {
-	case <-p.done:
-	default:
-		return fmt.Errorf("runner: %s is still running", p.name)
-	}
-	if err := r.spawn(p.index, p.app, p.source, p.dir, p.argv, p.env); err != nil {
-		return err
-	}
-	if err := r.waitHealthy(ctx, r.current(appID, source), r.healthURL(appID, source)); err != nil {
-		return fmt.Errorf("after its restart: %w", err)
-	}
-	r.console.say("restarted %s", p.name)
-	return nil
-}
-
-// healthURL is the health check of appID's source: "app", "daprd", or
-// Sentry's (appID "sentry", source "").
-func (r *Run) healthURL(appID, source string) string {
+// slotOf returns the process of the run that is appID's instance n's source
+// ("app", "daprd"), or the run's Sentry for appID "sentry" and source "".
+func (r *Run) slotOf(appID string, n int, source string) (*slot, error) {
 	if appID == "sentry" && source == "" {
-		return r.Authority.healthURL()
+		n = 1
 	}
-	a := r.App(appID)
-	if source == "daprd" {
-		return fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", a.DaprHTTPPort)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d%s", a.AppPort, a.HealthPath)
-}
-
-// current returns the latest process started for appID's source.
-func (r *Run) current(appID, source string) *proc {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.procs) - 1; i >= 0; i-- {
-		if p := r.procs[i]; p.app == appID && p.source == source {
-			return p
+	for _, s := range r.slots {
+		if s.app == appID && s.instance == n && s.source == source {
+			return s, nil
 		}
 	}
-	return nil
+	return nil, fmt.Errorf("runner: no %s %s in this run", instanceName(appID, n), source)
+}
+
+func instanceName(appID string, n int) string {
+	if n == 1 {
+		return appID
+	}
+	return fmt.Sprintf("%s instance %d", appID, n)
 }
 
 // waitReady polls every daprd's /v1.0/healthz and every app's health path.
@@ -390,21 +442,21 @@ func (r *Run) waitReady(ctx context.Context) error {
 		owner     *proc
 	}
 	var pending []check
-	for _, a := range r.Apps {
-		daprd := r.current(a.ID, "daprd")
-		pending = append(pending, check{a.ID + " daprd", r.healthURL(a.ID, "daprd"), daprd})
-		owner := daprd
-		if len(a.Command) > 0 {
-			owner = r.current(a.ID, "app")
+	for _, a := range r.instances {
+		daprd, _ := r.slotOf(a.ID, a.Instance, "daprd")
+		pending = append(pending, check{daprd.name, daprd.health, daprd.cur})
+		owner := daprd.cur
+		if app, err := r.slotOf(a.ID, a.Instance, "app"); err == nil {
+			owner = app.cur
 		}
-		pending = append(pending, check{a.ID + " app", r.healthURL(a.ID, "app"), owner})
+		pending = append(pending, check{a.Name + " app", a.healthURL(), owner})
 	}
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(r.opts.ReadyTimeout)
 	start, lastReport := time.Now(), time.Now()
 	for len(pending) > 0 {
 		// Any process, also one whose own check passed already.
-		if err := r.exited(); err != nil {
+		if err := r.exitedEarly(); err != nil {
 			return err
 		}
 		var still []check
@@ -425,7 +477,7 @@ func (r *Run) waitReady(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			var tails []string
 			for _, c := range pending {
-				tails = append(tails, c.owner.tail.render(c.owner.name))
+				tails = append(tails, c.owner.tail.render(c.owner.slot.name))
 			}
 			return fmt.Errorf("not ready after %s: %s (checked %s)\n%s", r.opts.ReadyTimeout, strings.Join(names, ", "),
 				pending[0].url, strings.Join(tails, "\n"))
@@ -443,28 +495,34 @@ func (r *Run) waitReady(ctx context.Context) error {
 	if err := r.warmInvocation(ctx, client, deadline); err != nil {
 		return err
 	}
-	r.console.say("all %d apps ready in %.1fs", len(r.Apps), time.Since(start).Seconds())
+	if len(r.instances) > len(r.Apps) {
+		r.console.say("all %d apps (%d instances) ready in %.1fs", len(r.Apps), len(r.instances), time.Since(start).Seconds())
+	} else {
+		r.console.say("all %d apps ready in %.1fs", len(r.Apps), time.Since(start).Seconds())
+	}
 	return nil
 }
 
-// warmInvocation calls every app's health path through every sidecar until
-// each call succeeds. Ready then also means "reachable by service invocation":
-// the first lookups in the run's name resolver and the first mTLS
-// connections between sidecars happen here, not in a request.
+// warmInvocation calls every app's health path through every instance's
+// sidecar until each call succeeds. Ready then also means "reachable by
+// service invocation": the first lookups in the run's name resolver and the
+// first mTLS connections between sidecars happen here, not in a request.
+// (A call names an app ID, and the resolver picks one of its instances at
+// random: every daprd is healthy by now, so every instance has its row.)
 func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline time.Time) error {
-	for _, from := range r.Apps {
+	for _, from := range r.instances {
 		for _, to := range r.Apps {
 			url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/%s", from.DaprHTTPPort, to.ID, strings.TrimPrefix(to.HealthPath, "/"))
 			for !healthy(ctx, client, url, from.APIToken) {
-				if err := r.exited(); err != nil {
+				if err := r.exitedEarly(); err != nil {
 					return err
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("not ready after %s: %s cannot invoke %s (checked %s)", r.opts.ReadyTimeout, from.ID, to.ID, url)
+					return fmt.Errorf("not ready after %s: %s cannot invoke %s (checked %s)", r.opts.ReadyTimeout, from.Name, to.ID, url)
 				}
 				select {
 				case <-ctx.Done():
-					return fmt.Errorf("interrupted while checking invocation from %s to %s", from.ID, to.ID)
+					return fmt.Errorf("interrupted while checking invocation from %s to %s", from.Name, to.ID)
 				case <-time.After(100 * time.Millisecond):
 				}
 			}
@@ -473,12 +531,14 @@ func (r *Run) warmInvocation(ctx context.Context, client *http.Client, deadline 
 	return nil
 }
 
-// exited names the first process that has exited, with its last lines, or
-// the first daprd without a name resolver: while the suite starts, either is
-// a failure.
-func (r *Run) exited() error {
-	for _, p := range r.procs {
-		if err := p.failure(); err != nil {
+// exitedEarly names the first process that has exited, with its last lines,
+// or the first daprd without a name resolver: while the suite starts, either
+// is a failure.
+func (r *Run) exitedEarly() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.slots {
+		if err := s.cur.failure(); err != nil {
 			return err
 		}
 	}
@@ -503,36 +563,47 @@ func healthy(ctx context.Context, c *http.Client, url, token string) bool {
 	return resp.StatusCode/100 == 2
 }
 
-// Wait blocks until ctx is done or a child exits, then stops everything. It
-// returns nil after a requested stop (ctx done) and an error naming the child
-// when one exited on its own.
+// Wait blocks until ctx is done or a process has exited more often than
+// Options.Restarts allows, then stops everything. It returns nil after a
+// requested stop (ctx done) and an error naming the process that gave out.
 func (r *Run) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		r.console.say("stopping")
 		r.Stop()
 		return nil
-	case p := <-r.exits:
-		r.console.say("%s exited; stopping everything", p.name)
+	case <-r.gaveUp:
 		r.Stop()
-		return fmt.Errorf("%s exited unexpectedly (%v)\n%s", p.name, exitText(p.err), p.tail.render(p.name))
+		return r.failure
 	}
 }
 
 // Stop ends every child: SIGTERM to each process group, SIGKILL to the groups
-// after StopGrace, and it returns once every child has been reaped. Safe to
-// call more than once.
+// after StopGrace, and it returns once every child has been reaped. A restart
+// waiting out its backoff is called off. Safe to call more than once.
 func (r *Run) Stop() {
 	r.stopOnce.Do(func() {
+		close(r.stopping)
 		r.mu.Lock()
-		defer r.mu.Unlock()
 		r.stopped = true
-		for _, p := range r.procs {
+		var live, all []*proc
+		for _, s := range r.slots {
+			s.cancelRestart()
+			if s.cur == nil {
+				continue
+			}
+			all = append(all, s.cur)
+			if !s.cur.exited() {
+				live = append(live, s.cur)
+			}
+		}
+		r.mu.Unlock()
+		for _, p := range live {
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		}
 		grace := time.After(r.opts.StopGrace)
 		var stubborn []string
-		for _, p := range r.procs {
+		for _, p := range live {
 			select {
 			case <-p.done:
 			case <-grace:
@@ -541,16 +612,17 @@ func (r *Run) Stop() {
 				// two ready cases).
 				grace = closed
 				if !p.exited() {
-					stubborn = append(stubborn, p.name)
+					stubborn = append(stubborn, p.slot.name)
 				}
 			}
 		}
-		// Kill every group, also those whose leader exited: a grandchild (such
-		// as the binary under `go run`) may still be in it.
-		for _, p := range r.procs {
+		// Kill every group that was live, also those whose leader exited: a
+		// grandchild (such as the binary under `go run`) may still be in it.
+		// (A process that had exited before had its group killed then.)
+		for _, p := range live {
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		}
-		for _, p := range r.procs {
+		for _, p := range all {
 			<-p.done
 		}
 		if len(stubborn) > 0 {
@@ -559,7 +631,9 @@ func (r *Run) Stop() {
 		if r.dir != "" {
 			_ = os.RemoveAll(r.dir)
 		}
-		r.console.say("stopped %d processes", len(r.procs))
+		if r.console != nil {
+			r.console.say("stopped %d processes", len(all))
+		}
 	})
 }
 
@@ -577,17 +651,16 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// proc is one child process, with what it takes to start it again.
+// proc is one run of a slot's process.
 type proc struct {
-	name, app, source string
-	index             int
-	dir               string
-	argv, env         []string
-	cmd               *exec.Cmd
-	tail              *tail
-	done              chan struct{}
-	err               error
-	killed            atomic.Bool // by Kill: not an unexpected exit
+	slot    *slot
+	cmd     *exec.Cmd
+	tail    *tail
+	started time.Time
+	done    chan struct{} // closed once the process is reaped; err is then set
+	err     error
+	copied  chan struct{} // closed once its output has reached the console
+	handled bool          // its exit has been judged (exited); guarded by Run.mu
 	// noResolver is the line of a daprd that says it has no name resolver.
 	noResolver atomic.Pointer[string]
 }
@@ -597,11 +670,11 @@ type proc struct {
 // work, and waiting for them would only time out). Nil otherwise.
 func (p *proc) failure() error {
 	if p.exited() {
-		return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.name, p.err, p.tail.render(p.name))
+		return fmt.Errorf("%s exited before it was ready (%v)\n%s", p.slot.name, p.err, p.tail.render(p.slot.name))
 	}
 	if line := p.noResolver.Load(); line != nil {
 		return fmt.Errorf("%s has no name resolver, so it cannot invoke any app: this runner needs a daprd with "+
-			"nameresolution.sqlite, which tools/toolchain.sh daprd (make tools) builds into .bin/daprd\n%s", p.name, *line)
+			"nameresolution.sqlite, which tools/toolchain.sh daprd (make tools) builds into .bin/daprd\n%s", p.slot.name, *line)
 	}
 	return nil
 }
@@ -640,7 +713,7 @@ func assignPorts(apps []*AppRun, extra ...*int) error {
 			}
 			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*p.port)))
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %s %d is in use (stop what holds it, or remove the port from the run file to get a free one)", a.ID, p.name, *p.port))
+				errs = append(errs, fmt.Errorf("%s %s %d is in use (stop what holds it, or remove the port from the run file to get a free one)", a.Name, p.name, *p.port))
 				continue
 			}
 			holds = append(holds, l)

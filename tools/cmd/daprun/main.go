@@ -1,7 +1,9 @@
 // Command daprun runs a multi-app Dapr suite from a dapr.yaml in the Dapr CLI's
 // multi-app schema (what `dapr run -f .` reads), for machines without the CLI:
-// one daprd per app plus the app, prefixed logs on one console, readiness
-// waits, and on Ctrl-C, SIGTERM or any child dying, a stop of every child.
+// one daprd per app instance plus the app (-replicas: several instances),
+// prefixed logs on one console, readiness waits, a restart with backoff of
+// a child that dies, and on Ctrl-C, SIGTERM or a child that keeps dying, a
+// stop of every child.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,8 +35,19 @@ Usage:
 It reads the Dapr CLI's multi-app run file, starts one daprd and one app per
 entry (ports from the file, or free ones), prefixes every output line with the
 app and its source, waits until every daprd (/v1.0/healthz) and app (health
-path) answers, and prints where to send requests. Ctrl-C or SIGTERM stops
-everything; so does any child exiting, and then daprun exits non-zero.
+path) answers and every sidecar reaches every app, and prints where to send
+requests. Ctrl-C or SIGTERM stops everything.
+
+-replicas orders=3,payments=2 (or "replicas: 3" in an app of the run file,
+which the Dapr CLI ignores) starts that many instances of an app, each with
+its own daprd and ports (the file's ports are the first instance's); the
+sidecars spread their calls to an app over its instances at random.
+
+A child that exits on its own (the app or its daprd, or Sentry) is started
+again after -backoff, doubling up to -max-backoff with every exit (back to
+-backoff once it stayed up a minute), while the others keep running. One
+that exits -crash-limit times within -crash-window stops everything, and
+daprun exits non-zero naming it with its last lines.
 
 With -sentry (make run passes .bin/sentry, which make tools builds) it
 first starts a Dapr Sentry of this run alone, and every sidecar-to-sidecar
@@ -63,6 +77,8 @@ type config struct {
 	kafkaPort    int
 	bin          string
 	appEnv       [][3]string // app, key, value
+	replicas     replicas
+	restarts     runner.Restarts
 }
 
 func main() {
@@ -102,6 +118,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cfg.appEnv = append(cfg.appEnv, [3]string{app, key, val})
 		return nil
 	})
+	fs.Var(&cfg.replicas, "replicas", "instances per app: ID=N[,ID=N...], or N for every app (overrides the run file's replicas), e.g. orders=3,payments=2")
+	fs.DurationVar(&cfg.restarts.Backoff, "backoff", time.Second, "wait before restarting a child that exited; doubles with each exit")
+	fs.DurationVar(&cfg.restarts.MaxBackoff, "max-backoff", 30*time.Second, "longest wait before a restart")
+	fs.IntVar(&cfg.restarts.Limit, "crash-limit", 5, "stop everything when one child exits this often within -crash-window (1: at the first exit)")
+	fs.DurationVar(&cfg.restarts.Window, "crash-window", 5*time.Minute, "the window of -crash-limit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,6 +135,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	f, err := runner.Load(cfg.file)
 	if err != nil {
+		return err
+	}
+	if err := cfg.replicas.apply(f); err != nil {
 		return err
 	}
 	for _, e := range cfg.appEnv {
@@ -160,7 +184,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	opts := runner.Options{
 		Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: cfg.readyTimeout, StopGrace: cfg.stopGrace,
-		Color: cfg.color == "always" || (cfg.color == "auto" && isTerminal(out)),
+		Restarts: cfg.restarts,
+		Color:    cfg.color == "always" || (cfg.color == "auto" && isTerminal(out)),
 	}
 
 	cleanup, err := ensureRedis(f, cfg.startRedis, cfg.privateRedis, out)
@@ -178,7 +203,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "daprun: in-process Kafka broker at %s\n", b.Addr())
 	}
 
-	fmt.Fprintf(out, "daprun: starting %d apps from %s with %s\n", len(f.Apps), f.Path, daprd)
+	instances := 0
+	for _, a := range f.Apps {
+		instances += max(a.Replicas, 1)
+	}
+	if instances > len(f.Apps) {
+		fmt.Fprintf(out, "daprun: starting %d apps (%d instances) from %s with %s\n", len(f.Apps), instances, f.Path, daprd)
+	} else {
+		fmt.Fprintf(out, "daprun: starting %d apps from %s with %s\n", len(f.Apps), f.Path, daprd)
+	}
 	if sentry != "" {
 		fmt.Fprintf(out, "daprun: sidecar-to-sidecar calls use mTLS with certificates from %s\n", sentry)
 	}
@@ -198,13 +231,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 // writeSidecarsEnv writes, for shells, each sidecar's HTTP address and API
 // token (they change every run) to .run/sidecars.env beside the run file,
-// readable by the owner only. It is removed when the run ends.
+// readable by the owner only: <APP>_DAPR_HTTP and <APP>_DAPR_API_TOKEN for
+// an app's first instance, the same with _<N> at the end for its instance N
+// (no app ID can make those names), and <APP>_INSTANCES. It is removed when
+// the run ends.
 func writeSidecarsEnv(dir string, r *runner.Run) (string, error) {
 	var b strings.Builder
 	b.WriteString("# Written by daprun for this run only: source it to call sidecars directly.\n")
-	for _, a := range r.Apps {
-		name := strings.ToUpper(strings.ReplaceAll(a.ID, "-", "_"))
-		fmt.Fprintf(&b, "%s_DAPR_HTTP=http://127.0.0.1:%d\n%s_DAPR_API_TOKEN=%s\n", name, a.DaprHTTPPort, name, a.APIToken)
+	for _, first := range r.Apps {
+		name := strings.ToUpper(strings.ReplaceAll(first.ID, "-", "_"))
+		insts := r.Instances(first.ID)
+		for _, a := range insts {
+			suffix := ""
+			if a.Instance > 1 {
+				suffix = fmt.Sprintf("_%d", a.Instance)
+			}
+			fmt.Fprintf(&b, "%s_DAPR_HTTP%s=http://127.0.0.1:%d\n%s_DAPR_API_TOKEN%s=%s\n", name, suffix, a.DaprHTTPPort, name, suffix, a.APIToken)
+		}
+		fmt.Fprintf(&b, "%s_INSTANCES=%d\n", name, len(insts))
 	}
 	path := filepath.Join(dir, ".run", "sidecars.env")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -357,13 +401,16 @@ func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(),
 
 func printEndpoints(out io.Writer, r *runner.Run, envFile string) {
 	fmt.Fprintln(out, "\ndaprun: the suite is up.")
-	for _, a := range r.Apps {
-		fmt.Fprintf(out, "  %-14s app :%-5d  dapr http :%-5d  grpc :%-5d  metrics :%d\n", a.ID, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort)
+	for _, a := range r.AllInstances() {
+		fmt.Fprintf(out, "  %-16s app :%-5d  dapr http :%-5d  grpc :%-5d  metrics :%d\n", a.Name, a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.MetricsPort)
 	}
 	if g := r.App("gateway"); g != nil {
 		fmt.Fprintf(out, "\n  public API: http://127.0.0.1:%d/api   e.g. curl -s http://127.0.0.1:%d/api/products\n", g.AppPort, g.AppPort)
 	}
 	fmt.Fprintf(out, "  sidecars want their API token (dapr-api-token header); addresses and tokens: source %s\n", envFile)
+	rs := r.Restarts()
+	fmt.Fprintf(out, "  a process that exits is restarted after %s (doubling to %s); %d exits of one within %s stop everything\n",
+		rs.Backoff, rs.MaxBackoff, rs.Limit, rs.Window)
 	if r.Authority == nil {
 		fmt.Fprintln(out, "\n"+unauthenticated)
 	} else {
@@ -403,6 +450,57 @@ func useBinaries(f *runner.File, dir string, out io.Writer) error {
 			continue
 		}
 		f.Apps[i].Command = []string{path}
+	}
+	return nil
+}
+
+// replicas is -replicas: ID=N pairs, or N for every app.
+type replicas struct {
+	all   int
+	perID map[string]int
+	text  string
+}
+
+func (rp *replicas) String() string { return rp.text }
+
+func (rp *replicas) Set(v string) error {
+	rp.text = v
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		id, count, named := strings.Cut(item, "=")
+		if !named {
+			id, count = "", item
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(count))
+		if err != nil || n < 1 || (named && strings.TrimSpace(id) == "") {
+			return fmt.Errorf("want ID=N[,ID=N...] or N with N at least 1, got %q", item)
+		}
+		if !named {
+			rp.all = n
+			continue
+		}
+		if rp.perID == nil {
+			rp.perID = map[string]int{}
+		}
+		rp.perID[strings.TrimSpace(id)] = n
+	}
+	return nil
+}
+
+// apply sets the instances of f's apps; an ID that f lacks is an error.
+func (rp *replicas) apply(f *runner.File) error {
+	for id := range rp.perID {
+		if !slices.ContainsFunc(f.Apps, func(a runner.App) bool { return a.ID == id }) {
+			return fmt.Errorf("-replicas: no app %q in %s", id, f.Path)
+		}
+	}
+	for i := range f.Apps {
+		if rp.all > 0 {
+			f.Apps[i].Replicas = rp.all
+		}
+		if n, ok := rp.perID[f.Apps[i].ID]; ok {
+			f.Apps[i].Replicas = n
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -265,20 +266,321 @@ func TestSignalStopsEverything(t *testing.T) {
 	}
 }
 
-// TestChildCrashStopsEverything: an app dying stops the suite with a non-zero
-// exit that names it and shows its last lines.
-func TestChildCrashStopsEverything(t *testing.T) {
-	dir := suite(t, map[string]string{"TESTAPP_CRASH_AFTER": "1500ms", "TESTAPP_GRANDCHILD": "1"})
-	cmd, out, marker := start(t, dir, "-stop-grace", "2s")
-	if code := exitCode(t, cmd, 30*time.Second); code == 0 {
-		t.Fatalf("exit code 0 after a crash\n%s", out)
+// endpoint returns the app and dapr HTTP ports daprun printed for an app
+// instance (its name as on the console: "beta", "beta-2").
+func endpoint(t *testing.T, out, name string) (app, daprHTTP int) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[0] == name && f[1] == "app" && f[3] == "dapr" {
+			app, _ = strconv.Atoi(strings.TrimPrefix(f[2], ":"))
+			daprHTTP, _ = strconv.Atoi(strings.TrimPrefix(f[5], ":"))
+			return app, daprHTTP
+		}
 	}
-	for _, want := range []string{"beta app exited unexpectedly (exit status 3)", "last ", "testapp crashing on purpose"} {
+	t.Fatalf("daprun printed no endpoints of %s:\n%s", name, out)
+	return 0, 0
+}
+
+// hasLine reports whether out has a line of name's source ("app",
+// "daprd") that holds text.
+func hasLine(out, name, source, text string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		prefix, rest, ok := strings.Cut(line, " | ")
+		if f := strings.Fields(prefix); ok && len(f) == 2 && f[0] == name && f[1] == source && strings.Contains(rest, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// get GETs url and returns the status and body; an error is a failed test.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// tellToExit has the test app on port exit with status code, as a crash.
+func tellToExit(t *testing.T, port, code int) {
+	t.Helper()
+	if status, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/exit?code=%d", port, code)); status != http.StatusAccepted {
+		t.Fatalf("/exit: %d %s", status, body)
+	}
+}
+
+// pidsOf returns the PIDs of the run's processes whose command line holds
+// every one of words.
+func pidsOf(marker string, words ...string) []int {
+	var pids []int
+	for _, p := range runnertest.Tagged(marker) {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(p, w)
+		}
+		if all {
+			var pid int
+			fmt.Sscanf(p, "%d:", &pid)
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestCrashIsRestarted: an app that exits on its own, and a sidecar killed
+// with SIGKILL, are started again after the backoff, on the same ports
+// (the app's grandchild, which would hold them, goes with it), and said so
+// on the console; the other app's processes keep running, and the run goes
+// on until Ctrl-C, which still leaves nothing behind.
+func TestCrashIsRestarted(t *testing.T) {
+	dir := suite(t, map[string]string{"TESTAPP_GRANDCHILD": "1"})
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-backoff", "200ms")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	for _, want := range []string{"a process that exits is restarted after 200ms (doubling to 30s); 5 exits of one within 5m0s stop everything"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	alphaPIDs := pidsOf(marker, "--app-id alpha")
+	alphaPIDs = append(alphaPIDs, pidsOf(marker, "APP_ID=alpha")...)
+	betaApp, betaHTTP := endpoint(t, out.String(), "beta")
+	before := len(runnertest.Tagged(marker))
+
+	tellToExit(t, betaApp, 3)
+	waitFor(t, out, "beta app exited (exit status 3) after ", 10*time.Second)
+	waitFor(t, out, "beta app is back: healthy ", 20*time.Second)
+	for _, want := range []string{"restarting it in 200ms (exit 1; the 5th within 5m0s stops the run)", "testapp exiting on request with status 3", "restarted beta app (pid "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if status, port := get(t, fmt.Sprintf("http://127.0.0.1:%d/port", betaApp)); status != http.StatusOK || port != strconv.Itoa(betaApp) {
+		t.Fatalf("the restarted app on its port: %d %q", status, port)
+	}
+
+	daprd := pidsOf(marker, "fakedaprd", "--app-id beta")
+	if len(daprd) != 1 {
+		t.Fatalf("beta's sidecar: pids %v", daprd)
+	}
+	if err := syscall.Kill(daprd[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "beta daprd exited (signal: killed)", 10*time.Second)
+	waitFor(t, out, "beta daprd is back: healthy ", 20*time.Second)
+	if status, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/v1.0/healthz", betaHTTP)); status != http.StatusNoContent {
+		t.Fatalf("the restarted sidecar's health: %d", status)
+	}
+	// The restart of beta's app and sidecar came one at a time: each came
+	// back after its first exit, at the first backoff.
+	if n := strings.Count(out.String(), "restarting it in 200ms"); n != 2 {
+		t.Errorf("%d restarts after 200ms, want 2:\n%s", n, out)
+	}
+	if n := len(runnertest.Tagged(marker)); n != before {
+		t.Errorf("%d processes after the restarts, %d before:\n%s", n, before, strings.Join(runnertest.Tagged(marker), "\n"))
+	}
+	for _, pid := range alphaPIDs {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Errorf("alpha's process %d did not survive beta's crashes: %v", pid, err)
+		}
+	}
+	if strings.Contains(out.String(), "stopping everything") {
+		t.Fatalf("a crash stopped the run:\n%s", out)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d after Ctrl-C, want 0\n%s", code, out)
+	}
 	assertClean(t, marker, out.String())
+}
+
+// crashLoop makes beta's command crash at once on every start but its
+// first: a service that crashes and then cannot come back.
+func crashLoop(t *testing.T, dir string) {
+	t.Helper()
+	app := filepath.Join(bins, "testapp")
+	script := "if [ -e started ]; then echo testapp crashing at start on purpose; exit 3; fi; touch started; exec " + app
+	editRunFile(t, dir, fmt.Sprintf("appDirPath: ./b\n    command: [%q]", app), fmt.Sprintf("appDirPath: ./b\n    command: [\"sh\", \"-c\", %q]", script))
+}
+
+// TestCrashLoopGivesUp: an app that keeps crashing is restarted with a
+// doubling backoff until it has exited -crash-limit times, then daprun
+// stops everything and exits non-zero, naming it with its last lines.
+func TestCrashLoopGivesUp(t *testing.T) {
+	dir := suite(t, nil)
+	crashLoop(t, dir)
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-backoff", "50ms", "-crash-limit", "4")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	betaApp, _ := endpoint(t, out.String(), "beta")
+	tellToExit(t, betaApp, 3)
+	failsWith(t, cmd, out, marker, 30*time.Second,
+		"beta app exited (exit status 3) after ", "restarting it in 50ms (exit 1; the 4th within 5m0s stops the run)",
+		"restarting it in 100ms (exit 2;", "restarting it in 200ms (exit 3;",
+		"beta app exited (exit status 3), 4 times within 5m0s: giving up on it; stopping everything",
+		"daprun: beta app exited unexpectedly (exit status 3), 4 times within 5m0s: giving up on it",
+		"testapp crashing at start on purpose")
+	if strings.Contains(out.String(), "alpha app exited") || strings.Contains(out.String(), "restarting it in 400ms") {
+		t.Errorf("more than beta's 4 exits:\n%s", out)
+	}
+}
+
+// TestInterruptDuringBackoff: Ctrl-C while a crashed app waits for its
+// restart stops everything at once, restarts nothing, and leaves nothing.
+func TestInterruptDuringBackoff(t *testing.T) {
+	dir := suite(t, nil)
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-backoff", "10m")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	betaApp, _ := endpoint(t, out.String(), "beta")
+	tellToExit(t, betaApp, 3)
+	waitFor(t, out, "restarting it in 10m0s", 10*time.Second)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d after Ctrl-C, want 0\n%s", code, out)
+	}
+	if strings.Contains(out.String(), "restarted beta app") {
+		t.Fatalf("restarted after Ctrl-C:\n%s", out)
+	}
+	assertClean(t, marker, out.String())
+}
+
+// TestReplicas: -replicas and the run file's replicas start that many
+// instances of an app, each with its own daprd, ports and tokens (the
+// file's fixed ports go to the first), named on the console and listed in
+// sidecars.env; the readiness wait and the stop cover every one.
+func TestReplicas(t *testing.T) {
+	fixed, err := runner.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := suite(t, nil)
+	editRunFile(t, dir, "appDirPath: ./a\n", "appDirPath: ./a\n    replicas: 2\n")
+	editRunFile(t, dir, "appDirPath: ./b\n", fmt.Sprintf("appDirPath: ./b\n    appPort: %d\n", fixed))
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-replicas", "beta=3")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	for _, want := range []string{"starting 2 apps (5 instances)", "all 2 apps (5 instances) ready"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range [][3]string{{"beta-2", "app", "testapp listening on"}, {"beta-3", "daprd", "fakedaprd listening on"},
+		{"alpha-2", "app", "testapp listening on"}, {"alpha-1", "daprd", "fakedaprd listening on"}} {
+		if !hasLine(out.String(), want[0], want[1], want[2]) {
+			t.Errorf("no line of %s %s saying %q:\n%s", want[0], want[1], want[2], out)
+		}
+	}
+	seen := map[int]string{}
+	for _, name := range []string{"alpha-1", "alpha-2", "beta-1", "beta-2", "beta-3"} {
+		app, daprHTTP := endpoint(t, out.String(), name)
+		for _, p := range []int{app, daprHTTP} {
+			if other, dup := seen[p]; dup {
+				t.Errorf("%s and %s share port %d", name, other, p)
+			}
+			seen[p] = name
+		}
+		if status, port := get(t, fmt.Sprintf("http://127.0.0.1:%d/port", app)); status != 200 || port != strconv.Itoa(app) {
+			t.Errorf("%s's app on :%d answers %d %q", name, app, status, port)
+		}
+	}
+	if app, _ := endpoint(t, out.String(), "beta-1"); app != fixed {
+		t.Errorf("beta-1's app port %d, want the file's %d", app, fixed)
+	}
+	// daprun, and a sidecar and an app per instance.
+	if n := len(runnertest.Tagged(marker)); n != 11 {
+		t.Errorf("%d processes, want 11:\n%s", n, strings.Join(runnertest.Tagged(marker), "\n"))
+	}
+	if n := len(pidsOf(marker, "fakedaprd", "--app-id beta ")); n != 3 {
+		t.Errorf("%d sidecars of beta, want 3", n)
+	}
+
+	b, err := os.ReadFile(filepath.Join(dir, ".run", "sidecars.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			env[k] = v
+		}
+	}
+	tokens := map[string]bool{}
+	invoke := func(sidecar, token string) int {
+		req, _ := http.NewRequest("GET", sidecar+"/v1.0/invoke/alpha/method/healthz", nil)
+		req.Header.Set("dapr-api-token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, keys := range map[string][2]string{
+		"alpha-1": {"ALPHA_DAPR_HTTP", "ALPHA_DAPR_API_TOKEN"}, "alpha-2": {"ALPHA_DAPR_HTTP_2", "ALPHA_DAPR_API_TOKEN_2"},
+		"beta-1": {"BETA_DAPR_HTTP", "BETA_DAPR_API_TOKEN"}, "beta-2": {"BETA_DAPR_HTTP_2", "BETA_DAPR_API_TOKEN_2"},
+		"beta-3": {"BETA_DAPR_HTTP_3", "BETA_DAPR_API_TOKEN_3"},
+	} {
+		_, daprHTTP := endpoint(t, out.String(), name)
+		if got := env[keys[0]]; got != fmt.Sprintf("http://127.0.0.1:%d", daprHTTP) {
+			t.Errorf("%s=%q, want %s's sidecar at :%d", keys[0], got, name, daprHTTP)
+		}
+		tok := env[keys[1]]
+		if tok == "" || tokens[tok] {
+			t.Errorf("%s=%q: empty or another instance's", keys[1], tok)
+		}
+		tokens[tok] = true
+		// The token is the instance's: its sidecar takes it, the first
+		// instance's takes none of another's.
+		if code := invoke(env[keys[0]], tok); code != http.StatusOK {
+			t.Errorf("%s's sidecar refuses its own token: %d", name, code)
+		}
+		if name != "beta-1" {
+			if code := invoke(env[keys[0]], env["BETA_DAPR_API_TOKEN"]); code != http.StatusUnauthorized {
+				t.Errorf("%s's sidecar takes beta-1's token: %d", name, code)
+			}
+		}
+	}
+	if env["ALPHA_INSTANCES"] != "2" || env["BETA_INSTANCES"] != "3" {
+		t.Errorf("instances in sidecars.env: alpha %q, beta %q", env["ALPHA_INSTANCES"], env["BETA_INSTANCES"])
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0\n%s", code, out)
+	}
+	assertClean(t, marker, out.String())
+
+	for _, bad := range []string{"gamma=2", "beta=0", "beta", "=2", "x"} {
+		cmd, out, _ := start(t, dir, "-replicas", bad)
+		if code := exitCode(t, cmd, 10*time.Second); code == 0 || !strings.Contains(out.String(), "replicas") {
+			t.Errorf("-replicas %s: exit %d:\n%s", bad, code, out)
+		}
+	}
+}
+
+// TestReadinessCoversEveryInstance: an instance that never gets healthy
+// fails the start, named, though the app's first instance is healthy.
+func TestReadinessCoversEveryInstance(t *testing.T) {
+	fixed, err := runner.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := suite(t, map[string]string{"TESTAPP_HEALTHY_PORT": strconv.Itoa(fixed)})
+	editRunFile(t, dir, "appDirPath: ./b\n", fmt.Sprintf("appDirPath: ./b\n    appPort: %d\n", fixed))
+	cmd, out, marker := start(t, dir, "-ready-timeout", "3s", "-stop-grace", "2s", "-replicas", "beta=2")
+	failsWith(t, cmd, out, marker, 30*time.Second, "not ready after 3s: beta-2 app (checked", "health check failing on purpose")
+	if strings.Contains(out.String(), "not ready after 3s: beta-1") || strings.Contains(out.String(), "beta-1 app,") {
+		t.Errorf("the healthy first instance is named:\n%s", out)
+	}
 }
 
 // TestReadinessFailureNamesTheApp: an app that never gets healthy fails the
@@ -404,12 +706,165 @@ func TestKillAndRestartOneProcess(t *testing.T) {
 	}
 }
 
+// TestKillAndRestartOneInstance: KillInstance ends one instance's app or
+// sidecar and no other, RestartInstance brings it back on its ports, and
+// neither counts as a crash; PID says what runs.
+func TestKillAndRestartOneInstance(t *testing.T) {
+	dir := suite(t, nil)
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Apps[1].Replicas = 3
+	marker := runnertest.NewMarker()
+	out := &syncBuffer{}
+	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: filepath.Join(bins, "fakedaprd"), Out: out,
+		Env: []string{marker}, StopGrace: 2 * time.Second, ReadyTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	betas := r.Instances("beta")
+	if len(betas) != 3 || r.App("beta") != betas[0] || len(r.Apps) != 2 || len(r.AllInstances()) != 4 {
+		t.Fatalf("instances: %d of beta, Apps %d, all %d", len(betas), len(r.Apps), len(r.AllInstances()))
+	}
+	for i, b := range betas {
+		if b.Instance != i+1 || b.Name != fmt.Sprintf("beta-%d", i+1) || b.Replicas != 3 {
+			t.Errorf("instance %d: %d %q replicas %d", i+1, b.Instance, b.Name, b.Replicas)
+		}
+	}
+	pids := func() map[string]int {
+		m := map[string]int{}
+		for _, a := range r.AllInstances() {
+			for _, source := range []string{"app", "daprd"} {
+				m[a.Name+" "+source] = r.PID(a.ID, a.Instance, source)
+			}
+		}
+		return m
+	}
+	before := pids()
+	for name, pid := range before {
+		if pid == 0 {
+			t.Fatalf("no PID for %s", name)
+		}
+	}
+	answers := func(a *runner.AppRun) bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/port", a.AppPort))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}
+	for _, source := range []string{"app", "daprd"} {
+		if err := r.KillInstance("beta", 2, source); err != nil {
+			t.Fatal(err)
+		}
+		now := pids()
+		for name, pid := range before {
+			if want := pid; name == "beta-2 "+source {
+				want = 0
+				if now[name] != want {
+					t.Errorf("beta-2 %s still runs as %d", source, now[name])
+				}
+			} else if now[name] != want {
+				t.Errorf("killing beta-2 %s changed %s: %d, was %d", source, name, now[name], want)
+			}
+		}
+		if source == "app" && (answers(betas[1]) || !answers(betas[0]) || !answers(betas[2])) {
+			t.Fatal("after killing beta-2's app: it answers, or another instance does not")
+		}
+		if err := r.RestartInstance(t.Context(), "beta", 2, source); err != nil {
+			t.Fatal(err)
+		}
+		if !answers(betas[1]) {
+			t.Fatalf("beta-2 does not answer on its port after its %s came back", source)
+		}
+		before = pids()
+	}
+	if c := r.Crashes(); len(c) != 0 {
+		t.Errorf("Kill counted as a crash: %+v", c)
+	}
+	if err := r.KillInstance("beta", 4, "app"); err == nil {
+		t.Error("killing a fourth instance of three must fail")
+	}
+	if err := r.RestartInstance(t.Context(), "beta", 3, "app"); err == nil {
+		t.Error("restarting a running instance must fail")
+	}
+	r.Stop()
+	if left := runnertest.Tagged(marker); len(left) > 0 {
+		t.Fatalf("processes left behind:\n%s\n%s", strings.Join(left, "\n"), out)
+	}
+}
+
+// TestCrashedInstanceComesBack: an instance's app and sidecar killed from
+// outside (kill -9 of the PID) are started again by the runner, the app on
+// the same port; Crashes says what exited, how, and when it was back, and
+// no other process was touched.
+func TestCrashedInstanceComesBack(t *testing.T) {
+	dir := suite(t, nil)
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Apps[1].Replicas = 2
+	marker := runnertest.NewMarker()
+	out := &syncBuffer{}
+	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: filepath.Join(bins, "fakedaprd"), Out: out,
+		Env: []string{marker}, StopGrace: 2 * time.Second, ReadyTimeout: 20 * time.Second,
+		Restarts: runner.Restarts{Backoff: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	others := map[[2]string]int{}
+	for _, id := range []string{"alpha", "beta"} {
+		for _, source := range []string{"app", "daprd"} {
+			others[[2]string{id, source}] = r.PID(id, 1, source)
+		}
+	}
+	for i, source := range []string{"app", "daprd"} {
+		pid := r.PID("beta", 2, source)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for c := r.Crashes(); len(c) <= i || c[i].Healthy.IsZero(); c = r.Crashes() {
+			if time.Now().After(deadline) {
+				t.Fatalf("beta-2 %s not back within 20s: %+v\n%s", source, c, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c := r.Crashes()[i]
+		if c.Process != "beta-2 "+source || c.App != "beta" || c.Instance != 2 || c.Source != source || c.Status != "signal: killed" ||
+			c.Restarted.Before(c.At) || c.Healthy.Before(c.Restarted) {
+			t.Errorf("crash %d: %+v", i, c)
+		}
+		if now := r.PID("beta", 2, source); now == 0 || now == pid {
+			t.Errorf("beta-2 %s: pid %d after the restart, %d before", source, now, pid)
+		}
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/port", r.Instances("beta")[1].AppPort)); err != nil {
+		t.Fatalf("beta-2's app on its port: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	for p, pid := range others {
+		if now := r.PID(p[0], 1, p[1]); now != pid || pid == 0 {
+			t.Errorf("%s %s (first instance): pid %d, was %d", p[0], p[1], now, pid)
+		}
+	}
+	if len(r.Crashes()) != 2 {
+		t.Errorf("crashes: %+v", r.Crashes())
+	}
+}
+
 // TestAppEnvReachesOneApp: -app-env gives one app a variable (here one that
 // makes the test app crash), and names an unknown app or a malformed value.
 func TestAppEnvReachesOneApp(t *testing.T) {
 	dir := suite(t, nil)
-	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-app-env", "alpha:TESTAPP_CRASH_AFTER=1s")
-	if code := exitCode(t, cmd, 30*time.Second); code == 0 || !strings.Contains(out.String(), "alpha app exited unexpectedly (exit status 3)") {
+	// -crash-limit 1: the first exit stops the run, as without restarts.
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-crash-limit", "1", "-app-env", "alpha:TESTAPP_CRASH_AFTER=1s")
+	if code := exitCode(t, cmd, 30*time.Second); code == 0 || !strings.Contains(out.String(), "alpha app exited unexpectedly (exit status 3)\n") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	assertClean(t, marker, out.String())
@@ -482,8 +937,9 @@ func TestPrivateRedisThatFailsIsShown(t *testing.T) {
 }
 
 // TestSentryRunsWithTheSuite: with -sentry, daprun starts Sentry before the
-// sidecars, gives every daprd what it needs for mTLS, and stops Sentry with
-// the rest; a -sentry that does not exist stops it before anything starts.
+// sidecars, gives every daprd what it needs for mTLS, starts it again when
+// it dies, and stops it with the rest; a -sentry that does not exist stops
+// it before anything starts.
 func TestSentryRunsWithTheSuite(t *testing.T) {
 	dir := suite(t, nil)
 	cmd, out, marker := start(t, dir, "-sentry", filepath.Join(t.TempDir(), "sentry"))
@@ -494,7 +950,7 @@ func TestSentryRunsWithTheSuite(t *testing.T) {
 		t.Fatalf("started without its Sentry: %v", left)
 	}
 
-	cmd, out, marker = start(t, dir, "-sentry", filepath.Join(bins, "fakesentry"), "-stop-grace", "2s")
+	cmd, out, marker = start(t, dir, "-sentry", filepath.Join(bins, "fakesentry"), "-stop-grace", "2s", "-backoff", "100ms")
 	waitFor(t, out, "the suite is up", 30*time.Second)
 	for _, want := range []string{"sentry ready at 127.0.0.1:", "sidecar to sidecar: mTLS"} {
 		if !strings.Contains(out.String(), want) {
@@ -520,6 +976,19 @@ func TestSentryRunsWithTheSuite(t *testing.T) {
 	}
 	if sidecars != 2 {
 		t.Fatalf("%d sidecars, want 2:\n%s", sidecars, strings.Join(procs, "\n"))
+	}
+	// A Sentry that dies is started again like any other process.
+	sentry := pidsOf(marker, filepath.Join(bins, "fakesentry")+" --issuer-credentials")
+	if len(sentry) != 1 {
+		t.Fatalf("Sentry's pids: %v", sentry)
+	}
+	if err := syscall.Kill(sentry[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "sentry exited (signal: killed)", 10*time.Second)
+	waitFor(t, out, "sentry is back: healthy ", 20*time.Second)
+	if again := pidsOf(marker, filepath.Join(bins, "fakesentry")+" --issuer-credentials"); len(again) != 1 || again[0] == sentry[0] {
+		t.Fatalf("Sentry's pids after its restart: %v, before %v", again, sentry)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

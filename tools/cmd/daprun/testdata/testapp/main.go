@@ -1,10 +1,13 @@
 // Command testapp is the app of the runner's unit tests. Its behaviour is set
 // by environment: TESTAPP_CRASH_AFTER (exit 3 after a duration),
-// TESTAPP_UNHEALTHY (health endpoint answers 503), TESTAPP_STUBBORN (ignore
-// SIGTERM) and TESTAPP_GRANDCHILD (start a child that ignores SIGTERM and
-// lives on after this process exits). GET /whoami answers with the run's
-// marker (DAPRUN_TEST_MARKER) and counts the calls; GET /count says how many
-// it has answered.
+// TESTAPP_UNHEALTHY (health endpoint answers 503), TESTAPP_HEALTHY_PORT
+// (healthy only when listening on that port: one instance of several),
+// TESTAPP_STUBBORN (ignore SIGTERM) and TESTAPP_GRANDCHILD (start a child
+// that ignores SIGTERM and lives on after this process exits). GET /whoami
+// answers with the run's marker (DAPRUN_TEST_MARKER) and counts the calls;
+// GET /count says how many it has answered; GET /port answers its port
+// (which instance answered); GET /exit?code=N exits with status N, as a
+// crash would.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -54,7 +58,7 @@ func main() {
 		os.Exit(4)
 	}
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if os.Getenv("TESTAPP_UNHEALTHY") != "" {
+		if p := os.Getenv("TESTAPP_HEALTHY_PORT"); os.Getenv("TESTAPP_UNHEALTHY") != "" || (p != "" && p != os.Getenv("APP_PORT")) {
 			fmt.Println("testapp health check failing on purpose")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -68,6 +72,25 @@ func main() {
 	})
 	http.HandleFunc("GET /count", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, whoami.Load())
+	})
+	http.HandleFunc("GET /port", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, os.Getenv("APP_PORT"))
+	})
+	http.HandleFunc("GET /exit", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.URL.Query().Get("code"))
+		if err != nil {
+			http.Error(w, "want ?code=N", http.StatusBadRequest)
+			return
+		}
+		fmt.Println("testapp exiting on request with status", code)
+		w.WriteHeader(http.StatusAccepted)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond) // the answer leaves first
+			os.Exit(code)
+		}()
 	})
 	addr := "127.0.0.1:" + os.Getenv("APP_PORT")
 	fmt.Println("testapp listening on", addr, "dapr http port", os.Getenv("DAPR_HTTP_PORT"))

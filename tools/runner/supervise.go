@@ -1,0 +1,348 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Once a run is up, a process that exits on its own (a crash, an OOM kill,
+// a kill -9 from a shell) is started again, as Kubernetes restarts a
+// container: after a wait that doubles from Restarts.Backoff up to
+// Restarts.MaxBackoff, and starts over once the process has stayed up for
+// Restarts.StableAfter. The others keep running. Only a process that exits
+// Restarts.Limit times within Restarts.Window ends the run: the runner then
+// stops everything, and Wait returns an error naming it with its last
+// lines. Processes ended by Kill wait for Restart instead: fault tests
+// decide when those come back.
+
+// Restarts is the policy for processes that exit on their own once the run
+// is up. Zero fields take the defaults.
+type Restarts struct {
+	// Backoff is the wait before the first restart (default 1s); it doubles
+	// with every exit, up to MaxBackoff (default 30s).
+	Backoff, MaxBackoff time.Duration
+	// StableAfter: a process that stayed up this long waits Backoff again
+	// at its next exit (default 1m).
+	StableAfter time.Duration
+	// Limit exits of one process within Window (default 5 within 5m) stop
+	// the run. 1 stops it at the first exit.
+	Limit  int
+	Window time.Duration
+}
+
+func (p Restarts) withDefaults() Restarts {
+	if p.Backoff <= 0 {
+		p.Backoff = time.Second
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = 30 * time.Second
+	}
+	p.MaxBackoff = max(p.MaxBackoff, p.Backoff)
+	if p.StableAfter <= 0 {
+		p.StableAfter = time.Minute
+	}
+	if p.Limit <= 0 {
+		p.Limit = 5
+	}
+	if p.Window <= 0 {
+		p.Window = 5 * time.Minute
+	}
+	return p
+}
+
+// Crash is one exit of a process of the run that nobody asked for.
+type Crash struct {
+	// Process names it as the console does: "orders-2 app", "payments daprd", "sentry".
+	Process string
+	// App, Instance and Source address it as KillInstance does.
+	App      string
+	Instance int
+	Source   string
+	// At is when it exited; Status how ("exit status 3", "signal: killed").
+	At     time.Time
+	Status string
+	// Restarted is when the runner started it again, Healthy when it then
+	// answered its health check; zero until then (and for good when the
+	// run gave up or stopped first).
+	Restarted, Healthy time.Time
+}
+
+// slot is one process the run keeps going: Sentry, or an instance's daprd
+// or app. Each start of it is a proc.
+type slot struct {
+	name     string // on the console and in errors: "orders-2 daprd", "sentry"
+	app      string // the app ID; "sentry" for Sentry
+	instance int    // from 1
+	source   string // "app", "daprd"; "" for Sentry
+	prefix   string // of its lines on the console
+	dir      string
+	argv     []string
+	env      []string
+	health   string // answers 2xx while it serves
+
+	// Guarded by Run.mu.
+	cur   *proc       // the latest start
+	held  bool        // ended by Kill: waits for Restart
+	timer *time.Timer // a restart waiting out its backoff
+	seq   int         // bumped to call off a restart whose timer may be firing
+	exits []time.Time // unexpected exits within the window
+	delay time.Duration
+}
+
+// cancelRestart calls off a restart waiting out its backoff. The caller
+// holds Run.mu.
+func (s *slot) cancelRestart() {
+	s.seq++
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+}
+
+// supervise turns on restarts: from now on an exit is a crash. A process
+// that exited between the readiness checks and now is judged at once.
+func (r *Run) supervise() {
+	r.mu.Lock()
+	r.supervising = true
+	var gone []*proc
+	for _, s := range r.slots {
+		if s.cur.exited() {
+			gone = append(gone, s.cur)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range gone {
+		r.exited(p)
+	}
+}
+
+// exited judges p's exit: nothing to do when the run is stopping, when Kill
+// ended it, or before the run is up (Start fails then); otherwise a crash,
+// restarted after its backoff, or the last straw.
+func (r *Run) exited(p *proc) {
+	// Whatever the process left in its group (a grandchild holding its port)
+	// goes with it, so that a restart finds its ports free.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	// Its last lines, for the message (the group is gone, so the pipe ends).
+	select {
+	case <-p.copied:
+	case <-time.After(time.Second):
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := p.slot
+	if p.handled || r.stopped || !r.supervising || s.held || s.cur != p {
+		return
+	}
+	p.handled = true
+	r.crashedLocked(s, exitText(p.err), time.Since(p.started), p.tail)
+}
+
+// crashedLocked records an exit of s that nobody asked for (status says
+// how, after up; t holds its last lines) and restarts s after its backoff,
+// or ends the run when s has exited too often. The caller holds r.mu.
+func (r *Run) crashedLocked(s *slot, status string, up time.Duration, t *tail) {
+	rs := r.opts.Restarts
+	now := time.Now()
+	recent := s.exits[:0]
+	for _, at := range s.exits {
+		if now.Sub(at) < rs.Window {
+			recent = append(recent, at)
+		}
+	}
+	s.exits = append(recent, now)
+	r.crashes = append(r.crashes, Crash{Process: s.name, App: s.app, Instance: s.instance, Source: s.source, At: now, Status: status})
+	crash := len(r.crashes) - 1
+	if n := len(s.exits); n >= rs.Limit {
+		times := ""
+		if n > 1 {
+			times = fmt.Sprintf(", %d times within %s: giving up on it", n, rs.Window)
+		}
+		r.failure = fmt.Errorf("%s exited unexpectedly (%s)%s\n%s", s.name, status, times, t.render(s.name))
+		r.console.say("%s exited (%s)%s; stopping everything", s.name, status, times)
+		close(r.gaveUp)
+		go r.Stop() // Stop takes r.mu: not from under it
+		return
+	}
+	if s.delay == 0 || up >= rs.StableAfter {
+		s.delay = rs.Backoff
+	}
+	wait := s.delay
+	s.delay = min(2*s.delay, rs.MaxBackoff)
+	r.console.say("%s exited (%s) after %s up; restarting it in %s (exit %d; the %s within %s stops the run)\n%s",
+		s.name, status, up.Round(100*time.Millisecond), wait, len(s.exits), ordinal(rs.Limit), rs.Window, t.last(5, s.name))
+	s.cancelRestart()
+	seq := s.seq
+	s.timer = time.AfterFunc(wait, func() { r.respawn(s, seq, crash) })
+}
+
+// respawn starts s again once its backoff is over, unless the restart was
+// called off (seq moved on) or the run is stopping.
+func (r *Run) respawn(s *slot, seq, crash int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || s.held || s.seq != seq {
+		return
+	}
+	s.timer = nil
+	p, err := r.spawnLocked(s)
+	if err != nil {
+		// It cannot even start (its binary replaced by a build?): that
+		// counts as an exit too.
+		t := newTail(1)
+		t.add(err.Error())
+		r.crashedLocked(s, "cannot start", 0, t)
+		return
+	}
+	r.crashes[crash].Restarted = p.started
+	r.console.say("restarted %s (pid %d)", s.name, p.cmd.Process.Pid)
+	go r.watchBack(p, crash)
+}
+
+// watchBack says when a restarted process answers its health check again.
+func (r *Run) watchBack(p *proc, crash int) {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ok := healthy(ctx, client, p.slot.health, "")
+		cancel()
+		if ok {
+			break
+		}
+		select {
+		case <-p.done:
+			return
+		case <-r.stopping:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	r.mu.Lock()
+	c := &r.crashes[crash]
+	c.Healthy = time.Now()
+	after := c.Healthy.Sub(c.At)
+	r.mu.Unlock()
+	r.console.say("%s is back: healthy %.1fs after it exited", p.slot.name, after.Seconds())
+}
+
+// Crashes returns every unexpected exit of the run's processes so far, the
+// oldest first. Tests that kill a process from outside (kill -9 of its PID)
+// wait here for the runner to bring it back; others can check that nothing
+// crashed behind their back.
+func (r *Run) Crashes() []Crash {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Crash(nil), r.crashes...)
+}
+
+// PID returns the process ID of appID's instance n's source ("app",
+// "daprd"; Sentry: "sentry", 1, ""), or 0 while it is not running. The
+// process leads a process group of its own.
+func (r *Run) PID(appID string, n int, source string) int {
+	s, err := r.slotOf(appID, n, source)
+	if err != nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.cur == nil || s.cur.exited() {
+		return 0
+	}
+	return s.cur.cmd.Process.Pid
+}
+
+// Kill ends one process of the run as a crash would: SIGKILL to the process
+// group of appID's app (source "app") or sidecar (source "daprd"), its first
+// instance, or of the run's Sentry (appID "sentry", source ""), and returns
+// once it has exited. It is not restarted, and does not count as a crash,
+// until Restart brings it back. Fault tests use it.
+func (r *Run) Kill(appID, source string) error {
+	return r.KillInstance(appID, 1, source)
+}
+
+// KillInstance is Kill for appID's instance n (from 1).
+func (r *Run) KillInstance(appID string, n int, source string) error {
+	s, err := r.slotOf(appID, n, source)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	s.held = true
+	s.cancelRestart()
+	p := s.cur
+	r.mu.Unlock()
+	if !p.exited() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-p.done
+	r.console.say("killed %s", s.name)
+	return nil
+}
+
+// Restart starts again the process Kill ended (or one the runner is about
+// to restart after a crash), with the same arguments, ports and tokens, and
+// waits until it answers its health check. From then on it is restarted
+// after a crash like any other.
+func (r *Run) Restart(ctx context.Context, appID, source string) error {
+	return r.RestartInstance(ctx, appID, 1, source)
+}
+
+// RestartInstance is Restart for appID's instance n (from 1).
+func (r *Run) RestartInstance(ctx context.Context, appID string, n int, source string) error {
+	s, err := r.slotOf(appID, n, source)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if !s.cur.exited() {
+		r.mu.Unlock()
+		return fmt.Errorf("runner: %s is still running", s.name)
+	}
+	s.cancelRestart()
+	p, err := r.spawnLocked(s)
+	if err == nil {
+		s.held = false
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := r.waitHealthy(ctx, p, s.health); err != nil {
+		return fmt.Errorf("after its restart: %w", err)
+	}
+	r.console.say("restarted %s", s.name)
+	return nil
+}
+
+// last returns t's last n lines, each under name, for a message.
+func (t *tail) last(n int, name string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines[max(0, len(t.lines)-n):]
+	if len(lines) == 0 {
+		return "(" + name + " printed nothing)"
+	}
+	return fmt.Sprintf("its last lines:\n  %s", strings.Join(lines, "\n  "))
+}
+
+// Restarts returns the run's restart policy, defaults filled in.
+func (r *Run) Restarts() Restarts { return r.opts.Restarts }
+
+// ordinal spells n as "1st", "2nd", "5th".
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
+}
