@@ -266,13 +266,6 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 	if err != nil {
 		return nil, err
 	}
-	// Each sidecar sends its spans to this run's collector.
-	for i := range f.Apps {
-		a := &f.Apps[i]
-		if a.ConfigFile, err = privateConfig(a.ConfigFile, dir, spans.url()); err != nil {
-			return nil, err
-		}
-	}
 	p, err := newProbe()
 	if err != nil {
 		spans.close()
@@ -292,6 +285,8 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 	}
 	r, err := runner.Start(context.Background(), f, runner.Options{
 		Daprd: daprdPath(), Sentry: sentryPath(), Out: logFile, ReadyTimeout: 2 * time.Minute, StopGrace: 10 * time.Second,
+		// Each sidecar sends its spans to this run's collector.
+		Zipkin:    spans.url(),
 		Env:       []string{marker},
 		DaprdArgs: []string{"--dapr-graceful-shutdown-seconds", "1"},
 	})
@@ -301,21 +296,6 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 		return nil, err
 	}
 	return &suite{profile: profile, run: r, probe: p, spans: spans, secrets: secrets, logPath: logPath}, nil
-}
-
-// privateConfig copies a Dapr Configuration into dir with its Zipkin
-// endpoint pointing at url.
-func privateConfig(path, dir, url string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.ReplaceAll(string(b), "http://127.0.0.1:9411/api/v2/spans", url)
-	if s == string(b) {
-		return "", fmt.Errorf("%s names no Zipkin endpoint to redirect", path)
-	}
-	out := filepath.Join(dir, "config-"+filepath.Base(path))
-	return out, os.WriteFile(out, []byte(s), 0o644)
 }
 
 // privateResources copies the profile's resources into dir, pointing the

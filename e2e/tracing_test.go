@@ -15,7 +15,7 @@ import (
 )
 
 // collector is a Zipkin-compatible span collector in the test process: every
-// sidecar of the run sends its spans here (see privateConfig).
+// sidecar of the run sends its spans here (runner.Options.Zipkin).
 type collector struct {
 	srv  *http.Server
 	addr string

@@ -23,8 +23,16 @@ import (
 //
 // The resolver reaches daprd as a second --config: a standalone daprd reads
 // every --config file in turn onto one Configuration (pkg/config,
-// LoadStandaloneConfiguration), so the app's own Configuration (tracing,
-// metrics, secret scopes) stays as it is and only spec.nameResolution is set.
+// LoadStandaloneConfiguration), so the app's own Configuration (metrics,
+// secret scopes) stays as it is and only spec.nameResolution and the span
+// exporter are set.
+//
+// The exporter too is the run's: the apps' Configurations name a Zipkin
+// collector at 127.0.0.1:9411, which a plain run does not start. Left so,
+// every daprd would log a failed export every few seconds, and any local
+// user could listen there and receive every span (routes with user and
+// order IDs, state stores, ports): a security test did. So a run exports
+// to Options.Zipkin, or nowhere.
 const (
 	// namesDB is the resolver's database in the run's directory.
 	namesDB = "names.db"
@@ -32,7 +40,7 @@ const (
 	namesConfig = "names.yaml"
 )
 
-// nameResolutionYAML is the Configuration of a run's resolver.
+// runConfigYAML is the Configuration of a run's resolver and exporter.
 //
 // cleanupInterval 0 turns off the resolver's periodic cleanup: in Dapr 1.14
 // its query deletes the live registrations instead of the expired ones, and
@@ -43,10 +51,19 @@ const (
 // hour). Nothing needs the cleanup: lookups skip registrations not renewed
 // within updateInterval (5s), a daprd started again on its address replaces
 // its old row, and the database goes with the run.
-const nameResolutionYAML = `# Written by daprun for one run: this run's sidecars find each other here only.
+//
+// samplingRate is set with the exporter, as the apps' Configurations set it,
+// so that the tracing block stands whole whatever the decoder keeps of the
+// app's.
+const runConfigYAML = `# Written by daprun for one run: this run's sidecars find each other here only,
+# and send their spans to the run's collector, if any.
 apiVersion: dapr.io/v1alpha1
 kind: Configuration
 spec:
+  tracing:
+    samplingRate: "1"
+    zipkin:
+      endpointAddress: %q
   nameResolution:
     component: sqlite
     version: v1
@@ -55,9 +72,12 @@ spec:
       cleanupInterval: "0"
 `
 
-// writeNameResolution writes the resolver's Configuration into dir and
-// returns its path, for every daprd's --config.
-func writeNameResolution(dir string) (string, error) {
+// writeRunConfig writes the run's Configuration (resolver, span exporter
+// zipkin) into dir and returns its path, for every daprd's --config.
+func writeRunConfig(dir, zipkin string) (string, error) {
+	if strings.ContainsAny(zipkin, "$\n\"") {
+		return "", fmt.Errorf("runner: the span collector's address %q holds $, a quote or a newline", zipkin)
+	}
 	db := filepath.Join(dir, namesDB)
 	// daprd expands $VARS in a Configuration, and the resolver reads a "?"
 	// as the start of connection options: a path with either would name
@@ -66,7 +86,7 @@ func writeNameResolution(dir string) (string, error) {
 		return "", fmt.Errorf("runner: the run's directory %s holds $, ? or a comma; set TMPDIR to a plainer path", dir)
 	}
 	path := filepath.Join(dir, namesConfig)
-	return path, os.WriteFile(path, []byte(fmt.Sprintf(nameResolutionYAML, db)), 0o600)
+	return path, os.WriteFile(path, []byte(fmt.Sprintf(runConfigYAML, zipkin, db)), 0o600)
 }
 
 // resolverFailure reports whether a daprd log line says its name resolver

@@ -45,6 +45,11 @@ type Options struct {
 	// Restarts is what happens when a process exits on its own once the run
 	// is up (supervise.go).
 	Restarts Restarts
+	// Zipkin is where every daprd sends its spans (a Zipkin-compatible
+	// collector's /api/v2/spans URL). Empty: nowhere, whatever the apps'
+	// Configurations name, so that spans never go to a port nobody of the
+	// run listens on, which any local user could take (see names.go).
+	Zipkin string
 }
 
 // AppRun is one started instance of an app: its App with every port filled
@@ -175,7 +180,7 @@ func Start(ctx context.Context, f *File, opts Options) (*Run, error) {
 		return nil, err
 	}
 	r.dir = dir
-	if r.names, err = writeNameResolution(dir); err != nil {
+	if r.names, err = writeRunConfig(dir, opts.Zipkin); err != nil {
 		r.Stop()
 		return nil, err
 	}

@@ -68,6 +68,7 @@ type config struct {
 	file         string
 	daprd        string
 	sentry       string
+	zipkin       string
 	resources    string
 	readyTimeout time.Duration
 	stopGrace    time.Duration
@@ -100,6 +101,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	fs.StringVar(&cfg.file, "f", ".", "run file, or a directory holding dapr.yaml")
 	fs.StringVar(&cfg.daprd, "daprd", "", "daprd binary (default: $DAPRD, else .bin/daprd beside the run file, else daprd on PATH)")
+	fs.StringVar(&cfg.zipkin, "zipkin", "", "send every sidecar's spans to this Zipkin-compatible collector (e.g. http://127.0.0.1:9411/api/v2/spans); default: nowhere, whatever the apps' Configurations name")
 	fs.StringVar(&cfg.sentry, "sentry", "", "Dapr's sentry binary: mTLS between the sidecars (default: .bin/sentry beside the run file when there is one; make run passes it)")
 	fs.StringVar(&cfg.resources, "resources", "", "comma-separated resources paths that replace every app's (switches the component profile)")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every daprd and app to be healthy")
@@ -183,7 +185,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintln(out, unauthenticated)
 	}
 	opts := runner.Options{
-		Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: cfg.readyTimeout, StopGrace: cfg.stopGrace,
+		Daprd: daprd, Sentry: sentry, Zipkin: cfg.zipkin, Out: out, ReadyTimeout: cfg.readyTimeout, StopGrace: cfg.stopGrace,
 		Restarts: cfg.restarts,
 		Color:    cfg.color == "always" || (cfg.color == "auto" && isTerminal(out)),
 	}

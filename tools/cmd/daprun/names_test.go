@@ -37,9 +37,11 @@ func TestRunsNeverCross(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			suffix := randomHex(4)
 			alphaID, betaID := "alpha-"+suffix, "beta-"+suffix
+			// The first run has a span collector of its own
+			// (Options.Zipkin), the second none.
 			runs := []*twinRun{
-				startTwin(t, daprd, mode.sentry, alphaID, betaID),
-				startTwin(t, daprd, mode.sentry, alphaID, betaID),
+				startTwin(t, daprd, mode.sentry, alphaID, betaID, true),
+				startTwin(t, daprd, mode.sentry, alphaID, betaID, false),
 			}
 
 			const calls = 200
@@ -79,6 +81,17 @@ func TestRunsNeverCross(t *testing.T) {
 			t.Run("the app's Configuration still applies", func(t *testing.T) {
 				runs[0].configApplies(t)
 			})
+			t.Run("spans go to the run's collector or nowhere", func(t *testing.T) {
+				// By the time the first run's collector has spans, the
+				// second run's sidecars have sent theirs, had they any
+				// exporter: the one the apps' Configuration names is
+				// replaced, in both runs.
+				for i, tr := range runs {
+					if n := tr.named.Load(); n != 0 {
+						t.Errorf("run %d: %d spans went to the collector the apps' Configuration names", i, n)
+					}
+				}
+			})
 		})
 	}
 }
@@ -89,28 +102,24 @@ type twinRun struct {
 	marker string // the value of the run's marker: what its testapps answer /whoami with
 	alpha  *runner.AppRun
 	beta   *runner.AppRun
-	spans  *atomic.Int64 // spans the run's sidecars sent to its collector
+	spans  *atomic.Int64 // spans the run's sidecars sent to its collector (Options.Zipkin)
+	named  *atomic.Int64 // spans sent to the collector the apps' Configuration names
 }
 
 // startTwin starts alpha and beta with real sidecars (and Sentry unless
 // sentry is ""), both under a Configuration with secret scopes, metrics
-// without path labels and tracing to a collector of the run's own.
-func startTwin(t *testing.T, daprd, sentry, alphaID, betaID string) *twinRun {
+// without path labels and tracing to a collector, which any local user
+// could have started; with collector the run has a collector of its own
+// (Options.Zipkin).
+func startTwin(t *testing.T, daprd, sentry, alphaID, betaID string, collector bool) *twinRun {
 	t.Helper()
 	dir := suite(t, nil)
 	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
 	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
 	editRunFile(t, dir, "  resourcesPaths: [./res]\n", "  resourcesPaths: [./res]\n  configFilePath: ./config.yaml\n")
 
-	spans := &atomic.Int64{}
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var got []json.RawMessage
-		if json.NewDecoder(r.Body).Decode(&got) == nil {
-			spans.Add(int64(len(got)))
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(collector.Close)
+	spans, named := &atomic.Int64{}, &atomic.Int64{}
+	runCollector, namedCollector := spanCollector(t, spans), spanCollector(t, named)
 	secrets := filepath.Join(dir, "secrets.json")
 	for name, text := range map[string]string{
 		secrets: `{"open": "o", "closed": "c"}`,
@@ -133,7 +142,7 @@ spec:
   tracing:
     samplingRate: "1"
     zipkin:
-      endpointAddress: %s/api/v2/spans
+      endpointAddress: %s
   metric:
     enabled: true
     http:
@@ -143,7 +152,7 @@ spec:
       - storeName: secrets
         defaultAccess: deny
         allowedSecrets: ["open"]
-`, collector.URL),
+`, namedCollector),
 	} {
 		if err := os.WriteFile(name, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -156,8 +165,12 @@ spec:
 	}
 	marker := runnertest.NewMarker()
 	out := &syncBuffer{}
-	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
-		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second})
+	opts := runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
+		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second}
+	if collector {
+		opts.Zipkin = runCollector
+	}
+	r, err := runner.Start(t.Context(), f, opts)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -171,7 +184,21 @@ spec:
 		}
 	})
 	_, value, _ := strings.Cut(marker, "=")
-	return &twinRun{run: r, marker: value, alpha: r.App(alphaID), beta: r.App(betaID), spans: spans}
+	return &twinRun{run: r, marker: value, alpha: r.App(alphaID), beta: r.App(betaID), spans: spans, named: named}
+}
+
+// spanCollector is a Zipkin collector counting the spans it gets into n; it
+// returns its /api/v2/spans URL.
+func spanCollector(t *testing.T, n *atomic.Int64) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var got []json.RawMessage
+		if json.NewDecoder(r.Body).Decode(&got) == nil {
+			n.Add(int64(len(got)))
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/api/v2/spans"
 }
 
 // invokeBeta calls beta's GET /whoami through alpha's sidecar n times, four
@@ -235,7 +262,8 @@ func (tr *twinRun) betaCalls(t *testing.T) int {
 
 // configApplies checks what the app's Configuration sets, which the run's
 // name resolution Configuration is read on top of: the secret scopes, the
-// metrics without path labels, and the spans going to the run's collector.
+// metrics without path labels, and the spans going to the run's collector
+// (Options.Zipkin, which replaces the Configuration's).
 func (tr *twinRun) configApplies(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	base := fmt.Sprintf("http://127.0.0.1:%d/v1.0/secrets/secrets/", tr.alpha.DaprHTTPPort)
