@@ -14,7 +14,7 @@ import (
 )
 
 func TestMemStoreContract(t *testing.T) {
-	leasetest.Run(t, func(*testing.T) lease.Store { return &leasetest.MemStore{} })
+	leasetest.Run(t, func(*testing.T) lease.Store { return &lease.MemStore{} })
 }
 
 // clock is a fake clock the tests move by hand.
@@ -35,8 +35,8 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newManager() (*lease.Manager, *leasetest.MemStore, *clock) {
-	st, c := &leasetest.MemStore{}, &clock{t: time.Unix(1_700_000_000, 0)}
+func newManager() (*lease.Manager, *lease.MemStore, *clock) {
+	st, c := &lease.MemStore{}, &clock{t: time.Unix(1_700_000_000, 0)}
 	return &lease.Manager{Store: st, TTL: 30 * time.Second, Now: c.now}, st, c
 }
 

@@ -176,20 +176,28 @@ func SaveJSON(ctx context.Context, c Saver, store, key string, value any, etag s
 	if ttl > 0 {
 		meta["ttlInSeconds"] = strconv.FormatInt(int64((ttl+time.Second-1)/time.Second), 10)
 	}
-	serr := c.SaveStateWithETag(ctx, store, key, b, etag, meta, firstWrite)
-	switch {
-	case serr == nil:
-		return nil
-	case IsETagMismatch(serr):
-		return apierr.Errorf(apierr.Conflict, "%s changed meanwhile", store)
-	case etag != "":
-		return apierr.Unavailablef(serr, "%s unavailable", store)
+	// A refused insert whose key is gone by the time it is read was most
+	// likely deleted meanwhile (a lease released): the insert is tried once
+	// more before the refusal counts as a failed store.
+	for attempt := 0; ; attempt++ {
+		serr := c.SaveStateWithETag(ctx, store, key, b, etag, meta, firstWrite)
+		switch {
+		case serr == nil:
+			return nil
+		case IsETagMismatch(serr):
+			return apierr.Errorf(apierr.Conflict, "%s changed meanwhile", store)
+		case etag != "":
+			return apierr.Unavailablef(serr, "%s unavailable", store)
+		}
+		var existing json.RawMessage
+		_, found, err := GetJSON(ctx, c, store, key, &existing)
+		switch {
+		case err != nil || !found && attempt > 0:
+			return apierr.Unavailablef(serr, "%s unavailable", store)
+		case found:
+			return apierr.Errorf(apierr.Conflict, "%s: key exists", store)
+		}
 	}
-	var existing json.RawMessage
-	if _, found, err := GetJSON(ctx, c, store, key, &existing); err != nil || !found {
-		return apierr.Unavailablef(serr, "%s unavailable", store)
-	}
-	return apierr.Errorf(apierr.Conflict, "%s: key exists", store)
 }
 
 // Deleter is the part of the Dapr client DeleteJSON needs.

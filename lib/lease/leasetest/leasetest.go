@@ -1,76 +1,17 @@
-// Package leasetest holds what tests of lease users need: MemStore, an
-// in-memory lease.Store, and Run, the contract every lease.Store passes
-// (MemStore here, sidecar.LeaseStore on a fake and a real sidecar), so that
-// the fake cannot drift from the real thing.
+// Package leasetest is the lease.Store contract: Run, which every
+// lease.Store passes (lease.MemStore, sidecar.LeaseStore on a fake and on a
+// real sidecar), so that the store tests use cannot drift from the real
+// thing.
 package leasetest
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/lease"
 )
-
-// MemStore is a lease.Store in memory with integer versions. Ops counts the
-// calls made to it. The zero value is ready to use.
-type MemStore struct {
-	mu   sync.Mutex
-	recs map[string]lease.Record
-	vers map[string]int
-	next int
-	Ops  int
-}
-
-var _ lease.Store = (*MemStore)(nil)
-
-// Get implements lease.Store.
-func (s *MemStore) Get(_ context.Context, key string) (lease.Record, string, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Ops++
-	r, ok := s.recs[key]
-	if !ok {
-		return lease.Record{}, "", false, nil
-	}
-	return r, fmt.Sprint(s.vers[key]), true, nil
-}
-
-// Put implements lease.Store.
-func (s *MemStore) Put(_ context.Context, key string, r lease.Record, version string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Ops++
-	_, exists := s.recs[key]
-	if (version == "" && exists) || (version != "" && (!exists || version != fmt.Sprint(s.vers[key]))) {
-		return apierr.Errorf(apierr.Conflict, "lease %s changed", key)
-	}
-	if s.recs == nil {
-		s.recs, s.vers = map[string]lease.Record{}, map[string]int{}
-	}
-	s.next++
-	s.recs[key], s.vers[key] = r, s.next
-	return nil
-}
-
-// Delete implements lease.Store.
-func (s *MemStore) Delete(_ context.Context, key, version string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Ops++
-	if _, ok := s.recs[key]; !ok {
-		return nil
-	}
-	if version != fmt.Sprint(s.vers[key]) {
-		return apierr.Errorf(apierr.Conflict, "lease %s changed", key)
-	}
-	delete(s.recs, key)
-	delete(s.vers, key)
-	return nil
-}
 
 // Run checks the lease.Store contract on stores newStore returns, each empty
 // (or with keys of its own).

@@ -282,7 +282,7 @@ func (p *Payments) ChargeCalls(key string) int {
 }
 
 // Leases returns a lease manager on store (replicas that share orders
-// share it; leasetest.MemStore) with the clock now, as main makes them.
+// share it; lease.MemStore) with the clock now, as main makes them.
 func Leases(store lease.Store, now func() time.Time) *lease.Manager {
 	return &lease.Manager{Store: store, TTL: 30 * time.Second, Now: now,
 		Wait: retry.Policy{Retries: 200, Initial: time.Millisecond, Max: 10 * time.Millisecond, Jitter: 1}}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
-	"github.com/daprshop/suite/lib/lease/leasetest"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/services/orders/internal/fake"
 	"github.com/daprshop/suite/services/orders/internal/orders"
 )
@@ -29,7 +29,7 @@ func newWorld() *world {
 	}
 	now := func() time.Time { return time.Unix(1_700_000_000, 0) }
 	w.svc = &orders.Service{Store: w.store, Users: fake.Users{"usr_000000000000000000000001": true, "usr_000000000000000000000002": true}, Inventory: w.inv, Payments: w.pay,
-		Now: now, Leases: fake.Leases(&leasetest.MemStore{}, now)}
+		Now: now, Leases: fake.Leases(&lease.MemStore{}, now)}
 	return w
 }
 

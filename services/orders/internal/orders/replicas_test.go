@@ -20,7 +20,6 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/lease"
-	"github.com/daprshop/suite/lib/lease/leasetest"
 	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/sidecar/sidecartest"
@@ -83,7 +82,7 @@ func newReplicas(t *testing.T, flavour string) *replicas {
 	switch flavour {
 	case "fake":
 		st := fake.NewStore()
-		r.store, r.events, r.leases = st, st.EventTypes, &leasetest.MemStore{}
+		r.store, r.events, r.leases = st, st.EventTypes, &lease.MemStore{}
 	case "dapr":
 		st := &sidecartest.State{Now: r.clock.now, RedisTransactions: true}
 		r.store = &dapr.Store{Client: st, Outbox: st, Name: "orders-store"}

@@ -91,7 +91,7 @@ func (s *Store) Delete(_ context.Context, id, etag string) error {
 }
 
 // Leases returns a lease manager on store (replicas share it:
-// leasetest.MemStore) with the clock now, waiting up to 200 times.
+// lease.MemStore) with the clock now, waiting up to 200 times.
 func Leases(store lease.Store, now func() time.Time) *lease.Manager {
 	return &lease.Manager{Store: store, TTL: payments.DefaultClaimTimeout, Now: now,
 		Wait: retry.Policy{Retries: 200, Initial: time.Millisecond, Max: 10 * time.Millisecond, Jitter: 1}}

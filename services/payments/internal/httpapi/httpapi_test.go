@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/daprshop/suite/lib/lease/leasetest"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/services/payments/internal/fake"
 	"github.com/daprshop/suite/services/payments/internal/httpapi"
@@ -24,7 +24,7 @@ func (keys) ProviderKey(context.Context) (string, error) { return "sk_test", nil
 
 func handler() http.Handler {
 	prov := provider.NewSimulated(&provider.MemMemory{}, 0, 0, 1)
-	svc := &payments.Service{Store: fake.NewStore(), Provider: prov, Keys: keys{}, Now: time.Now, Leases: fake.Leases(&leasetest.MemStore{}, time.Now)}
+	svc := &payments.Service{Store: fake.NewStore(), Provider: prov, Keys: keys{}, Now: time.Now, Leases: fake.Leases(&lease.MemStore{}, time.Now)}
 	return httpapi.Routes(svc, prov, metrics.New("payments"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/lease"
-	"github.com/daprshop/suite/lib/lease/leasetest"
 	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/sidecar/sidecartest"
@@ -59,7 +58,7 @@ func TestRefundsOnTwoReplicas(t *testing.T) {
 				switch flavour {
 				case "fake":
 					st := fake.NewStore()
-					store, leases, events = st, &leasetest.MemStore{}, st.EventTypes
+					store, leases, events = st, &lease.MemStore{}, st.EventTypes
 				case "dapr":
 					st := &sidecartest.State{RedisTransactions: true, Now: now}
 					store = &dapr.Store{Client: st, Outbox: st, Name: "payments-store"}
