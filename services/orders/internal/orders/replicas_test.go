@@ -493,3 +493,26 @@ func TestLeaseErrorsAreAnswers(t *testing.T) {
 		t.Fatalf("cancel of an order another holds: %v, want 503 with Retry-After", err)
 	}
 }
+
+// TestPlaceCostInStateOperations measures the state operations of placing
+// an order on the Dapr adapter (the outbox transaction counts as one), and
+// what of it the lease takes: an insert to take it, a read and a delete to
+// give it back.
+func TestPlaceCostInStateOperations(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	st := &sidecartest.State{Now: c.now}
+	svc := &orders.Service{Store: &dapr.Store{Client: st, Outbox: st, Name: "orders-store"},
+		Users: fake.Users{owner: true}, Inventory: fake.NewInventory(500, map[string]int{prodA: 10, prodB: 1}),
+		Payments: &fake.Payments{Status: "succeeded"}, Now: c.now,
+		Leases: fake.Leases(&sidecar.LeaseStore{Client: st, Store: "orders-store", Prefix: "lease:", Now: c.now}, c.now)}
+	st.Ops()
+	if o, err := svc.Place(context.Background(), lines); err != nil || o.Status != orders.Paid {
+		t.Fatalf("%+v %v", o, err)
+	}
+	ops := st.Ops()
+	n := ops["get"] + ops["save"] + ops["delete"] + ops["transaction"]
+	t.Logf("placing an order: %d state operations (%v), 3 of them for the lease", n, ops)
+	if n > 10 {
+		t.Errorf("%d state operations, at most 10", n)
+	}
+}
