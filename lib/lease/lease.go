@@ -37,7 +37,7 @@ type Record struct {
 }
 
 // Store keeps lease records by key, with versions (ETags). Implementations:
-// lease.MemStore (memory, for tests), sidecar.LeaseStore (a Dapr state
+// MemStore (one process, and tests), sidecar.LeaseStore (a Dapr state
 // store); leasetest.Run is the contract both pass.
 type Store interface {
 	// Get returns key's record and its version; found is false when there
