@@ -166,7 +166,7 @@ func TestOverlaysBuildAndDecode(t *testing.T) {
 		t.Run(o, func(t *testing.T) {
 			b := render(t, o)
 			want := map[string]int{"Namespace": 1, "Deployment": 6, "Service": 6, "ServiceAccount": 6, "PodDisruptionBudget": 6,
-				"HorizontalPodAutoscaler": 5, "Ingress": 1, "NetworkPolicy": 4, "Component": 7, "Configuration": 6,
+				"HorizontalPodAutoscaler": 6, "Ingress": 1, "NetworkPolicy": 4, "Component": 7, "Configuration": 6,
 				"Resiliency": 1, "Subscription": 5}
 			for kind, n := range want {
 				if b.kinds[kind] != n {
@@ -263,9 +263,21 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 				t.Errorf("%s %s: Service %+v", o, app, s.Spec.Ports)
 			}
 		}
-		// orders runs one replica (its per-order lock is in-process).
-		if _, ok := b.hpas["orders"]; ok || *b.deployments["orders"].Spec.Replicas != 1 {
-			t.Errorf("%s: orders must run exactly one replica, without an autoscaler", o)
+		// Every service scales out, orders too (its changes of an order
+		// run under the order's lease in the store): an autoscaler each,
+		// and production runs several replicas of each.
+		for app, d := range b.deployments {
+			hpa, ok := b.hpas[app]
+			if !ok || hpa.Spec.ScaleTargetRef.Kind != "Deployment" || hpa.Spec.ScaleTargetRef.Name != app ||
+				hpa.Spec.MinReplicas == nil || hpa.Spec.MaxReplicas < *hpa.Spec.MinReplicas {
+				t.Errorf("%s %s: HorizontalPodAutoscaler %+v", o, app, hpa.Spec)
+			}
+			if pdb, ok := b.pdbs[app]; !ok || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+				t.Errorf("%s %s: PodDisruptionBudget must let one pod go at a time", o, app)
+			}
+			if o == "overlays/prod" && (*d.Spec.Replicas < 2 || *hpa.Spec.MinReplicas < 2) {
+				t.Errorf("%s %s: %d replicas, autoscaler from %d: want 2 or more", o, app, *d.Spec.Replicas, *hpa.Spec.MinReplicas)
+			}
 		}
 	}
 }

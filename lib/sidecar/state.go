@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -15,6 +15,7 @@ import (
 	dapr "github.com/dapr/go-sdk/client"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/optimistic"
 	"github.com/daprshop/suite/lib/tracecontext"
 )
 
@@ -149,6 +150,83 @@ func (c *HTTP) SaveWithEvent(ctx context.Context, store, key string, value any, 
 // it overwrites only that version.
 var firstWrite = dapr.WithConcurrency(dapr.StateConcurrencyFirstWrite)
 
+// Saver is the part of the Dapr client SaveJSON needs.
+type Saver interface {
+	StateGetter
+	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...dapr.StateOption) error
+}
+
+// SaveJSON writes value under key over the version etag, or only if key
+// does not exist when etag is "" (first-write concurrency either way). A key
+// that changed meanwhile (or exists, for "") is an apierr Conflict; a
+// failed write, Unavailable. Stores refuse a taken key with an error that
+// does not say why, so a refused insert is checked by reading the key.
+//
+// ttl > 0 lets the store drop the key that long after this write: Dapr's
+// ttlInSeconds, which state.redis (EXPIRE) and state.postgresql v1 (an
+// expiry column, rows swept every cleanupInterval) honour. Give it on every
+// write of a key that should expire: PostgreSQL clears the expiry of a row
+// written without one.
+func SaveJSON(ctx context.Context, c Saver, store, key string, value any, etag string, ttl time.Duration) error {
+	b, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	meta := JSONMeta()
+	if ttl > 0 {
+		meta["ttlInSeconds"] = strconv.FormatInt(int64((ttl+time.Second-1)/time.Second), 10)
+	}
+	// A refused insert whose key is gone by the time it is read was most
+	// likely deleted meanwhile (a lease released): the insert is tried once
+	// more before the refusal counts as a failed store.
+	for attempt := 0; ; attempt++ {
+		serr := c.SaveStateWithETag(ctx, store, key, b, etag, meta, firstWrite)
+		switch {
+		case serr == nil:
+			return nil
+		case IsETagMismatch(serr):
+			return apierr.Errorf(apierr.Conflict, "%s changed meanwhile", store)
+		case etag != "":
+			return apierr.Unavailablef(serr, "%s unavailable", store)
+		}
+		var existing json.RawMessage
+		_, found, err := GetJSON(ctx, c, store, key, &existing)
+		switch {
+		case err != nil || !found && attempt > 0:
+			return apierr.Unavailablef(serr, "%s unavailable", store)
+		case found:
+			return apierr.Errorf(apierr.Conflict, "%s: key exists", store)
+		}
+	}
+}
+
+// Deleter is the part of the Dapr client DeleteJSON needs.
+type Deleter interface {
+	StateGetter
+	DeleteStateWithETag(ctx context.Context, store, key string, etag *dapr.ETag, meta map[string]string, opts *dapr.StateOptions) error
+}
+
+// DeleteJSON deletes key if it is still at the version etag: a key that
+// changed is an apierr Conflict, one that is gone is no error.
+func DeleteJSON(ctx context.Context, c Deleter, store, key, etag string) error {
+	err := c.DeleteStateWithETag(ctx, store, key, &dapr.ETag{Value: etag}, nil,
+		&dapr.StateOptions{Concurrency: dapr.StateConcurrencyFirstWrite})
+	if err == nil {
+		return nil
+	}
+	if !IsETagMismatch(err) {
+		return apierr.Unavailablef(err, "%s unavailable", store)
+	}
+	// PostgreSQL answers a missing key like a changed one.
+	var existing json.RawMessage
+	if _, found, gerr := GetJSON(ctx, c, store, key, &existing); gerr != nil {
+		return gerr
+	} else if !found {
+		return nil
+	}
+	return apierr.Errorf(apierr.Conflict, "%s changed meanwhile", store)
+}
+
 // Inserter is the part of the Dapr client InsertJSON needs.
 type Inserter interface {
 	StateGetter
@@ -160,64 +238,42 @@ type Inserter interface {
 // not say why, so a refusal is checked by reading the key: present means
 // taken, absent means the store failed (Unavailable).
 func InsertJSON(ctx context.Context, c Inserter, store, key string, value any) (bool, error) {
-	b, err := json.Marshal(value)
-	if err != nil {
-		return false, err
+	err := SaveJSON(ctx, inserter{c}, store, key, value, "", 0)
+	if apierr.CodeOf(err) == apierr.Conflict {
+		return false, nil
 	}
-	serr := c.SaveState(ctx, store, key, b, JSONMeta(), firstWrite)
-	if serr == nil {
-		return true, nil
-	}
-	var existing json.RawMessage
-	if _, found, err := GetJSON(ctx, c, store, key, &existing); err != nil || !found {
-		return false, apierr.Unavailablef(serr, "%s unavailable", store)
-	}
-	return false, nil
+	return err == nil, err
+}
+
+// inserter lets an Inserter serve SaveJSON for inserts.
+type inserter struct{ Inserter }
+
+func (i inserter) SaveStateWithETag(ctx context.Context, store, key string, data []byte, _ string, meta map[string]string, so ...dapr.StateOption) error {
+	return i.SaveState(ctx, store, key, data, meta, so...)
 }
 
 // Modifier is the part of the Dapr client ModifyJSON needs.
-type Modifier interface {
-	StateGetter
-	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...dapr.StateOption) error
-}
-
-// ModifyAttempts bounds ModifyJSON's retries.
-const ModifyAttempts = 50
+type Modifier = Saver
 
 // ModifyJSON reads key into a T (the zero value when missing), lets change
-// edit it, and writes it back over the version it read (an insert when it was
-// missing), starting again from the read when another writer got there
-// first. change returns false when there is nothing to write.
+// edit it, and writes it back over the version it read (an insert when it
+// was missing): one optimistic.Update cycle with the suite's policy. change
+// returns false when there is nothing to write.
 func ModifyJSON[T any](ctx context.Context, c Modifier, store, key string, change func(*T) bool) error {
-	for attempt := 0; attempt < ModifyAttempts; attempt++ {
-		var v T
-		etag, _, err := GetJSON(ctx, c, store, key, &v)
-		if err != nil {
-			return err
-		}
-		if !change(&v) {
+	_, err := optimistic.Update(ctx, optimistic.Policy(), store,
+		func(ctx context.Context) (T, string, error) {
+			var v T
+			etag, _, err := GetJSON(ctx, c, store, key, &v)
+			return v, etag, err
+		},
+		func(v *T) error {
+			if !change(v) {
+				return optimistic.ErrUnchanged
+			}
 			return nil
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		err = c.SaveStateWithETag(ctx, store, key, b, etag, JSONMeta(), firstWrite)
-		if err == nil {
-			return nil
-		}
-		// A refused insert (no ETag) means the key appeared meanwhile; a
-		// store outage shows up in the next read.
-		if etag != "" && !IsETagMismatch(err) {
-			return apierr.Unavailablef(err, "%s unavailable", store)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(1+rand.IntN(10)) * time.Millisecond):
-		}
-	}
-	// The key names storage internals: logged, not shown.
-	return &apierr.Error{Code: apierr.Unavailable, Message: store + " is busy, retry", RetryAfter: time.Second,
-		Cause: fmt.Errorf("key %s changed under %d attempts", key, ModifyAttempts)}
+		},
+		func(ctx context.Context, v T, etag string) error {
+			return SaveJSON(ctx, c, store, key, v, etag, 0)
+		})
+	return err
 }

@@ -8,11 +8,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
 	"github.com/daprshop/suite/lib/breaker"
 	"github.com/daprshop/suite/lib/conf"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/lib/sidecar"
@@ -38,6 +40,11 @@ type config struct {
 	ProductsBreaker breaker.Config `prefix:"PRODUCTS_"`
 	PaymentsRetry   retry.Config   `prefix:"PAYMENTS_"`
 	ProductsRetry   retry.Config   `prefix:"PRODUCTS_"`
+	// The lease of an order (orders.Service.Leases): how long it lasts
+	// unless renewed (a holder that died blocks its order that long), and
+	// how long a request waits for an order another request holds.
+	LeaseTTL  time.Duration `env:"LEASE_TTL" default:"30s"`
+	LeaseWait time.Duration `env:"LEASE_WAIT" default:"4s"`
 }
 
 func main() { web.Main("orders", run) }
@@ -46,6 +53,15 @@ func run(ctx context.Context, log *slog.Logger) error {
 	var cfg config
 	if err := conf.Parse(&cfg, os.LookupEnv); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	// A step under a lease ends a quarter of the lease before its end and
+	// starts with at least half of it left: a call with its retries
+	// (INVOKE_TIMEOUT) must fit in the quarter between.
+	if cfg.LeaseTTL < 4*cfg.InvokeTimeout {
+		return fmt.Errorf("config: LEASE_TTL must be at least 4 x INVOKE_TIMEOUT (%s)", 4*cfg.InvokeTimeout)
+	}
+	if cfg.LeaseWait <= 0 {
+		return fmt.Errorf("config: LEASE_WAIT must be positive")
 	}
 	log.Info("starting", "config", conf.String(&cfg))
 
@@ -76,6 +92,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 			Breaker: breaker.New(cfg.PaymentsBreaker.Settings(cfg.PaymentsApp), log, gauge),
 			Retry:   cfg.PaymentsRetry.Policy(cfg.InvokeTimeout)}},
 		Now: time.Now,
+		Leases: &lease.Manager{
+			Store: &sidecar.LeaseStore{Client: client, Store: cfg.StateStore, Prefix: "lease:", Now: time.Now},
+			TTL:   cfg.LeaseTTL, Now: time.Now,
+			Wait: retry.Policy{Retries: math.MaxInt32, Initial: 20 * time.Millisecond, Max: 250 * time.Millisecond,
+				Jitter: retry.DefaultJitter, Total: cfg.LeaseWait},
+		},
 	}
 	h := httpapi.Routes(svc, m, log, invoker.Healthy)
 	return cfg.Web.Serve(ctx, log, h)

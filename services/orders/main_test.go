@@ -131,8 +131,9 @@ func TestNoAppRetriesOrBreakers(t *testing.T) {
 	}
 }
 
-// TestDefaultsAreDocumented: every breaker and retry setting of orders, with
-// its default, is in the table of docs/resilience.md, as the code has it.
+// TestDefaultsAreDocumented: every breaker, retry and lease setting of
+// orders, with its default, is in the tables of docs/resilience.md, as the
+// code has it.
 func TestDefaultsAreDocumented(t *testing.T) {
 	var cfg config
 	if err := conf.Parse(&cfg, func(string) (string, bool) { return "", false }); err != nil {
@@ -153,7 +154,7 @@ func TestDefaultsAreDocumented(t *testing.T) {
 	checked := 0
 	for _, pair := range strings.Fields(conf.String(&cfg)) {
 		name, value, _ := strings.Cut(pair, "=")
-		if !strings.Contains(name, "_BREAKER_") && !strings.Contains(name, "_RETRY_") && name != "INVOKE_TIMEOUT" {
+		if !strings.Contains(name, "_BREAKER_") && !strings.Contains(name, "_RETRY_") && name != "INVOKE_TIMEOUT" && !strings.HasPrefix(name, "LEASE_") {
 			continue
 		}
 		checked++
@@ -161,7 +162,7 @@ func TestDefaultsAreDocumented(t *testing.T) {
 			t.Errorf("%s defaults to %s in code; docs/resilience.md says %q (documented: %v)", name, value, got, ok)
 		}
 	}
-	if checked != 15 {
-		t.Fatalf("%d settings checked, want 15 (2 dependencies, 4 breaker and 3 retry settings each, and INVOKE_TIMEOUT)", checked)
+	if checked != 17 {
+		t.Fatalf("%d settings checked, want 17 (2 dependencies, 4 breaker and 3 retry settings each, INVOKE_TIMEOUT and 2 lease settings)", checked)
 	}
 }

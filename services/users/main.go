@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/daprshop/suite/lib/conf"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/web"
@@ -77,13 +78,24 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer client.Close()
 	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
+	// The login limits live in the users store, shared by every replica:
+	// each entry with a TTL to its expiry, the logins of one account one
+	// at a time under a short lease.
+	limitStore := func(prefix string) users.LimitStore {
+		return &dapr.LimitStore{Client: client, Name: cfg.StateStore, Prefix: prefix, Now: time.Now}
+	}
 	svc := &users.Service{
 		Store:      &dapr.Store{Client: client, Name: cfg.StateStore},
 		Keys:       keyFunc(key.Bytes),
 		BcryptCost: cfg.BcryptCost,
 		TokenTTL:   cfg.TokenTTL,
 		Now:        time.Now,
-		Limits:     users.NewLimits(cfg.Login.policy(), time.Now),
+		Limits: &users.Limits{Policy: cfg.Login.policy(), Now: time.Now,
+			Addresses: limitStore("limit:address:"), Failures: limitStore("limit:failure:"), Familiar: limitStore("limit:familiar:"),
+			Leases: &lease.Manager{
+				Store: &sidecar.LeaseStore{Client: client, Store: cfg.StateStore, Prefix: "lease:", Now: time.Now},
+				TTL:   users.LeaseTTL, Now: time.Now, Wait: users.LeaseWait(),
+			}},
 	}
 	adminPassword := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.AdminPasswordSecret}
 	go bootstrapAdmin(ctx, log, svc, cfg.AdminEmail, adminPassword)

@@ -6,13 +6,11 @@ package dapr
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
-
-	daprc "github.com/dapr/go-sdk/client"
+	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/sidecar"
@@ -21,9 +19,8 @@ import (
 
 // StateClient is the part of the Dapr client the store uses.
 type StateClient interface {
-	sidecar.StateGetter
+	sidecar.Saver
 	sidecar.BulkGetter
-	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...daprc.StateOption) error
 }
 
 // Outbox writes a value and publishes its event in one transaction
@@ -33,8 +30,10 @@ type Outbox interface {
 }
 
 // Store keeps orders in a Dapr state store whose component has the outbox
-// configured: an order change and its event are written together (Outbox). orders.Service serialises the changes of one order,
-// which keeps ETag conflicts out of Redis transactions.
+// configured: an order change and its event are written together (Outbox).
+// orders.Service changes an order under its lease, which keeps ETag
+// conflicts out of Redis transactions (where a transaction whose ETag
+// check fails still publishes its event: sidecar.HTTP.SaveWithEvent).
 type Store struct {
 	Client StateClient
 	Outbox Outbox
@@ -49,32 +48,76 @@ var _ orders.Store = (*Store)(nil)
 func orderKey(id string) string    { return "order:" + id }
 func userKey(userID string) string { return "user-orders:" + userID }
 
+// storedOrder is an order as stored: the fields of the API's order, under
+// the names they have had since the first release (a test reads a record of
+// that shape), and what orders keeps for itself.
+type storedOrder struct {
+	ID              string       `json:"id"`
+	UserID          string       `json:"user_id"`
+	Items           []storedItem `json:"items"`
+	Total           int64        `json:"total"`
+	Currency        string       `json:"currency"`
+	Status          string       `json:"status"`
+	PaymentID       string       `json:"payment_id,omitempty"`
+	CancelReason    string       `json:"cancel_reason,omitempty"`
+	CreatedAt       time.Time    `json:"created_at"`
+	UpdatedAt       time.Time    `json:"updated_at"`
+	CancelRequested *time.Time   `json:"cancel_requested,omitempty"`
+}
+
+type storedItem struct {
+	ProductID string `json:"product_id"`
+	Quantity  int    `json:"quantity"`
+	UnitPrice int64  `json:"unit_price"`
+}
+
+func toStored(o orders.Order) storedOrder {
+	r := storedOrder{ID: o.ID, UserID: o.UserID, Total: o.Total, Currency: o.Currency, Status: string(o.Status),
+		PaymentID: o.PaymentID, CancelReason: o.CancelReason, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+	for _, it := range o.Items {
+		r.Items = append(r.Items, storedItem(it))
+	}
+	if !o.CancelRequested.IsZero() {
+		r.CancelRequested = &o.CancelRequested
+	}
+	return r
+}
+
+func (r storedOrder) order() orders.Order {
+	o := orders.Order{ID: r.ID, UserID: r.UserID, Total: r.Total, Currency: r.Currency, Status: orders.Status(r.Status),
+		PaymentID: r.PaymentID, CancelReason: r.CancelReason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	for _, it := range r.Items {
+		o.Items = append(o.Items, orders.Item(it))
+	}
+	if r.CancelRequested != nil {
+		o.CancelRequested = *r.CancelRequested
+	}
+	return o
+}
+
 // Get implements orders.Store.
 func (s *Store) Get(ctx context.Context, id string) (orders.Order, string, error) {
-	var o orders.Order
-	etag, found, err := sidecar.GetJSON(ctx, s.Client, s.Name, orderKey(id), &o)
+	var r storedOrder
+	etag, found, err := sidecar.GetJSON(ctx, s.Client, s.Name, orderKey(id), &r)
 	if err != nil {
 		return orders.Order{}, "", err
 	}
 	if !found {
 		return orders.Order{}, "", apierr.Errorf(apierr.NotFound, "order %s not found", id)
 	}
-	return o, etag, nil
+	return r.order(), etag, nil
 }
 
 // Put implements orders.Store.
 func (s *Store) Put(ctx context.Context, o orders.Order, etag string, ev *orders.Event) error {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
+	var err error
 	if ev == nil {
-		err = s.Client.SaveStateWithETag(ctx, s.Name, orderKey(o.ID), b, etag, sidecar.JSONMeta(), daprc.WithConcurrency(daprc.StateConcurrencyFirstWrite))
-		if sidecar.IsETagMismatch(err) {
+		err = sidecar.SaveJSON(ctx, s.Client, s.Name, orderKey(o.ID), toStored(o), etag, 0)
+		if apierr.CodeOf(err) == apierr.Conflict {
 			return apierr.Errorf(apierr.Conflict, "order %s changed meanwhile", o.ID)
 		}
 	} else {
-		err = s.Outbox.SaveWithEvent(ctx, s.Name, orderKey(o.ID), o, etag, ev, ev.Type)
+		err = s.Outbox.SaveWithEvent(ctx, s.Name, orderKey(o.ID), toStored(o), etag, ev, ev.Type)
 	}
 	if err != nil {
 		return s.explain(ctx, o.ID, etag, err)
@@ -129,9 +172,10 @@ func (s *Store) ListByUser(ctx context.Context, userID string) ([]orders.Order, 
 	if _, _, err := sidecar.GetJSON(ctx, s.Client, s.Name, userKey(userID), &idx); err != nil {
 		return nil, err
 	}
-	out, err := sidecar.GetBulkJSON[orders.Order](ctx, s.Client, s.Name, prefixed(idx.IDs, orderKey))
-	if out == nil && err == nil {
-		out = []orders.Order{}
+	stored, err := sidecar.GetBulkJSON[storedOrder](ctx, s.Client, s.Name, prefixed(idx.IDs, orderKey))
+	out := make([]orders.Order, len(stored))
+	for i, r := range stored {
+		out[i] = r.order()
 	}
 	return out, err
 }

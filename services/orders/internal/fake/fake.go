@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/lease"
+	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/services/orders/internal/orders"
 )
 
@@ -78,13 +81,15 @@ func (s *Store) Index(_ context.Context, userID, orderID string) error {
 	return nil
 }
 
-// ListByUser implements orders.Store: the orders Index listed.
+// ListByUser implements orders.Store: the orders Index listed, newest
+// first.
 func (s *Store) ListByUser(_ context.Context, userID string) ([]orders.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []orders.Order{}
-	for _, id := range s.listed[userID] {
-		out = append(out, s.orders[id])
+	ids := s.listed[userID]
+	for i := len(ids) - 1; i >= 0; i-- {
+		out = append(out, s.orders[ids[i]])
 	}
 	return out, nil
 }
@@ -122,6 +127,9 @@ type Inventory struct {
 	Held     map[string]map[string]int // product -> order -> quantity
 	// Down, when set, fails every call.
 	Down error
+	// Before, when set, runs before each call ("reserve", "release"),
+	// outside the inventory's lock: a test stops a caller there.
+	Before func(op, orderID string)
 }
 
 var _ orders.Inventory = (*Inventory)(nil)
@@ -138,6 +146,9 @@ func NewInventory(price int64, stock map[string]int) *Inventory {
 
 // Reserve implements orders.Inventory.
 func (i *Inventory) Reserve(_ context.Context, orderID, productID string, q int) (orders.Reservation, error) {
+	if i.Before != nil {
+		i.Before("reserve", orderID)
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.Down != nil {
@@ -164,6 +175,9 @@ func (i *Inventory) Reserve(_ context.Context, orderID, productID string, q int)
 
 // Release implements orders.Inventory.
 func (i *Inventory) Release(_ context.Context, orderID, productID string) error {
+	if i.Before != nil {
+		i.Before("release", orderID)
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.Down != nil {
@@ -176,35 +190,100 @@ func (i *Inventory) Release(_ context.Context, orderID, productID string) error 
 	return nil
 }
 
-// Payments answers charges with Status (and Err), and records charges and refunds.
+// HeldFor returns what product holds for order.
+func (i *Inventory) HeldFor(productID, orderID string) int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.Held[productID][orderID]
+}
+
+// StockOf returns product's stock.
+func (i *Inventory) StockOf(productID string) int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.Stock[productID]
+}
+
+// Payments answers charges with Status (and Err), as payments does: once per
+// idempotency key (a repeated charge answers the first receipt, a refunded
+// one its refunded receipt), a refund once per charge (of nothing: no
+// error). It records every call in Charges and Refunds.
 type Payments struct {
 	mu      sync.Mutex
 	Status  string
 	Err     error
 	Charges []orders.Charge
 	Refunds []string
+	// Before, when set, runs before each call ("charge", "refund"),
+	// outside the lock: a test stops a caller there.
+	Before func(op, key string)
+	money  map[string]string // key -> succeeded, declined, refunded
 }
 
 var _ orders.Payments = (*Payments)(nil)
 
 // Charge implements orders.Payments.
 func (p *Payments) Charge(_ context.Context, c orders.Charge) (orders.Receipt, error) {
+	if p.Before != nil {
+		p.Before("charge", c.IdempotencyKey)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.Charges = append(p.Charges, c)
+	if st, ok := p.money[c.IdempotencyKey]; ok {
+		return orders.Receipt{ID: "ch_" + c.IdempotencyKey, Status: st}, nil
+	}
 	if p.Err != nil {
 		return orders.Receipt{}, p.Err
 	}
+	if p.money == nil {
+		p.money = map[string]string{}
+	}
+	p.money[c.IdempotencyKey] = p.Status
 	return orders.Receipt{ID: "ch_" + c.IdempotencyKey, Status: p.Status}, nil
 }
 
 // Refund implements orders.Payments.
 func (p *Payments) Refund(_ context.Context, key string) error {
+	if p.Before != nil {
+		p.Before("refund", key)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.Err != nil {
 		return p.Err
 	}
 	p.Refunds = append(p.Refunds, key)
+	if p.money[key] == "succeeded" {
+		p.money[key] = "refunded"
+	}
 	return nil
+}
+
+// Money returns what became of the charge of key: "" (none), succeeded,
+// declined or refunded.
+func (p *Payments) Money(key string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.money[key]
+}
+
+// ChargeCalls returns how many charges were asked for key.
+func (p *Payments) ChargeCalls(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.Charges {
+		if c.IdempotencyKey == key {
+			n++
+		}
+	}
+	return n
+}
+
+// Leases returns a lease manager on store (replicas that share orders
+// share it; lease.MemStore) with the clock now, as main makes them.
+func Leases(store lease.Store, now func() time.Time) *lease.Manager {
+	return &lease.Manager{Store: store, TTL: 30 * time.Second, Now: now,
+		Wait: retry.Policy{Retries: 200, Initial: time.Millisecond, Max: 10 * time.Millisecond, Jitter: 1}}
 }

@@ -143,8 +143,9 @@ func (h *handlers) paymentEvent(ctx context.Context, e events.Event) error {
 
 // orderEvent resumes the order an order.created event announces, if it is
 // still pending when the event arrives (its placing failed or is still under
-// way: Resume waits for it). An error makes Dapr deliver the event again, so
-// a pending order is retried until its dependencies answer.
+// way, perhaps on another replica: Resume waits for it a while, then asks
+// for the event again). An error makes Dapr deliver the event again, so a
+// pending order is retried until its dependencies answer.
 func (h *handlers) orderEvent(ctx context.Context, e events.Event) error {
 	var p struct {
 		Type    string `json:"type"`

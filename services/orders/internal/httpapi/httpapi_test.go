@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/orders/internal/fake"
@@ -21,7 +22,7 @@ import (
 func handler() (http.Handler, *fake.Store) {
 	st := fake.NewStore()
 	svc := &orders.Service{Store: st, Users: fake.Users{"usr_000000000000000000000001": true}, Inventory: fake.NewInventory(250, map[string]int{"prd_00000000000000000000000a": 5}),
-		Payments: &fake.Payments{Status: "succeeded"}, Now: time.Now}
+		Payments: &fake.Payments{Status: "succeeded"}, Now: time.Now, Leases: fake.Leases(&lease.MemStore{}, time.Now)}
 	return httpapi.Routes(svc, metrics.New("orders"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil }), st
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/services/orders/internal/fake"
 	"github.com/daprshop/suite/services/orders/internal/orders"
 )
@@ -26,8 +27,9 @@ func newWorld() *world {
 		inv:   fake.NewInventory(500, map[string]int{"prd_00000000000000000000000a": 10, "prd_00000000000000000000000b": 1}),
 		pay:   &fake.Payments{Status: "succeeded"},
 	}
+	now := func() time.Time { return time.Unix(1_700_000_000, 0) }
 	w.svc = &orders.Service{Store: w.store, Users: fake.Users{"usr_000000000000000000000001": true, "usr_000000000000000000000002": true}, Inventory: w.inv, Payments: w.pay,
-		Now: func() time.Time { return time.Unix(1_700_000_000, 0) }}
+		Now: now, Leases: fake.Leases(&lease.MemStore{}, now)}
 	return w
 }
 
@@ -244,16 +246,32 @@ func TestCancelConfirmedConflicts(t *testing.T) {
 	}
 }
 
-func TestCancelWithPaymentsDownChangesNothing(t *testing.T) {
+// A cancel while payments is down gives nothing back yet (503), but it
+// stands: the order is not confirmed when its payment event comes, the
+// cancellation is finished then.
+func TestCancelWithPaymentsDownStandsAndIsFinishedLater(t *testing.T) {
 	w := newWorld()
 	o, _ := w.svc.Place(context.Background(), twoLines)
 	w.pay.Err = apierr.Errorf(apierr.Unavailable, "down")
-	if _, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001"); apierr.CodeOf(err) != apierr.Unavailable {
-		t.Fatalf("err = %v", err)
+	_, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001")
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.Unavailable || e.RetryAfter <= 0 || !strings.Contains(e.Message, "is being cancelled") {
+		t.Fatalf("err = %v, want 503 saying the order is being cancelled", err)
 	}
 	stored, _, _ := w.store.Get(context.Background(), o.ID)
 	if stored.Status != orders.Paid || w.inv.Stock["prd_00000000000000000000000a"] != 8 {
-		t.Fatalf("order %s stock %v: nothing may change while the refund is undone", stored.Status, w.inv.Stock)
+		t.Fatalf("order %s stock %v: nothing may be given back while the refund is undone", stored.Status, w.inv.Stock)
+	}
+	w.pay.Err = nil
+	if err := w.svc.PaymentSettled(context.Background(), o.ID, o.PaymentID); err != nil {
+		t.Fatal(err)
+	}
+	stored, _, _ = w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Cancelled || !slices.Equal(w.pay.Refunds, []string{o.ID}) || w.inv.Stock["prd_00000000000000000000000a"] != 10 {
+		t.Fatalf("after the payment event: order %s, refunds %v, stock %v: want the cancellation finished", stored.Status, w.pay.Refunds, w.inv.Stock)
+	}
+	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid, orders.EventCancelled}) {
+		t.Fatalf("events %v", got)
 	}
 }
 

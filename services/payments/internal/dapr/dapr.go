@@ -1,25 +1,26 @@
 // Package dapr holds the payments adapters that go through the Dapr sidecar:
 // the charge store on the service's own state store (decided charges are
-// announced through the Dapr outbox) and the provider key read from the secret
-// store.
+// announced through the Dapr outbox), the simulated provider's memory in the
+// same store, and the provider key read from the secret store.
 package dapr
 
 import (
 	"context"
+	"time"
 
 	daprc "github.com/dapr/go-sdk/client"
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/services/payments/internal/payments"
+	"github.com/daprshop/suite/services/payments/internal/provider"
 )
 
 // StateClient is the part of the Dapr client the store uses.
 type StateClient interface {
-	GetState(ctx context.Context, store, key string, meta map[string]string) (*daprc.StateItem, error)
+	sidecar.Saver
+	sidecar.Deleter
 	SaveState(ctx context.Context, store, key string, data []byte, meta map[string]string, so ...daprc.StateOption) error
-	SaveStateWithETag(ctx context.Context, store, key string, data []byte, etag string, meta map[string]string, so ...daprc.StateOption) error
-	DeleteStateWithETag(ctx context.Context, store, key string, etag *daprc.ETag, meta map[string]string, opts *daprc.StateOptions) error
 }
 
 // Outbox writes a value and publishes its event in one transaction
@@ -73,7 +74,8 @@ func (s *Store) Create(ctx context.Context, c payments.Charge) (string, error) {
 }
 
 // Update implements payments.Store. A charge has one writer at a time (its
-// claim), so the ETag check inside the transaction does not race on Redis.
+// claim while it is processing, then the lease of its refund), so the ETag
+// check inside the transaction does not race on Redis.
 func (s *Store) Update(ctx context.Context, c payments.Charge, etag string, ev *payments.Event) error {
 	err := s.Outbox.SaveWithEvent(ctx, s.Name, chargeKey(c.ID), c, etag, ev, ev.Type)
 	if err == nil {
@@ -87,11 +89,61 @@ func (s *Store) Update(ctx context.Context, c payments.Charge, etag string, ev *
 
 // Delete implements payments.Store.
 func (s *Store) Delete(ctx context.Context, id, etag string) error {
-	opts := &daprc.StateOptions{Concurrency: daprc.StateConcurrencyFirstWrite}
-	if err := s.Client.DeleteStateWithETag(ctx, s.Name, chargeKey(id), &daprc.ETag{Value: etag}, nil, opts); err != nil {
-		return unavailable("deleting charge", err)
+	return sidecar.DeleteJSON(ctx, s.Client, s.Name, chargeKey(id), etag)
+}
+
+// ProviderMemory is the simulated provider's memory in the payments state
+// store, shared by every replica: its settings under one key, and each
+// idempotency key's answer under a key of its own, inserted once (first
+// write wins) and dropped by the store after AnswerTTL.
+type ProviderMemory struct {
+	Client StateClient
+	Name   string // state store component name
+}
+
+var _ provider.Memory = (*ProviderMemory)(nil)
+
+// AnswerTTL is how long the provider remembers an idempotency key, as real
+// providers do for a day.
+const AnswerTTL = 24 * time.Hour
+
+const settingsKey = "provider:settings"
+
+func answerKey(key string) string { return "provider:answer:" + key }
+
+// Settings implements provider.Memory.
+func (m *ProviderMemory) Settings(ctx context.Context) (provider.Settings, bool, error) {
+	var s provider.Settings
+	_, found, err := sidecar.GetJSON(ctx, m.Client, m.Name, settingsKey, &s)
+	return s, found, err
+}
+
+// SaveSettings implements provider.Memory: the last setting wins.
+func (m *ProviderMemory) SaveSettings(ctx context.Context, s provider.Settings) error {
+	return sidecar.ModifyJSON(ctx, m.Client, m.Name, settingsKey, func(cur *provider.Settings) bool {
+		*cur = s
+		return true
+	})
+}
+
+// Answer implements provider.Memory.
+func (m *ProviderMemory) Answer(ctx context.Context, key string) (provider.Answer, bool, error) {
+	var a provider.Answer
+	_, found, err := sidecar.GetJSON(ctx, m.Client, m.Name, answerKey(key), &a)
+	return a, found, err
+}
+
+// Remember implements provider.Memory.
+func (m *ProviderMemory) Remember(ctx context.Context, key string, a provider.Answer) (provider.Answer, error) {
+	err := sidecar.SaveJSON(ctx, m.Client, m.Name, answerKey(key), a, "", AnswerTTL)
+	if apierr.CodeOf(err) != apierr.Conflict {
+		return a, err
 	}
-	return nil
+	kept, found, err := m.Answer(ctx, key)
+	if err == nil && !found {
+		err = apierr.Unavailablef(nil, "provider memory unavailable")
+	}
+	return kept, err
 }
 
 // Keys reads the provider API key from the secret store.

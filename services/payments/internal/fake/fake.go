@@ -6,8 +6,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/lease"
+	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/services/payments/internal/payments"
 )
 
@@ -17,6 +20,7 @@ type Store struct {
 	mu     sync.Mutex
 	m      map[string]payments.Charge
 	etags  map[string]int
+	next   int // the last ETag given: a deleted and recreated charge gets a new one
 	Events []payments.Event
 }
 
@@ -51,20 +55,22 @@ func (s *Store) Create(_ context.Context, c payments.Charge) (string, error) {
 	if _, ok := s.m[c.ID]; ok {
 		return "", apierr.Errorf(apierr.Conflict, "exists")
 	}
+	s.next++
 	s.m[c.ID] = c
-	s.etags[c.ID] = 1
-	return "1", nil
+	s.etags[c.ID] = s.next
+	return fmt.Sprint(s.next), nil
 }
 
 // Update implements payments.Store.
 func (s *Store) Update(_ context.Context, c payments.Charge, etag string, ev *payments.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if etag != fmt.Sprint(s.etags[c.ID]) {
+	if _, ok := s.m[c.ID]; !ok || etag != fmt.Sprint(s.etags[c.ID]) {
 		return apierr.Errorf(apierr.Conflict, "etag %q", etag)
 	}
+	s.next++
 	s.m[c.ID] = c
-	s.etags[c.ID]++
+	s.etags[c.ID] = s.next
 	s.Events = append(s.Events, *ev)
 	return nil
 }
@@ -73,12 +79,22 @@ func (s *Store) Update(_ context.Context, c payments.Charge, etag string, ev *pa
 func (s *Store) Delete(_ context.Context, id, etag string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.m[id]; !ok {
+		return nil
+	}
 	if etag != fmt.Sprint(s.etags[id]) {
 		return apierr.Errorf(apierr.Conflict, "etag %q", etag)
 	}
 	delete(s.m, id)
 	delete(s.etags, id)
 	return nil
+}
+
+// Leases returns a lease manager on store (replicas share it:
+// lease.MemStore) with the clock now, waiting up to 200 times.
+func Leases(store lease.Store, now func() time.Time) *lease.Manager {
+	return &lease.Manager{Store: store, TTL: payments.DefaultClaimTimeout, Now: now,
+		Wait: retry.Policy{Retries: 200, Initial: time.Millisecond, Max: 10 * time.Millisecond, Jitter: 1}}
 }
 
 // EventTypes lists the types of the events published so far.

@@ -28,10 +28,11 @@ type Charger interface {
 	Get(ctx context.Context, id string) (payments.Charge, error)
 }
 
-// Provider is the simulated provider's control panel, for fault and load tests.
+// Provider is the simulated provider's control panel, for fault and load
+// tests. Its settings hold for every replica (provider.Memory).
 type Provider interface {
-	Settings() provider.Settings
-	Set(failureRate float64, latency time.Duration)
+	Settings(ctx context.Context) (provider.Settings, error)
+	Set(ctx context.Context, failureRate float64, latency time.Duration) error
 }
 
 // RefundRequest names the charge to refund by its idempotency key.
@@ -114,8 +115,13 @@ func (h *handlers) refund(w http.ResponseWriter, r *http.Request) {
 	web.Respond(w, http.StatusOK, c)
 }
 
-func (h *handlers) providerSettings(w http.ResponseWriter, _ *http.Request) {
-	web.Respond(w, http.StatusOK, h.prov.Settings())
+func (h *handlers) providerSettings(w http.ResponseWriter, r *http.Request) {
+	s, err := h.prov.Settings(r.Context())
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
+	web.Respond(w, http.StatusOK, s)
 }
 
 func (h *handlers) setProvider(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +130,11 @@ func (h *handlers) setProvider(w http.ResponseWriter, r *http.Request) {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
-	cur := h.prov.Settings()
+	cur, err := h.prov.Settings(r.Context())
+	if err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
 	rate, latency := cur.FailureRate, cur.Latency
 	var fields apierr.FieldErrors
 	if req.FailureRate != nil {
@@ -142,9 +152,12 @@ func (h *handlers) setProvider(w http.ResponseWriter, r *http.Request) {
 		web.RespondError(w, r, h.log, err)
 		return
 	}
-	h.prov.Set(rate, latency)
+	if err := h.prov.Set(r.Context(), rate, latency); err != nil {
+		web.RespondError(w, r, h.log, err)
+		return
+	}
 	h.log.InfoContext(r.Context(), "provider settings changed", "failure_rate", rate, "latency", latency.String())
-	web.Respond(w, http.StatusOK, h.prov.Settings())
+	h.providerSettings(w, r)
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/services/payments/internal/fake"
 	"github.com/daprshop/suite/services/payments/internal/httpapi"
@@ -22,8 +23,8 @@ type keys struct{}
 func (keys) ProviderKey(context.Context) (string, error) { return "sk_test", nil }
 
 func handler() http.Handler {
-	prov := provider.NewSimulated(0, 0, 1)
-	svc := &payments.Service{Store: fake.NewStore(), Provider: prov, Keys: keys{}, Now: time.Now}
+	prov := provider.NewSimulated(&provider.MemMemory{}, 0, 0, 1)
+	svc := &payments.Service{Store: fake.NewStore(), Provider: prov, Keys: keys{}, Now: time.Now, Leases: fake.Leases(&lease.MemStore{}, time.Now)}
 	return httpapi.Routes(svc, prov, metrics.New("payments"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
 }
 

@@ -15,7 +15,8 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/id"
-	"github.com/daprshop/suite/lib/keylock"
+	"github.com/daprshop/suite/lib/lease"
+	"github.com/daprshop/suite/lib/optimistic"
 )
 
 // Status is the outcome of a charge.
@@ -161,9 +162,10 @@ type Service struct {
 	// may take its claim over (default DefaultClaimTimeout). Longer than any
 	// provider call, so a live request is never overtaken.
 	ClaimTimeout time.Duration
-	// refunds serialises the refunds of one charge in this process: on Redis
-	// a lost ETag race would still publish its event (see Store.Update).
-	refunds keylock.Map
+	// Leases serialises the refunds of one charge across replicas (the
+	// lease "refund:<charge ID>"): on Redis a lost ETag race would still
+	// publish its event (see Store.Update), a second payment.refunded.
+	Leases *lease.Manager
 }
 
 // DefaultClaimTimeout is ClaimTimeout's default.
@@ -249,39 +251,53 @@ func (s *Service) replay(ctx context.Context, req ChargeRequest, id string, mayT
 }
 
 // Refund gives back the money of the charge made with idempotencyKey, once.
-// A declined or already refunded charge is returned as it is. Concurrent
-// refunds (replicas, a retried call) reach the provider under one refund key
-// derived from the charge, so the money goes back once whoever wins.
+// A declined or already refunded charge is returned as it is. Refunds of one
+// charge run one at a time, whatever the replica (its lease), and reach the
+// provider under one refund key derived from the charge, so the money goes
+// back once whoever wins; a refund that finds another in progress for
+// longer than the lease's wait is a Conflict with a Retry-After.
 func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, error) {
 	if !keyPattern.MatchString(idempotencyKey) {
 		return Charge{}, apierr.Invalidf("idempotency_key", "is required: 1-128 letters, digits or _-:.")
 	}
-	unlock := s.refunds.Lock(idempotencyKey)
-	defer unlock()
-	for attempt := 0; ; attempt++ {
-		c, etag, err := s.Store.GetWithETag(ctx, ChargeID(idempotencyKey))
-		if err != nil {
-			return Charge{}, err
-		}
-		switch c.Status {
-		case Processing:
-			return Charge{}, &apierr.Error{Code: apierr.Conflict, Message: "the charge is still in progress", RetryAfter: time.Second}
-		case Declined, Refunded:
-			return c, nil
-		}
-		key, err := s.Keys.ProviderKey(ctx)
-		if err != nil {
-			return Charge{}, err
-		}
-		if err := s.Provider.Refund(ctx, key, RefundKey(c.ID), c.ProviderRef); err != nil {
-			return Charge{}, apierr.Unavailablef(err, "payment provider unavailable")
-		}
-		c.Status, c.UpdatedAt = Refunded, s.Now().UTC()
-		err = s.Store.Update(ctx, c, etag, eventFor(c, EventRefunded))
-		if apierr.CodeOf(err) != apierr.Conflict || attempt == 3 {
-			return c, err
-		}
+	id := ChargeID(idempotencyKey)
+	l, err := s.Leases.Acquire(ctx, "refund:"+id)
+	if errors.As(err, new(*lease.HeldError)) {
+		return Charge{}, &apierr.Error{Code: apierr.Conflict, Message: "a refund of this charge is in progress", RetryAfter: time.Second, Cause: err}
 	}
+	if err != nil {
+		return Charge{}, err
+	}
+	defer l.Release(ctx) // one not released expires
+	ctx, cancel, err := l.Step(ctx)
+	defer cancel()
+	if err != nil {
+		return Charge{}, apierr.Unavailablef(err, "refund interrupted, retry")
+	}
+	return optimistic.Update(ctx, optimistic.Policy(), "charge "+id,
+		func(ctx context.Context) (Charge, string, error) { return s.Store.GetWithETag(ctx, id) },
+		func(c *Charge) error {
+			switch c.Status {
+			case Processing:
+				return &apierr.Error{Code: apierr.Conflict, Message: "the charge is still in progress", RetryAfter: time.Second}
+			case Declined, Refunded:
+				return optimistic.ErrUnchanged
+			}
+			key, err := s.Keys.ProviderKey(ctx)
+			if err != nil {
+				return err
+			}
+			// Again after a lost race: the provider answers the refund
+			// key once.
+			if err := s.Provider.Refund(ctx, key, RefundKey(c.ID), c.ProviderRef); err != nil {
+				return apierr.Unavailablef(err, "payment provider unavailable")
+			}
+			c.Status, c.UpdatedAt = Refunded, s.Now().UTC()
+			return nil
+		},
+		func(ctx context.Context, c Charge, etag string) error {
+			return s.Store.Update(ctx, c, etag, eventFor(c, EventRefunded))
+		})
 }
 
 // RefundKey is the provider idempotency key of the refund of charge id:

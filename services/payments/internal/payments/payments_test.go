@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/services/payments/internal/fake"
 	"github.com/daprshop/suite/services/payments/internal/payments"
 )
@@ -42,9 +43,10 @@ type fakeKeys struct{ key string }
 func (k fakeKeys) ProviderKey(context.Context) (string, error) { return k.key, nil }
 
 func newService(p *fakeProvider) *payments.Service {
+	now := func() time.Time { return time.Unix(1700000000, 0) }
 	return &payments.Service{
 		Store: fake.NewStore(), Provider: p, Keys: fakeKeys{"sk_test"},
-		Now: func() time.Time { return time.Unix(1700000000, 0) },
+		Now: now, Leases: fake.Leases(&lease.MemStore{}, now),
 	}
 }
 
@@ -180,7 +182,8 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 	p := &fakeProvider{}
 	now := time.Unix(1700000000, 0)
 	store := fake.NewStore()
-	svc := &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: func() time.Time { return now }}
+	clock := func() time.Time { return now }
+	svc := &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
 	stale := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
 		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
 	if _, err := store.Create(context.Background(), stale); err != nil {

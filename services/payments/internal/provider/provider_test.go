@@ -9,12 +9,13 @@ import (
 
 	"github.com/daprshop/suite/services/payments/internal/payments"
 	"github.com/daprshop/suite/services/payments/internal/provider"
+	"github.com/daprshop/suite/services/payments/internal/provider/providertest"
 )
 
 func TestSimulatedDeclineRate(t *testing.T) {
 	ctx := context.Background()
 	for _, rate := range []float64{0, 0.3, 1} {
-		p := provider.NewSimulated(rate, 0, 42)
+		p := provider.NewSimulated(&provider.MemMemory{}, rate, 0, 42)
 		declined := 0
 		const n = 2000
 		for i := range n {
@@ -36,7 +37,7 @@ func TestSimulatedDeclineRate(t *testing.T) {
 }
 
 func TestSimulatedNeedsKey(t *testing.T) {
-	_, err := provider.NewSimulated(0, 0, 1).Charge(context.Background(), "", "ord_1", 100, "EUR")
+	_, err := provider.NewSimulated(&provider.MemMemory{}, 0, 0, 1).Charge(context.Background(), "", "ord_1", 100, "EUR")
 	if err == nil || errors.Is(err, payments.ErrDeclined) {
 		t.Fatalf("err = %v, want a non-decline error", err)
 	}
@@ -44,7 +45,7 @@ func TestSimulatedNeedsKey(t *testing.T) {
 
 func TestSimulatedAnswersAKeyOnce(t *testing.T) {
 	ctx := context.Background()
-	p := provider.NewSimulated(0.5, 0, 7)
+	p := provider.NewSimulated(&provider.MemMemory{}, 0.5, 0, 7)
 	for i := range 50 {
 		key := fmt.Sprint("ord_", i)
 		ref1, err1 := p.Charge(ctx, "key", key, 100, "EUR")
@@ -57,7 +58,7 @@ func TestSimulatedAnswersAKeyOnce(t *testing.T) {
 
 func TestSimulatedRefundsAKeyOnce(t *testing.T) {
 	ctx := context.Background()
-	p := provider.NewSimulated(0, 0, 3)
+	p := provider.NewSimulated(&provider.MemMemory{}, 0, 0, 3)
 	for range 3 {
 		if err := p.Refund(ctx, "key", "refund:ch_1", "sim_1"); err != nil {
 			t.Fatal(err)
@@ -71,5 +72,48 @@ func TestSimulatedRefundsAKeyOnce(t *testing.T) {
 	}
 	if err := p.Refund(ctx, "", "refund:ch_3", "sim_3"); err == nil {
 		t.Fatal("a refund without an API key went through")
+	}
+}
+
+func TestMemMemoryContract(t *testing.T) {
+	providertest.Run(t, func(*testing.T) provider.Memory { return &provider.MemMemory{} })
+}
+
+// Two replicas of payments share the provider, as they would share a real
+// one: a setting changed through one holds for the other, and a key charged
+// through one is answered the same through the other.
+func TestReplicasShareOneProvider(t *testing.T) {
+	ctx := context.Background()
+	m := &provider.MemMemory{}
+	a, b := provider.NewSimulated(m, 0, 0, 1), provider.NewSimulated(m, 0, 0, 2)
+	if err := a.Set(ctx, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := b.Settings(ctx); err != nil || s.FailureRate != 1 {
+		t.Fatalf("b's settings %+v %v after a's change", s, err)
+	}
+	if _, err := b.Charge(ctx, "key", "ord_declined", 100, "EUR"); !errors.Is(err, payments.ErrDeclined) {
+		t.Fatalf("through b at rate 1: %v, want declined", err)
+	}
+	if err := b.Set(ctx, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := a.Charge(ctx, "key", "ord_1", 100, "EUR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := b.Charge(ctx, "key", "ord_1", 100, "EUR"); err != nil || again != ref {
+		t.Fatalf("the key again through b: %q %v, want a's %q", again, err, ref)
+	}
+	if _, err := a.Charge(ctx, "key", "ord_declined", 100, "EUR"); !errors.Is(err, payments.ErrDeclined) {
+		t.Fatalf("the declined key through a: %v, want its first answer", err)
+	}
+	for _, p := range []*provider.Simulated{a, b, a} {
+		if err := p.Refund(ctx, "key", "refund:ch_1", ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.Refunds() + b.Refunds(); n != 1 {
+		t.Fatalf("%d refunds of one key through two replicas", n)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/id"
+	"github.com/daprshop/suite/lib/optimistic"
 )
 
 // Product is a catalog entry; Stock is what can still be reserved.
@@ -129,7 +129,8 @@ type Page struct {
 // Service runs the catalog.
 type Service struct {
 	Store Store
-	// MaxAttempts bounds the retries of a write that lost a race.
+	// MaxAttempts bounds the attempts of a write that keeps losing races
+	// to other writers of the product (0: optimistic.Policy's).
 	MaxAttempts int
 	Now         func() time.Time
 }
@@ -222,7 +223,7 @@ func (s *Service) Reserve(ctx context.Context, productID, orderID string, quanti
 	errShort := errors.New("short")
 	r, err := s.modify(ctx, productID, func(r *Record) error {
 		if r.Reservations[orderID] > 0 {
-			return errUnchanged
+			return optimistic.ErrUnchanged
 		}
 		if r.Stock < quantity {
 			return errShort
@@ -252,7 +253,7 @@ func (s *Service) Release(ctx context.Context, id, orderID string) error {
 	_, err := s.modify(ctx, id, func(r *Record) error {
 		q := r.Reservations[orderID]
 		if q == 0 {
-			return errUnchanged
+			return optimistic.ErrUnchanged
 		}
 		r.Stock += q
 		delete(r.Reservations, orderID)
@@ -265,7 +266,7 @@ func (s *Service) Release(ctx context.Context, id, orderID string) error {
 func (s *Service) Settle(ctx context.Context, id, orderID string) error {
 	_, err := s.modify(ctx, id, func(r *Record) error {
 		if _, ok := r.Reservations[orderID]; !ok {
-			return errUnchanged
+			return optimistic.ErrUnchanged
 		}
 		delete(r.Reservations, orderID)
 		return nil
@@ -273,45 +274,28 @@ func (s *Service) Settle(ctx context.Context, id, orderID string) error {
 	return err
 }
 
-// errUnchanged lets a change say there is nothing to write.
-var errUnchanged = errors.New("unchanged")
-
 // modify applies change to product id and writes it back over the ETag it
-// read, retrying with a short random pause when another writer won. change
-// returning an error other than errUnchanged aborts with that error (and the
-// record as read).
+// read: one optimistic.Update cycle, retried when another writer won.
+// change returning an error other than optimistic.ErrUnchanged aborts with
+// that error (and the record as read).
 func (s *Service) modify(ctx context.Context, productID string, change func(*Record) error) (Record, error) {
 	if !id.Product.Valid(productID) {
 		return Record{}, errNoSuchProduct
 	}
-	for attempt := 1; ; attempt++ {
-		r, etag, err := s.Store.Get(ctx, productID)
-		if err != nil {
-			return Record{}, err
-		}
-		if err := change(&r); err != nil {
-			if errors.Is(err, errUnchanged) {
-				return r, nil
-			}
-			return r, err
-		}
-		r.UpdatedAt = s.Now().UTC()
-		err = s.Store.Update(ctx, r, etag)
-		if err == nil {
-			return r, nil
-		}
-		if apierr.CodeOf(err) != apierr.Conflict {
-			return Record{}, err
-		}
-		if attempt >= s.MaxAttempts {
-			return Record{}, &apierr.Error{Code: apierr.Unavailable, Message: "product " + productID + " is busy, retry", RetryAfter: time.Second}
-		}
-		select {
-		case <-ctx.Done():
-			return Record{}, ctx.Err()
-		case <-time.After(time.Duration(1+rand.IntN(10)) * time.Millisecond):
-		}
+	policy := optimistic.Policy()
+	if s.MaxAttempts > 0 {
+		policy.Retries = s.MaxAttempts - 1
 	}
+	return optimistic.Update(ctx, policy, "product "+productID,
+		func(ctx context.Context) (Record, string, error) { return s.Store.Get(ctx, productID) },
+		func(r *Record) error {
+			if err := change(r); err != nil {
+				return err
+			}
+			r.UpdatedAt = s.Now().UTC()
+			return nil
+		},
+		s.Store.Update)
 }
 
 // errNoSuchProduct answers a malformed product ID, without echoing it.

@@ -4,110 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/products/internal/fake"
 	"github.com/daprshop/suite/services/products/internal/products"
 )
 
-// memStore is an in-memory products.Store with integer ETags.
-type memStore struct {
-	mu      sync.Mutex
-	records map[string]products.Record
-	etags   map[string]int
-	catalog []string
-	// catalogErr, when set, is what AddToCatalog answers; catalogLost
-	// makes it answer so after writing (the answer lost, not the write).
-	catalogErr  error
-	catalogLost bool
-}
-
-var _ products.Store = (*memStore)(nil)
-
-func newStore() *memStore {
-	return &memStore{records: map[string]products.Record{}, etags: map[string]int{}}
-}
-
-func clone(r products.Record) products.Record {
-	c := r
-	c.Reservations = map[string]int{}
-	for k, v := range r.Reservations {
-		c.Reservations[k] = v
-	}
-	return c
-}
-
-func (s *memStore) Get(_ context.Context, id string) (products.Record, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.records[id]
-	if !ok {
-		return r, "", apierr.Errorf(apierr.NotFound, "no %s", id)
-	}
-	return clone(r), fmt.Sprint(s.etags[id]), nil
-}
-
-func (s *memStore) Create(_ context.Context, r products.Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.records[r.ID]; ok {
-		return apierr.Errorf(apierr.Conflict, "exists")
-	}
-	s.records[r.ID], s.etags[r.ID] = clone(r), 1
-	return nil
-}
-
-func (s *memStore) Update(_ context.Context, r products.Record, etag string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if etag != fmt.Sprint(s.etags[r.ID]) {
-		return apierr.Errorf(apierr.Conflict, "etag mismatch")
-	}
-	s.records[r.ID] = clone(r)
-	s.etags[r.ID]++
-	return nil
-}
-
-func (s *memStore) AddToCatalog(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.catalogErr != nil && !s.catalogLost {
-		return s.catalogErr
-	}
-	s.catalog = append(s.catalog, id)
-	return s.catalogErr
-}
-
-func (s *memStore) RemoveFromCatalog(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.catalog = slices.DeleteFunc(s.catalog, func(c string) bool { return c == id })
-	return nil
-}
-
-func (s *memStore) Delete(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.records, id)
-	delete(s.etags, id)
-	return nil
-}
-
-func (s *memStore) Catalog(_ context.Context, offset, limit int) ([]products.Record, int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []products.Record
-	for i := len(s.catalog) - 1 - offset; i >= 0 && len(out) < limit; i-- {
-		out = append(out, s.records[s.catalog[i]])
-	}
-	return out, len(s.catalog), nil
-}
-
 func newService() *products.Service {
-	return &products.Service{Store: newStore(), MaxAttempts: 200, Now: time.Now}
+	return &products.Service{Store: fake.NewStore(), MaxAttempts: 200, Now: time.Now}
 }
 
 func widget(t *testing.T, svc *products.Service, stock int) products.Product {
@@ -240,15 +147,15 @@ func TestSetStock(t *testing.T) {
 
 func TestCreateThatCannotBeListedLeavesNothing(t *testing.T) {
 	for _, lost := range []bool{false, true} {
-		store := newStore()
-		store.catalogErr, store.catalogLost = apierr.Errorf(apierr.Unavailable, "catalog busy"), lost
+		store := fake.NewStore()
+		store.CatalogErr, store.CatalogLost = apierr.Errorf(apierr.Unavailable, "catalog busy"), lost
 		svc := &products.Service{Store: store, MaxAttempts: 5, Now: time.Now}
 		_, err := svc.Create(context.Background(), products.NewProduct{Name: "Lamp", Price: 100, Currency: "EUR", Stock: 1})
 		if apierr.CodeOf(err) != apierr.Unavailable {
 			t.Fatalf("answer lost %v: err = %v, want Unavailable", lost, err)
 		}
-		if len(store.records) != 0 || len(store.catalog) != 0 {
-			t.Fatalf("answer lost %v: %d products stored, %d listed, after a failed create", lost, len(store.records), len(store.catalog))
+		if stored, listed := store.Len(); stored != 0 || listed != 0 {
+			t.Fatalf("answer lost %v: %d products stored, %d listed, after a failed create", lost, stored, listed)
 		}
 	}
 }

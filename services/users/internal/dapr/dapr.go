@@ -1,11 +1,14 @@
-// Package dapr holds the users adapter over the Dapr sidecar: accounts in the
-// service's own state store, with one insert-only key per email address so an
-// address can belong to one account only.
+// Package dapr holds the users adapters over the Dapr sidecar: accounts in
+// the service's own state store, with one insert-only key per email address
+// so an address can belong to one account only, and the login limits'
+// entries in the same store, shared by every replica.
 package dapr
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"time"
 
 	daprc "github.com/dapr/go-sdk/client"
 
@@ -96,4 +99,63 @@ func (s *Store) Get(ctx context.Context, id string) (users.Record, error) {
 		return users.Record{}, apierr.Errorf(apierr.NotFound, "user %s not found", id)
 	}
 	return r, nil
+}
+
+// LimitClient is the part of the Dapr client LimitStore needs.
+type LimitClient interface {
+	sidecar.Saver
+	DeleteState(ctx context.Context, store, key string, meta map[string]string) error
+}
+
+// LimitStore keeps login limit entries (users.LimitStore) in the users
+// state store under Prefix and the hex of the limits' key (a binary
+// digest). Every entry is written with a TTL to its expiry, so the store
+// drops what no longer counts (state.redis and state.postgresql v1 honour
+// ttlInSeconds; see sidecar.SaveJSON): the store holds as many entries as
+// the attempts of the last SourceMemory (a day) made, not more.
+type LimitStore struct {
+	Client LimitClient
+	Name   string // state store component name
+	Prefix string // e.g. "limit:"
+	Now    func() time.Time
+}
+
+var _ users.LimitStore = (*LimitStore)(nil)
+
+// storedEntry is a limit entry as stored.
+type storedEntry struct {
+	N       int       `json:"n,omitempty"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires"`
+}
+
+func (s *LimitStore) key(k string) string { return s.Prefix + hex.EncodeToString([]byte(k)) }
+
+// Get implements users.LimitStore.
+func (s *LimitStore) Get(ctx context.Context, key string) (users.Entry, string, bool, error) {
+	var e storedEntry
+	etag, found, err := sidecar.GetJSON(ctx, s.Client, s.Name, s.key(key), &e)
+	if err != nil || !found {
+		return users.Entry{}, "", false, err
+	}
+	if !s.Now().Before(e.Expires) {
+		// Expired but not dropped yet (TTLs are whole seconds): absent,
+		// and replaced by a write over its version.
+		return users.Entry{}, etag, false, nil
+	}
+	return users.Entry(e), etag, true, nil
+}
+
+// Put implements users.LimitStore.
+func (s *LimitStore) Put(ctx context.Context, key string, e users.Entry, version string) error {
+	ttl := max(e.Expires.Sub(s.Now()), time.Second)
+	return sidecar.SaveJSON(ctx, s.Client, s.Name, s.key(key), storedEntry(e), version, ttl)
+}
+
+// Delete implements users.LimitStore.
+func (s *LimitStore) Delete(ctx context.Context, key string) error {
+	if err := s.Client.DeleteState(ctx, s.Name, s.key(key), nil); err != nil {
+		return apierr.Unavailablef(err, "user store unavailable")
+	}
+	return nil
 }

@@ -3,12 +3,16 @@ package users
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"math"
 	"net"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
-	"github.com/daprshop/suite/lib/keylock"
+	"github.com/daprshop/suite/lib/lease"
+	"github.com/daprshop/suite/lib/optimistic"
+	"github.com/daprshop/suite/lib/retry"
 )
 
 // LoginPolicy holds the numbers of the login limits (see Limits).
@@ -103,10 +107,17 @@ func (p LoginPolicy) sourceWait(n int) time.Duration {
 //     them for the next check).
 //
 // Refused attempts never reach bcrypt and never count as failures; right
-// passwords never count as failures. The logins of one account run one at a
-// time (per replica), so parallel guesses stop at the limits. Only memory of
-// this replica is used: with several replicas each holds its own counts
-// until the stores move to a shared LimitStore.
+// passwords never count as failures.
+//
+// The limits hold across replicas: their entries live in LimitStores the
+// replicas share (the users state store), each changed over the version it
+// read (optimistic.Update), so no attempt goes uncounted. The logins of one
+// account run one at a time, whatever the replica: an admitted login holds
+// the account's lease (lib/lease, a short record in the shared store) from
+// its check to its outcome, so parallel guesses stop at the limits, each
+// seeing the failures before it. A login the limits refuse is refused
+// before it takes the lease: attempts on an account under attack never keep
+// its owner waiting for the lease.
 type Limits struct {
 	Policy LoginPolicy
 	Now    func() time.Time
@@ -114,14 +125,29 @@ type Limits struct {
 	// per-account-and-source failures, Familiar the familiar sources. They
 	// are apart so that a spray filling one cannot push out the others.
 	Addresses, Failures, Familiar LimitStore
-
-	accounts, sources keylock.Map
+	// Leases runs the logins of one account one at a time. Its Wait is how
+	// long a login waits for the account's previous one (then 429).
+	Leases *lease.Manager
 }
 
-// NewLimits returns Limits with policy p on MemStores of DefaultMaxKeys each.
+// LeaseTTL is how long an account's login lease lasts: far longer than a
+// login (a bcrypt comparison and a few store calls), short enough that a
+// replica that died mid-login holds up its account's logins only briefly.
+const LeaseTTL = 10 * time.Second
+
+// NewLimits returns Limits with policy p on MemStores of DefaultMaxKeys each
+// and leases in memory: the limits of one process, for tests.
 func NewLimits(p LoginPolicy, now func() time.Time) *Limits {
 	return &Limits{Policy: p, Now: now,
-		Addresses: &MemStore{Now: now}, Failures: &MemStore{Now: now}, Familiar: &MemStore{Now: now}}
+		Addresses: &MemStore{Now: now}, Failures: &MemStore{Now: now}, Familiar: &MemStore{Now: now},
+		Leases: &lease.Manager{Store: &lease.MemStore{}, TTL: LeaseTTL, Now: now, Wait: LeaseWait()}}
+}
+
+// LeaseWait is how a login waits for the one before it on its account: at
+// most 3 s, looking again every few milliseconds.
+func LeaseWait() retry.Policy {
+	return retry.Policy{Retries: math.MaxInt32, Initial: 2 * time.Millisecond, Max: 50 * time.Millisecond,
+		Jitter: retry.DefaultJitter, Total: 3 * time.Second}
 }
 
 // bucket is a token bucket of size burst regaining one token every every,
@@ -161,30 +187,48 @@ func (l *Limits) accountBucket() bucket {
 type attempt struct {
 	l                     *Limits
 	account, pair, friend string // store keys; "" without an account
-	familiar              bool
-	unlock                func()
+	lease                 *lease.Lease
+	// What check read, under the lease: the entries and their versions,
+	// which the outcome is written over.
+	pairE, acctE read
+	familiar     bool
+	friendE      read
+}
+
+// read is an entry as read, with its version.
+type read struct {
+	e       Entry
+	version string
 }
 
 // admit counts a login for email (normalised, "" if not an address) from
 // addr, or refuses it with TooManyRequests and how long to wait. An admitted
-// login holds its account's lock until done.
+// login holds its account's lease until done.
 func (l *Limits) admit(ctx context.Context, email, addr string) (*attempt, error) {
 	src := AddressKey(addr)
 	if err := l.takeAddress(ctx, 's', src); err != nil {
 		return nil, err
 	}
-	a := &attempt{l: l, unlock: func() {}}
+	a := &attempt{l: l}
 	if email == "" {
 		return a, nil
 	}
 	a.account, a.pair, a.friend = digest('a', email), digest('p', email, src), digest('f', email, src)
-	a.unlock = l.accounts.Lock(email)
-	wait, err := a.check(ctx)
-	if err == nil && wait > 0 {
-		err = tooMany(wait)
+	// Refused before the lease, then checked again under it: what another
+	// login of the account did meanwhile counts.
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
+	held, err := l.Leases.Acquire(ctx, "login:"+hex.EncodeToString([]byte(a.account)))
+	if errors.As(err, new(*lease.HeldError)) {
+		return nil, tooMany(time.Second)
 	}
 	if err != nil {
-		a.unlock()
+		return nil, err
+	}
+	a.lease = held
+	if err := a.check(ctx); err != nil {
+		a.release(ctx)
 		return nil, err
 	}
 	return a, nil
@@ -194,81 +238,128 @@ func (l *Limits) admit(ctx context.Context, email, addr string) (*attempt, error
 // bucket each, of the same size) from src unless its bucket is empty.
 func (l *Limits) takeAddress(ctx context.Context, kind byte, src string) error {
 	key := digest(kind, src)
-	defer l.sources.Lock(key)()
-	e, _, err := l.Addresses.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	now, b := l.Now(), l.addressBucket()
-	if wait := b.wait(e.At, now); wait > 0 {
-		return tooMany(wait)
-	}
-	return l.Addresses.Put(ctx, key, b.take(e.At, now))
+	_, err := l.update(ctx, l.Addresses, key, nil, func(e *Entry) error {
+		now, b := l.Now(), l.addressBucket()
+		if wait := b.wait(e.At, now); wait > 0 {
+			return tooMany(wait)
+		}
+		*e = b.take(e.At, now)
+		return nil
+	})
+	return err
 }
 
-// check is how long the attempt must wait: for its source on the account,
-// and, from an unfamiliar source, for the account's budget.
-func (a *attempt) check(ctx context.Context) (time.Duration, error) {
+// update changes key's entry in s over the version it read: one
+// optimistic.Update cycle. known, when set, is the entry as read already
+// (under the account's lease): the first attempt writes over it without
+// reading again.
+func (l *Limits) update(ctx context.Context, s LimitStore, key string, known *read, change func(*Entry) error) (Entry, error) {
+	return optimistic.Update(ctx, optimistic.Policy(), "login limits",
+		func(ctx context.Context) (Entry, string, error) {
+			if known != nil {
+				r := *known
+				known = nil
+				return r.e, r.version, nil
+			}
+			e, version, _, err := s.Get(ctx, key)
+			return e, version, err
+		},
+		change,
+		func(ctx context.Context, e Entry, version string) error { return s.Put(ctx, key, e, version) })
+}
+
+// check refuses the attempt, with how long to wait, while its source must
+// wait on the account or, from an unfamiliar source, the account's budget
+// is spent.
+func (a *attempt) check(ctx context.Context) error {
 	l := a.l
 	now := l.Now()
-	pair, _, err := l.Failures.Get(ctx, a.pair)
-	if err != nil {
-		return 0, err
+	var err error
+	if a.pairE, err = get(ctx, l.Failures, a.pair); err != nil {
+		return err
 	}
 	var wait time.Duration
-	if pair.At.After(now) {
-		wait = pair.At.Sub(now)
+	if a.pairE.e.At.After(now) {
+		wait = a.pairE.e.At.Sub(now)
 	}
-	if _, a.familiar, err = l.Familiar.Get(ctx, a.friend); err != nil || a.familiar {
-		return wait, err
+	var found bool
+	if a.friendE, found, err = getFound(ctx, l.Familiar, a.friend); err != nil {
+		return err
 	}
-	acct, _, err := l.Failures.Get(ctx, a.account)
-	if err != nil {
-		return 0, err
+	a.familiar = found
+	if !a.familiar {
+		if a.acctE, err = get(ctx, l.Failures, a.account); err != nil {
+			return err
+		}
+		wait = max(wait, l.accountBucket().wait(a.acctE.e.At, now))
 	}
-	return max(wait, l.accountBucket().wait(acct.At, now)), nil
+	if wait > 0 {
+		return tooMany(wait)
+	}
+	return nil
+}
+
+func get(ctx context.Context, s LimitStore, key string) (read, error) {
+	r, _, err := getFound(ctx, s, key)
+	return r, err
+}
+
+func getFound(ctx context.Context, s LimitStore, key string) (read, bool, error) {
+	e, version, found, err := s.Get(ctx, key)
+	return read{e, version}, found, err
+}
+
+// release gives the account's lease up (one not released expires).
+func (a *attempt) release(ctx context.Context) {
+	if a.lease != nil {
+		_ = a.lease.Release(ctx)
+	}
 }
 
 // failed counts a wrong password against the source on the account and,
 // from an unfamiliar source, against the account's budget.
 func (a *attempt) failed(ctx context.Context) error {
-	defer a.unlock()
+	defer a.release(ctx)
 	if a.account == "" {
 		return nil
 	}
 	l := a.l
 	now := l.Now()
-	pair, _, err := l.Failures.Get(ctx, a.pair)
-	if err != nil {
+	if _, err := l.update(ctx, l.Failures, a.pair, &a.pairE, func(pair *Entry) error {
+		pair.N++
+		pair.At = now.Add(l.Policy.sourceWait(pair.N))
+		pair.Expires = pair.At.Add(l.Policy.SourceMemory)
+		return nil
+	}); err != nil || a.familiar {
 		return err
 	}
-	pair.N++
-	pair.At = now.Add(l.Policy.sourceWait(pair.N))
-	pair.Expires = pair.At.Add(l.Policy.SourceMemory)
-	if err := l.Failures.Put(ctx, a.pair, pair); err != nil || a.familiar {
-		return err
-	}
-	acct, _, err := l.Failures.Get(ctx, a.account)
-	if err != nil {
-		return err
-	}
-	return l.Failures.Put(ctx, a.account, l.accountBucket().take(acct.At, now))
+	_, err := l.update(ctx, l.Failures, a.account, &a.acctE, func(acct *Entry) error {
+		*acct = l.accountBucket().take(acct.At, now)
+		return nil
+	})
+	return err
 }
 
 // succeeded clears the source's failures on the account and makes the
 // source familiar to it. The account's budget stays: others' failures on it
 // were not the owner's typos.
 func (a *attempt) succeeded(ctx context.Context) error {
-	defer a.unlock()
+	defer a.release(ctx)
 	if a.account == "" {
 		return nil
 	}
 	l := a.l
-	if err := l.Failures.Delete(ctx, a.pair); err != nil {
-		return err
+	if a.pairE.version != "" {
+		if err := l.Failures.Delete(ctx, a.pair); err != nil {
+			return err
+		}
 	}
 	now := l.Now()
-	return l.Familiar.Put(ctx, a.friend, Entry{At: now, Expires: now.Add(l.Policy.FamiliarFor)})
+	_, err := l.update(ctx, l.Familiar, a.friend, &a.friendE, func(e *Entry) error {
+		*e = Entry{At: now, Expires: now.Add(l.Policy.FamiliarFor)}
+		return nil
+	})
+	return err
 }
 
 // digest is a store key of fixed size for kind and parts, so that no input

@@ -443,12 +443,12 @@ func TestMemStoreDropsTheExpiredThenTheLeastRestrictive(t *testing.T) {
 	s := &users.MemStore{MaxKeys: 3, Now: c.now}
 	put := func(k string, n int, life time.Duration) {
 		t.Helper()
-		if err := s.Put(ctx, k, users.Entry{N: n, Expires: c.t.Add(life)}); err != nil {
+		if err := s.Put(ctx, k, users.Entry{N: n, Expires: c.t.Add(life)}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	has := func(k string) bool {
-		_, ok, err := s.Get(ctx, k)
+		_, _, ok, err := s.Get(ctx, k)
 		if err != nil {
 			t.Fatal(err)
 		}

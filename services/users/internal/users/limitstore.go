@@ -2,21 +2,28 @@ package users
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
 )
 
-// LimitStore keeps the login limits' entries by key. Limits reads and writes
-// an account's entries with the account's lock held and an address's with
-// the address's, so an implementation needs no read-modify-write of its own
-// within one replica. MemStore keeps them in this replica's memory; a store
-// shared by several replicas (Dapr state, with the expiry as a TTL and ETags
-// in place of the in-process locks) can take its place later.
+// LimitStore keeps the login limits' entries by key, with versions (ETags):
+// Limits changes an entry over the version it read (optimistic.Update), so
+// replicas sharing a store count every attempt once. The Dapr adapter
+// (dapr.LimitStore, the users state store, each entry with a TTL) is what
+// the service runs on; MemStore keeps them in one process's memory, for
+// tests. limittest's contract holds both to the same behaviour.
 type LimitStore interface {
-	// Get returns key's entry; an expired entry is absent.
-	Get(ctx context.Context, key string) (Entry, bool, error)
-	// Put writes key's entry; the store may forget it after e.Expires.
-	Put(ctx context.Context, key string, e Entry) error
+	// Get returns key's entry and its version. An expired entry is not
+	// found; its version is returned while the store still holds it, so
+	// that a Put over that version replaces it.
+	Get(ctx context.Context, key string) (e Entry, version string, found bool, err error)
+	// Put writes key's entry over version, or where the store holds nothing
+	// for key when version is "": an apierr Conflict otherwise. The store
+	// may forget the entry after e.Expires.
+	Put(ctx context.Context, key string, e Entry, version string) error
 	Delete(ctx context.Context, key string) error
 }
 
@@ -53,35 +60,49 @@ type MemStore struct {
 	MaxKeys int // 0: DefaultMaxKeys
 	Now     func() time.Time
 
-	mu sync.Mutex
-	m  map[string]Entry
+	mu   sync.Mutex
+	m    map[string]Entry
+	vers map[string]int
+	next int
 }
 
 var _ LimitStore = (*MemStore)(nil)
 
 // Get implements LimitStore.
-func (s *MemStore) Get(_ context.Context, key string) (Entry, bool, error) {
+func (s *MemStore) Get(_ context.Context, key string) (Entry, string, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.m[key]
 	if ok && !s.Now().Before(e.Expires) {
-		delete(s.m, key)
-		return Entry{}, false, nil
+		s.drop(key)
+		return Entry{}, "", false, nil
 	}
-	return e, ok, nil
+	if !ok {
+		return Entry{}, "", false, nil
+	}
+	return e, strconv.Itoa(s.vers[key]), true, nil
 }
 
 // Put implements LimitStore.
-func (s *MemStore) Put(_ context.Context, key string, e Entry) error {
+func (s *MemStore) Put(_ context.Context, key string, e Entry, version string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]Entry{}
+		s.m, s.vers = map[string]Entry{}, map[string]int{}
 	}
-	if _, ok := s.m[key]; !ok && len(s.m) >= s.max() {
+	cur, ok := s.m[key]
+	if ok && !s.Now().Before(cur.Expires) {
+		s.drop(key)
+		ok = false
+	}
+	if (version == "" && ok) || (version != "" && (!ok || version != strconv.Itoa(s.vers[key]))) {
+		return apierr.Errorf(apierr.Conflict, "limit entry changed meanwhile")
+	}
+	if !ok && len(s.m) >= s.max() {
 		s.evict()
 	}
-	s.m[key] = e
+	s.next++
+	s.m[key], s.vers[key] = e, s.next
 	return nil
 }
 
@@ -89,8 +110,14 @@ func (s *MemStore) Put(_ context.Context, key string, e Entry) error {
 func (s *MemStore) Delete(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, key)
+	s.drop(key)
 	return nil
+}
+
+// drop forgets key; the caller holds mu.
+func (s *MemStore) drop(key string) {
+	delete(s.m, key)
+	delete(s.vers, key)
 }
 
 // Len is how many entries the store holds.
@@ -119,7 +146,7 @@ func (s *MemStore) evict() {
 	)
 	for k, e := range s.m {
 		if !now.Before(e.Expires) {
-			delete(s.m, k)
+			s.drop(k)
 			freed = true
 		} else if victim == "" || e.N < least.N || e.N == least.N && e.Expires.Before(least.Expires) {
 			victim, least = k, e
@@ -129,6 +156,6 @@ func (s *MemStore) evict() {
 		}
 	}
 	if !freed {
-		delete(s.m, victim)
+		s.drop(victim)
 	}
 }

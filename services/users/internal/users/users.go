@@ -215,7 +215,7 @@ func (s *Service) Authenticate(ctx context.Context, l Login, addr string) (Token
 			return Token{}, err
 		}
 	default:
-		a.unlock() // the store failed: nothing was learnt about the password
+		a.release(ctx) // the store failed: nothing was learnt about the password
 	}
 	return tok, err
 }

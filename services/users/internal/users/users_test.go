@@ -22,6 +22,9 @@ type memStore struct {
 	records map[string]users.Record
 	failPut error
 	lookups int
+	// beforeLookup, when set, runs before each UserIDByEmail, outside the
+	// lock: a test stops a login there, admitted and not yet checked.
+	beforeLookup func()
 }
 
 var _ users.Store = (*memStore)(nil)
@@ -48,6 +51,9 @@ func (s *memStore) ReleaseEmail(_ context.Context, email, _ string) error {
 }
 
 func (s *memStore) UserIDByEmail(_ context.Context, email string) (string, error) {
+	if s.beforeLookup != nil {
+		s.beforeLookup()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lookups++

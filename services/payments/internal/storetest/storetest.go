@@ -1,0 +1,87 @@
+// Package storetest is the payments.Store contract: one suite that the
+// in-memory fake and the Dapr adapter (on lib/sidecar/sidecartest) both
+// pass, so that the fake the domain is tested with cannot drift from the
+// store the service runs on.
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/services/payments/internal/payments"
+)
+
+// Events returns the types of the events stored with charges, in order.
+type Events func() []string
+
+func charge() payments.Charge {
+	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	return payments.Charge{ID: payments.ChargeID("ord_1"), OrderID: "ord_1", UserID: "usr_1", Amount: 900, Currency: "EUR",
+		IdempotencyKey: "ord_1", Status: payments.Processing, CreatedAt: at, UpdatedAt: at}
+}
+
+// Run checks the contract on stores newStore returns, each empty.
+func Run(t *testing.T, newStore func(t *testing.T) (payments.Store, Events)) {
+	ctx := context.Background()
+	t.Run("create once, get with its ETag", func(t *testing.T) {
+		s, _ := newStore(t)
+		c := charge()
+		etag, err := s.Create(ctx, c)
+		if err != nil || etag == "" {
+			t.Fatalf("create: etag %q err %v", etag, err)
+		}
+		got, e, err := s.GetWithETag(ctx, c.ID)
+		if err != nil || e != etag || got.ID != c.ID || got.Status != payments.Processing || !got.CreatedAt.Equal(c.CreatedAt) {
+			t.Fatalf("got %+v etag %q err %v, want the created charge at %q", got, e, err, etag)
+		}
+		if _, err := s.Create(ctx, c); apierr.CodeOf(err) != apierr.Conflict {
+			t.Fatalf("a second create: %v, want Conflict (the claim is taken)", err)
+		}
+		if _, err := s.Get(ctx, payments.ChargeID("ord_2")); apierr.CodeOf(err) != apierr.NotFound {
+			t.Fatalf("a missing charge: %v, want NotFound", err)
+		}
+	})
+	t.Run("update over the ETag read only, with its event", func(t *testing.T) {
+		s, events := newStore(t)
+		c := charge()
+		etag, _ := s.Create(ctx, c)
+		c.Status = payments.Succeeded
+		if err := s.Update(ctx, c, etag, &payments.Event{Type: payments.EventSucceeded, ChargeID: c.ID}); err != nil {
+			t.Fatal(err)
+		}
+		c.Status = payments.Refunded
+		if err := s.Update(ctx, c, etag, &payments.Event{Type: payments.EventRefunded, ChargeID: c.ID}); apierr.CodeOf(err) != apierr.Conflict {
+			t.Fatalf("update over a stale ETag: %v, want Conflict", err)
+		}
+		if got, _ := s.Get(ctx, c.ID); got.Status != payments.Succeeded {
+			t.Fatalf("status %s after a refused update", got.Status)
+		}
+		if evs := events(); !slices.Equal(evs, []string{payments.EventSucceeded}) {
+			t.Fatalf("events %v: a refused update publishes nothing", evs)
+		}
+	})
+	t.Run("delete at the ETag read only", func(t *testing.T) {
+		s, _ := newStore(t)
+		c := charge()
+		stale, _ := s.Create(ctx, c)
+		if err := s.Update(ctx, c, stale, &payments.Event{Type: payments.EventDeclined, ChargeID: c.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, c.ID, stale); apierr.CodeOf(err) != apierr.Conflict {
+			t.Fatalf("delete at a stale ETag: %v, want Conflict", err)
+		}
+		_, etag, _ := s.GetWithETag(ctx, c.ID)
+		if err := s.Delete(ctx, c.ID, etag); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, c.ID); apierr.CodeOf(err) != apierr.NotFound {
+			t.Fatalf("after delete: %v", err)
+		}
+		if _, err := s.Create(ctx, c); err != nil {
+			t.Fatalf("a new claim after the delete: %v", err)
+		}
+	})
+}
