@@ -8,6 +8,7 @@ package sidecar
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	dapr "github.com/dapr/go-sdk/client"
@@ -29,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/lib/tracecontext"
 )
 
@@ -157,10 +160,11 @@ func Dial(addr, token string, obs Observer) (dapr.Client, error) {
 // keeps the callee's status and error body intact), state transactions with
 // an outbox event, and the sidecar's health.
 type HTTP struct {
-	base  string
-	token string
-	http  *http.Client
-	obs   Observer
+	base   string
+	token  string
+	http   *http.Client
+	obs    Observer
+	resend retry.Policy
 }
 
 // NewHTTP returns a client for the daprd HTTP API at addr (host:port).
@@ -170,8 +174,9 @@ type HTTP struct {
 // Location says, such as the sidecar's own secrets API.
 func NewHTTP(addr, token string, timeout time.Duration) *HTTP {
 	return &HTTP{
-		base:  "http://" + addr,
-		token: token,
+		base:   "http://" + addr,
+		token:  token,
+		resend: resend,
 		http: &http.Client{
 			Timeout: timeout,
 			Transport: &http.Transport{
@@ -224,8 +229,81 @@ type Reply struct {
 // Raw sends body (JSON, may be nil) with method to path on app, with the given
 // extra headers, and returns the reply as it is. A failure to get any reply,
 // or a redirect (never followed), is an error (Unavailable).
+//
+// A call that provably never reached an app (see notDelivered) is sent
+// again, for up to about 6.5 s: an instance leaving or coming back (a
+// rolling restart, a crash, its sidecar restarting) makes daprd answer so
+// until it is back or its row in the name resolver is stale (seconds), and
+// each attempt lets the resolver pick an instance anew. The budget outlasts
+// an instance's restart (measured: 1 to 2.5 s), so once it is back every
+// call gets through. A call that may have reached an app is never sent
+// twice: placing an order is not idempotent.
 func (c *HTTP) Raw(ctx context.Context, app, method, path string, body []byte, header http.Header) (Reply, error) {
-	return c.do(ctx, "invoke", app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
+	var rep Reply
+	err := c.resend.Do(ctx, func(err error) bool { return errors.Is(err, errNotDelivered) }, func(ctx context.Context) error {
+		var err error
+		rep, err = c.do(ctx, "invoke", app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
+		if notDelivered(rep, err) {
+			return fmt.Errorf("%w: %w", errNotDelivered, cmp.Or(err, error(apierr.Unavailablef(nil, "%s unavailable", app))))
+		}
+		return err
+	})
+	if errors.Is(err, errNotDelivered) {
+		if rep.Status != 0 {
+			return rep, nil // the caller judges daprd's last answer as it came
+		}
+		return Reply{}, errors.Unwrap(err)
+	}
+	return rep, err
+}
+
+// resend is the policy of Raw for calls that never reached an app.
+// Waits 50 ms, doubling to 1 s: 6.55 s over 10 retries (less with jitter).
+var resend = retry.Policy{Retries: 10, Initial: 50 * time.Millisecond, Max: time.Second, Jitter: retry.DefaultJitter}
+
+// errNotDelivered marks an attempt that never reached an app.
+var errNotDelivered = errors.New("not delivered")
+
+// notDeliveredMarks are what daprd 1.14 says, in an ERR_DIRECT_INVOKE
+// error, when a call never reached the callee: no instance registered
+// ("no host found"), the callee's sidecar refusing the connection or gone
+// (a connection error before any request), or the callee's app refusing
+// its sidecar's connection or reported unhealthy by it. The first three
+// were measured on daprd 1.14 with an instance's app, then its daprd,
+// killed and stopped (sidecar_test.go keeps the replies as they came).
+var notDeliveredMarks = []string{
+	"no host found",
+	"connect: connection refused",
+	"Error while dialing",
+	"app is not in a healthy state",
+	"invoke API is not ready",
+}
+
+// notDelivered reports whether an attempt provably never reached an app:
+// the caller's own sidecar refused the connection (nothing was sent), or
+// daprd answered with its own invocation error naming a cause that arises
+// before the callee's app gets the request.
+func notDelivered(rep Reply, err error) bool {
+	if err != nil {
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if rep.Status/100 == 2 {
+		return false
+	}
+	var body struct {
+		ErrorCode string `json:"errorCode"`
+		Message   string `json:"message"`
+	}
+	if json.Unmarshal(rep.Body, &body) != nil ||
+		body.ErrorCode != "ERR_DIRECT_INVOKE" {
+		return false
+	}
+	for _, m := range notDeliveredMarks {
+		if strings.Contains(body.Message, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // do sends one request to the sidecar and observes it as op on what, which

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,7 +104,7 @@ func TestInvokeTransportFailureIsUnavailable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close()
-	err := sidecar.NewHTTP(addr, "", time.Second).Invoke(context.Background(), "payments", http.MethodGet, "x", nil, nil)
+	err := sidecar.WithoutWaits(sidecar.NewHTTP(addr, "", time.Second)).Invoke(context.Background(), "payments", http.MethodGet, "x", nil, nil)
 	if apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("err = %v", err)
 	}
@@ -178,10 +179,11 @@ func TestCallsAreObservedAndCarryTheTrace(t *testing.T) {
 			t.Fatalf("traceparent %q not passed on", got.Header.Get("traceparent"))
 		}
 	}
+	// Each attempt is a call: a sidecar refusing connections is tried 11 times.
 	var obs calls
 	port, _ := freePort()
-	_, _ = sidecar.Config{HTTPPort: port}.HTTP(time.Second, &obs).Raw(context.Background(), "users", http.MethodGet, "x", nil, nil)
-	if len(obs) != 1 || obs[0] != "invoke users unavailable" {
+	_, _ = sidecar.WithoutWaits(sidecar.Config{HTTPPort: port}.HTTP(time.Second, &obs)).Raw(context.Background(), "users", http.MethodGet, "x", nil, nil)
+	if len(obs) != 11 || slices.ContainsFunc(obs, func(o string) bool { return o != "invoke users unavailable" }) {
 		t.Fatalf("no sidecar observed %q", obs)
 	}
 }
@@ -242,5 +244,102 @@ func TestRedirectsAreNeverFollowed(t *testing.T) {
 				t.Fatalf("another host saw %q", elsewhere)
 			}
 		})
+	}
+}
+
+// Replies of daprd 1.14 as they came (gateway's sidecar invoking products,
+// which had two instances) while one instance's app, then its daprd, was
+// killed or stopped: each says the call never reached an app.
+var neverArrived = []string{
+	`{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: products, err: rpc error: code = Internal desc = error invoking app channel: Get \"http://127.0.0.1:43087/healthz\": dial tcp 127.0.0.1:43087: connect: connection refused"}`,
+	`{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: products, err: rpc error: code = Unavailable desc = last connection error: connection error: desc = \"transport: Error while dialing: dial tcp 127.0.0.1:33697: connect: connection refused\""}`,
+	`{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: orders, err: no host found with the given ID"}`,
+	`{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: orders, err: rpc error: code = Internal desc = app is not in a healthy state"}`,
+	`{"errorCode":"ERR_DIRECT_INVOKE","message":"invoke API is not ready"}`,
+}
+
+// TestResendsWhatNeverArrived: a call daprd says never reached an app is
+// sent again, with the same body, until an instance answers; whatever the
+// app answers then is the reply.
+func TestResendsWhatNeverArrived(t *testing.T) {
+	for _, refusal := range neverArrived {
+		var calls []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			calls = append(calls, string(b))
+			if len(calls) < 3 {
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(refusal))
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"ord_1"}`))
+		}))
+		c := sidecar.WithoutWaits(sidecar.NewHTTP(strings.TrimPrefix(srv.URL, "http://"), "", time.Second))
+		rep, err := c.Raw(context.Background(), "orders", http.MethodPost, "/orders", []byte(`{"n":1}`), nil)
+		srv.Close()
+		if err != nil || rep.Status != http.StatusCreated || len(calls) != 3 || calls[0] != `{"n":1}` || calls[2] != `{"n":1}` {
+			t.Errorf("after %.60s: %v %d, calls %q", refusal, err, rep.Status, calls)
+		}
+	}
+}
+
+// TestNeverResendsWhatMayHaveArrived: an app's own error, and daprd's errors
+// that do not prove the request stayed outside every app (a timeout, a
+// connection lost mid-call), are answered after one attempt.
+func TestNeverResendsWhatMayHaveArrived(t *testing.T) {
+	for _, reply := range []string{
+		`{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: orders, err: rpc error: code = DeadlineExceeded desc = context deadline exceeded"}`,
+		`{"errorCode":"ERR_DIRECT_INVOKE","message":"failed to invoke, id: orders, err: rpc error: code = Unavailable desc = error reading from server: EOF"}`,
+		`{"error":{"code":"unavailable","message":"connect: connection refused"}}`,
+		`connect: connection refused`,
+		`{"errorCode":"ERR_STATE_GET","message":"no host found"}`,
+	} {
+		calls := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls++
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(reply))
+		}))
+		c := sidecar.WithoutWaits(sidecar.NewHTTP(strings.TrimPrefix(srv.URL, "http://"), "", time.Second))
+		rep, err := c.Raw(context.Background(), "orders", http.MethodPost, "/orders", []byte(`{}`), nil)
+		srv.Close()
+		if err != nil || rep.Status != http.StatusInternalServerError || calls != 1 {
+			t.Errorf("%.60s: %v %d after %d calls, want the reply after 1", reply, err, rep.Status, calls)
+		}
+	}
+}
+
+// TestResendsAreBounded: a callee that never comes back costs a bounded
+// number of attempts, and the caller gets daprd's last answer (Unavailable
+// through Invoke); a sidecar refusing connections likewise.
+func TestResendsAreBounded(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(neverArrived[1]))
+	}))
+	defer srv.Close()
+	c := sidecar.WithoutWaits(sidecar.NewHTTP(strings.TrimPrefix(srv.URL, "http://"), "", time.Second))
+	err := c.Invoke(context.Background(), "products", http.MethodGet, "/products", nil, nil)
+	if apierr.CodeOf(err) != apierr.Unavailable || calls != 11 {
+		t.Errorf("err %v after %d calls, want Unavailable after 11", err, calls)
+	}
+
+	gone := httptest.NewServer(http.NotFoundHandler())
+	addr := strings.TrimPrefix(gone.URL, "http://")
+	gone.Close()
+	// With the real waits, within the caller's deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = sidecar.NewHTTP(addr, "", time.Second).Invoke(ctx, "payments", http.MethodGet, "x", nil, nil)
+	took := time.Since(start)
+	if apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("err = %v", err)
+	}
+	if took < 500*time.Millisecond || took > 1500*time.Millisecond {
+		t.Errorf("a sidecar refusing connections was given up after %s, want resends within the 1.5 s deadline", took)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -220,9 +221,19 @@ func Live(w http.ResponseWriter, _ *http.Request) {
 	Respond(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// Ready returns a readiness handler that reports 503 while check fails.
+// draining is set once the process's server is shutting down with a drain
+// (Config.ShutdownDrain): from then on readiness fails. One server serves a
+// process, so the flag is the process's.
+var draining atomic.Bool
+
+// Ready returns a readiness handler that reports 503 while check fails, and
+// from the start of a shutdown's drain on.
 func Ready(log *slog.Logger, check func(context.Context) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			Respond(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := check(ctx); err != nil {
@@ -241,6 +252,13 @@ type Config struct {
 	// Port is set by the runner and the Dapr CLI as APP_PORT.
 	Port          int           `env:"APP_PORT" default:"8080"`
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" default:"10s"`
+	// ShutdownDrain, when set, comes before the grace: at SIGTERM /readyz
+	// answers 503 at once while the server goes on serving for this long, so
+	// that whatever balances requests over the replicas by readiness (a
+	// Kubernetes Service, a proxy) stops sending before the listener closes.
+	// The public edge sets it; the other services are reached through name
+	// resolution, which the instance leaves first (runner.Run.RollInstance).
+	ShutdownDrain time.Duration `env:"SHUTDOWN_DRAIN" default:"0s"`
 	// AppAPIToken, when set, is what the sidecar sends in dapr-api-token
 	// (daprd's APP_API_TOKEN): requests without it did not come from the
 	// sidecar and are refused.
@@ -323,6 +341,13 @@ func NewServer(addr string, h http.Handler) *http.Server {
 // Serve runs srv until ctx is done or the server fails, then shuts it down,
 // giving in-flight requests up to grace to finish.
 func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, grace time.Duration) error {
+	return ServeDrained(ctx, log, srv, 0, grace)
+}
+
+// ServeDrained is Serve with a drain before the shutdown: once ctx is done,
+// readiness fails and srv goes on serving for drain (see
+// Config.ShutdownDrain).
+func ServeDrained(ctx context.Context, log *slog.Logger, srv *http.Server, drain, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() {
 		log.Info("listening", "addr", srv.Addr)
@@ -332,6 +357,15 @@ func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, grace time.D
 	case err := <-errc:
 		return fmt.Errorf("serving on %s: %w", srv.Addr, err)
 	case <-ctx.Done():
+	}
+	if drain > 0 {
+		draining.Store(true)
+		log.Info("draining: not ready, still serving", "drain", drain.String())
+		select {
+		case <-time.After(drain):
+		case err := <-errc:
+			return fmt.Errorf("serving on %s: %w", srv.Addr, err)
+		}
 	}
 	log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -347,13 +381,13 @@ func Serve(ctx context.Context, log *slog.Logger, srv *http.Server, grace time.D
 // admitting only requests from the sidecar (see AppAPIToken).
 func (c Config) Serve(ctx context.Context, log *slog.Logger, h http.Handler) error {
 	c.servePprof(ctx, log)
-	return Serve(ctx, log, NewServer(c.Addr(), SidecarOnly(c.AppAPIToken, log, h)), c.ShutdownGrace)
+	return ServeDrained(ctx, log, NewServer(c.Addr(), SidecarOnly(c.AppAPIToken, log, h)), c.ShutdownDrain, c.ShutdownGrace)
 }
 
 // ServePublic is Serve for the public edge, which clients reach directly.
 func (c Config) ServePublic(ctx context.Context, log *slog.Logger, h http.Handler) error {
 	c.servePprof(ctx, log)
-	return Serve(ctx, log, NewServer(c.Addr(), h), c.ShutdownGrace)
+	return ServeDrained(ctx, log, NewServer(c.Addr(), h), c.ShutdownDrain, c.ShutdownGrace)
 }
 
 // servePprof serves the profiler on PprofAddr until ctx is done, if set.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -315,5 +316,62 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 	web.RespondError(w, httptest.NewRequest(http.MethodGet, "/orders", nil), slog.New(slog.DiscardHandler), errors.New("boom"))
 	if w.Code != http.StatusInternalServerError {
 		t.Errorf("live request: %d", w.Code)
+	}
+}
+
+// TestDrainFailsReadinessThenFinishes: once the context is done, /readyz
+// answers 503 while requests are still served for the drain; then the
+// listener closes, after the request in hand is answered.
+func TestDrainFailsReadinessThenFinishes(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := web.Router(log, metrics.New("drain"), func(context.Context) error { return nil })
+	release := make(chan struct{})
+	r.HandleFunc("/slow", func(w http.ResponseWriter, _ *http.Request) { <-release; w.WriteHeader(http.StatusNoContent) })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- web.ServeDrained(ctx, log, web.NewServer(addr, r), 500*time.Millisecond, 5*time.Second)
+	}()
+	get := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for get("/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never became ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	slow := make(chan int, 1)
+	go func() { slow <- get("/slow") }()
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	time.Sleep(50 * time.Millisecond)
+	if got := get("/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("readiness while draining: %d, want 503", got)
+	}
+	if got := get("/healthz"); got != http.StatusOK {
+		t.Errorf("a request while draining: %d, want 200", got)
+	}
+	close(release)
+	if got := <-slow; got != http.StatusNoContent {
+		t.Errorf("the request in hand at SIGTERM: %d, want 204", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := get("/healthz"); got != 0 {
+		t.Errorf("after the drain and the shutdown the server still answers: %d", got)
 	}
 }
