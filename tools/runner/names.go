@@ -1,10 +1,13 @@
 package runner
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	_ "modernc.org/sqlite" // the run's name resolution database, as daprd's resolver keeps it
 )
 
 // Name resolution: how a daprd finds the sidecar of the app it invokes.
@@ -95,4 +98,108 @@ func writeRunConfig(dir, zipkin string) (string, error) {
 // says "couldn't find name resolver sqlite/v1".
 func resolverFailure(line string) bool {
 	return strings.Contains(line, "error occurred for nr (")
+}
+
+// An instance of a rolling restart (Run.RollInstance) leaves the run's name
+// resolution before it stops and joins it again only once its daprd serves.
+// The resolver's table, hosts, has a row per daprd: registration ID, address
+// (127.0.0.1:<internal gRPC port>), app ID, last renewal. Leaving renames
+// the row's app ID with leaving, which no call asks for: the daprd's
+// renewals still find the row (they match registration and address), and its
+// graceful stop deletes it. Deleting the row instead would make the daprd
+// exit at its next renewal ("Host registration lost") while its app may
+// still answer calls through it.
+//
+// Joining needs a hold: daprd 1.14 registers a millisecond before its
+// internal gRPC server listens, and a caller's sidecar that dials it in that
+// millisecond fails every call it sends there for a second (gRPC's
+// reconnect backoff; measured under a stream of calls: a third failed). So
+// the runner holds the new address first (a row in daprun_holds), and a
+// trigger renames the daprd's registration as it is inserted, in the same
+// statement; once the daprd answers its health check, joinNames lifts the
+// hold and gives the row its app ID.
+const leaving = " (leaving)"
+
+// holdSchema is the runner's own part of the resolver's database.
+const holdSchema = `CREATE TABLE IF NOT EXISTS daprun_holds (address TEXT PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS daprun_hold AFTER INSERT ON hosts
+WHEN NEW.address IN (SELECT address FROM daprun_holds)
+BEGIN
+  UPDATE hosts SET app_id = NEW.app_id || '` + leaving + `' WHERE registration_id = NEW.registration_id;
+END;`
+
+// openNames opens the run's name resolution database; ok is false when no
+// daprd has created its table yet (none registered: a daprd without the
+// resolver, a stand-in in tests), and the caller has nothing to change.
+func (r *Run) openNames() (db *sql.DB, ok bool, err error) {
+	db, err = sql.Open("sqlite", "file:"+filepath.Join(r.dir, namesDB)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, false, err
+	}
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'hosts'`).Scan(&tables); err != nil {
+		db.Close()
+		return nil, false, fmt.Errorf("runner: reading the run's name resolution: %w", err)
+	}
+	return db, tables == 1, nil
+}
+
+// address is a daprd's registered address for its internal gRPC port.
+func address(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// leaveNames takes the instance whose daprd's internal gRPC port is port out
+// of the run's name resolution, its daprd still running. Calls that picked
+// it before go on to it and are answered; no new call picks it.
+func (r *Run) leaveNames(port int) error {
+	db, ok, err := r.openNames()
+	if err != nil || !ok {
+		return err
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE hosts SET app_id = app_id || ? WHERE address = ? AND app_id NOT LIKE ?`, leaving, address(port), "%"+leaving)
+	if err != nil {
+		return fmt.Errorf("runner: taking %s out of the run's name resolution: %w", address(port), err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("runner: %s has %d registrations in the run's name resolution, want 1", address(port), n)
+	}
+	return nil
+}
+
+// holdNames makes the registration of a daprd on port, when it comes, one
+// that no call picks until joinNames.
+func (r *Run) holdNames(port int) error {
+	db, ok, err := r.openNames()
+	if err != nil || !ok {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(holdSchema); err != nil {
+		return fmt.Errorf("runner: holding %s out of the run's name resolution: %w", address(port), err)
+	}
+	if _, err := db.Exec(`INSERT OR IGNORE INTO daprun_holds (address) VALUES (?)`, address(port)); err != nil {
+		return fmt.Errorf("runner: holding %s out of the run's name resolution: %w", address(port), err)
+	}
+	return nil
+}
+
+// joinNames lifts the hold on port and gives its daprd's registration the
+// app ID appID, so that calls to appID reach it.
+func (r *Run) joinNames(appID string, port int) error {
+	db, ok, err := r.openNames()
+	if err != nil || !ok {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM daprun_holds WHERE address = ?`, address(port)); err != nil {
+		return fmt.Errorf("runner: joining %s to the run's name resolution: %w", address(port), err)
+	}
+	res, err := db.Exec(`UPDATE hosts SET app_id = ? WHERE address = ?`, appID, address(port))
+	if err != nil {
+		return fmt.Errorf("runner: joining %s to the run's name resolution: %w", address(port), err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("runner: %s has %d registrations in the run's name resolution, want 1", address(port), n)
+	}
+	return nil
 }

@@ -38,6 +38,12 @@ app and its source, waits until every daprd (/v1.0/healthz) and app (health
 path) answers and every sidecar reaches every app, and prints where to send
 requests. Ctrl-C or SIGTERM stops everything.
 
+kill -USR1 <daprun's PID> restarts every instance gracefully, one at a time,
+as a rolling update of a Deployment would (the app, then its daprd, each
+stopped with SIGTERM and started again once it stopped; the next instance
+only once both answer their health checks): with two replicas or more of an
+app, its clients see no failed request.
+
 -replicas orders=3,payments=2 (or "replicas: 3" in an app of the run file,
 which the Dapr CLI ignores) starts that many instances of an app, each with
 its own daprd and ports (the file's ports are the first instance's); the
@@ -217,6 +223,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if sentry != "" {
 		fmt.Fprintf(out, "daprun: sidecar-to-sidecar calls use mTLS with certificates from %s\n", sentry)
 	}
+	// Taken from here on: a SIGUSR1 while the suite starts waits for it
+	// (its default action would end daprun).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	r, err := runner.Start(ctx, f, opts)
 	if err != nil {
 		return err
@@ -228,7 +239,26 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer os.Remove(envFile)
 	printEndpoints(out, r, envFile)
+	go rollOnSignal(ctx, r, usr1, out)
 	return r.Wait(ctx)
+}
+
+// rollOnSignal restarts every instance of the run, one at a time, at each
+// signal on sig until ctx is done; a signal during a roll is taken after it.
+func rollOnSignal(ctx context.Context, r *runner.Run, sig <-chan os.Signal, out io.Writer) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+		}
+		fmt.Fprintln(out, "daprun: SIGUSR1: restarting every instance, one at a time")
+		if err := r.Roll(ctx); err != nil {
+			fmt.Fprintf(out, "daprun: rolling restart stopped: %v\n", err)
+			continue
+		}
+		fmt.Fprintln(out, "daprun: rolling restart done")
+	}
 }
 
 // writeSidecarsEnv writes, for shells, each sidecar's HTTP address and API

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1068,4 +1069,50 @@ func TestDaprdWithoutTheResolverIsNamed(t *testing.T) {
 	cmd, out, marker := start(t, suite(t, nil), "-ready-timeout", "10m", "-stop-grace", "2s")
 	failsWith(t, cmd, out, marker, 30*time.Second, "daprd has no name resolver", "tools/toolchain.sh daprd",
 		"couldn't find name resolver sqlite/v1")
+}
+
+// TestSIGUSR1RollsEveryInstance: kill -USR1 of daprun restarts every
+// instance, one at a time, each app before its daprd, with new processes
+// on the same ports; nothing counts as a crash and the run goes on.
+func TestSIGUSR1RollsEveryInstance(t *testing.T) {
+	dir := suite(t, nil)
+	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-replicas", "beta=2")
+	waitFor(t, out, "the suite is up", 30*time.Second)
+	before := pidsOf(marker, "--app-id")
+	betaApp, _ := endpoint(t, out.String(), "beta-2")
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "rolling restart done", 60*time.Second)
+	text := out.String()
+	last := -1
+	for _, name := range []string{"alpha", "beta-1", "beta-2"} {
+		i := strings.Index(text, "rolled "+name+": ")
+		if i < 0 || i < last {
+			t.Fatalf("%s not rolled after the one before it:\n%s", name, text)
+		}
+		last = i
+	}
+	if strings.Contains(text, "exited (") {
+		t.Errorf("the roll counted as a crash:\n%s", text)
+	}
+	after := pidsOf(marker, "--app-id")
+	for _, p := range before {
+		if slices.Contains(after, p) {
+			t.Errorf("sidecar %d survived the roll", p)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d sidecars after the roll, %d before", len(after), len(before))
+	}
+	if status, port := get(t, fmt.Sprintf("http://127.0.0.1:%d/port", betaApp)); status != 200 || port != strconv.Itoa(betaApp) {
+		t.Errorf("beta-2's app after the roll: %d %q", status, port)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, out)
+	}
+	assertClean(t, marker, out.String())
 }

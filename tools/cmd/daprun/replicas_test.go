@@ -3,6 +3,8 @@ package main_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,6 +172,97 @@ func TestReplicasThroughRealSidecars(t *testing.T) {
 		s.stop()
 		everyCallSucceeds(t, 60)
 	})
+}
+
+// TestRollingRestartFailsNoCall: a rolling restart of beta's two instances
+// (runner.Run.RollInstance) under a stream of calls from alpha's sidecar
+// fails none of them, with no retries of ours (the calls go straight to
+// alpha's daprd) and none of Dapr's: beta has a timeout policy, which turns
+// off daprd's transport retries, as the suite's apps have. Each instance
+// leaves the name resolution before it stops, and its new daprd joins only
+// once it serves (runner/names.go). Measured without leaving: 2,056 of
+// 2,492 calls failed; leaving, but joining at the daprd's own registration
+// (a millisecond before it listens): 3,329 of 4,607.
+func TestRollingRestartFailsNoCall(t *testing.T) {
+	daprd, sentry := realDapr(t)
+	suffix := randomHex(4)
+	alphaID, betaID := "alpha-"+suffix, "beta-"+suffix
+	dir := suite(t, nil)
+	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
+	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
+	policy := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: roll
+spec:
+  policies:
+    timeouts:
+      invoke: 5s
+  targets:
+    apps:
+      %s:
+        timeout: invoke
+`, betaID)
+	if err := os.WriteFile(filepath.Join(dir, "res", "resiliency.yaml"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Apps[1].Replicas = 2
+	marker := runnertest.NewMarker()
+	out := &syncBuffer{}
+	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
+		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() {
+			t.Logf("the run's output:\n%s", out)
+		}
+		if left := runnertest.Tagged(marker); len(left) > 0 {
+			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	alpha := r.App(alphaID)
+	instance := map[string]string{}
+	for _, b := range r.Instances(betaID) {
+		instance[strconv.Itoa(b.AppPort)] = b.Name
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/port", alpha.DaprHTTPPort, betaID)
+	client := &http.Client{Timeout: 15 * time.Second}
+	s := startStream(func() (string, string) {
+		answer := call(client, url, alpha.APIToken)
+		if name, ok := instance[answer]; ok {
+			return name, ""
+		}
+		return "", answer
+	})
+	start := time.Now()
+	for n := 1; n <= 2; n++ {
+		if err := r.RollInstance(t.Context(), betaID, n); err != nil {
+			s.stop()
+			t.Fatal(err)
+		}
+	}
+	rolled := time.Since(start)
+	// Calls go on until both instances have answered since the roll.
+	for _, b := range r.Instances(betaID) {
+		s.waitFor(t, b.Name, 30*time.Second)
+	}
+	st := s.stop()
+	t.Logf("two instances rolled in %.1fs: %s", rolled.Seconds(), st.summary(start))
+	for _, res := range st {
+		if res.failure != "" {
+			t.Fatalf("a call failed during the rolling restart: %s", st.summary(start))
+		}
+	}
+	if c := r.Crashes(); len(c) > 0 {
+		t.Fatalf("the roll counted as crashes: %+v", c)
+	}
 }
 
 // stream calls beta without pause from two goroutines and keeps what came
