@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,6 +30,7 @@ type outcome struct {
 	state   string // the order's status in a 201
 	retry   string // Retry-After of a 503
 	took    time.Duration
+	refused bool // no answer: the connection was refused, nothing was sent
 }
 
 var pendingID = regexp.MustCompile(`order (ord_[0-9a-f]+) is pending`)
@@ -35,14 +38,20 @@ var pendingID = regexp.MustCompile(`order (ord_[0-9a-f]+) is pending`)
 // tryOrder places an order and never fails the test: during a fault any
 // answer may come, and the test judges them all afterwards.
 func tryOrder(tok, productID string) outcome {
+	return tryOrderAt(env.run.App("gateway").AppPort, tok, productID)
+}
+
+// tryOrderAt is tryOrder through the gateway instance listening on port;
+// refused is set when that instance refused the connection (nothing sent).
+func tryOrderAt(port int, tok, productID string) outcome {
 	body := fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}]}`, productID)
-	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/api/orders", env.run.App("gateway").AppPort), strings.NewReader(body))
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/api/orders", port), strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	start := time.Now()
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return outcome{status: 0, took: time.Since(start)}
+		return outcome{status: 0, took: time.Since(start), refused: errors.Is(err, syscall.ECONNREFUSED)}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -60,6 +69,12 @@ func tryOrder(tok, productID string) outcome {
 // orderStream places orders, a few at a time, until ctx is done, and returns
 // what each got.
 func orderStream(ctx context.Context, tok, productID string, every time.Duration) func() []outcome {
+	return stream(ctx, every, func() outcome { return tryOrder(tok, productID) })
+}
+
+// stream calls try every period, a few at a time, until ctx is done, and
+// returns what each call got.
+func stream(ctx context.Context, every time.Duration, try func() outcome) func() []outcome {
 	var (
 		mu   sync.Mutex
 		outs []outcome
@@ -82,7 +97,7 @@ func orderStream(ctx context.Context, tok, productID string, every time.Duration
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				o := tryOrder(tok, productID)
+				o := try()
 				mu.Lock()
 				outs = append(outs, o)
 				mu.Unlock()
@@ -160,7 +175,11 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 			t.Errorf("a client got %d: faults must answer 503", o.status)
 		}
 	}
-	eventually(t, 30*time.Second, func() string {
+	// 75 s: an event held by a sidecar that stopped (a payment's outbox
+	// message, a replica killed or rolled) is redelivered to another after
+	// the Redis pub/sub's processingTimeout (30 s), checked every 5 s; a
+	// rolling restart may do that to events of several instances in turn.
+	eventually(t, 75*time.Second, func() string {
 		charges := map[string]map[string]bool{}
 		for _, ev := range env.probe.all() {
 			var d struct {
@@ -209,14 +228,38 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 	return l
 }
 
-// breakerState reads the state orders' breaker for dep shows on /metrics
-// (0 closed, 1 half-open, 2 open; -1 unknown).
+// breakerState reads the state orders' breakers for dep show on /metrics,
+// the most open of its instances' (0 closed, 1 half-open, 2 open; -1
+// unknown): each replica has a breaker of its own.
 func breakerState(dep string) float64 {
-	vs, err := samples(env.run.App("orders").AppPort, "circuit_breaker_state", `"`+dep+`"`)
-	if err != nil || len(vs) == 0 {
-		return -1
+	state := -1.0
+	for _, a := range env.run.Instances("orders") {
+		if vs, err := samples(a.AppPort, "circuit_breaker_state", `"`+dep+`"`); err == nil && len(vs) > 0 {
+			state = max(state, vs[0])
+		}
 	}
-	return vs[0]
+	return state
+}
+
+// killAll ends source ("app", "daprd") of every instance of app, as
+// Run.Kill does: the fault is the whole service down, whatever its replicas.
+func killAll(t *testing.T, app, source string) {
+	t.Helper()
+	for _, a := range env.run.Instances(app) {
+		if err := env.run.KillInstance(app, a.Instance, source); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// restartAll brings back what killAll ended.
+func restartAll(t *testing.T, app, source string) {
+	t.Helper()
+	for _, a := range env.run.Instances(app) {
+		if err := env.run.RestartInstance(context.Background(), app, a.Instance, source); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // report logs a test's figures and appends them as one JSON line to
@@ -237,10 +280,11 @@ func report(t *testing.T, figures map[string]any) {
 	}
 }
 
-// TestFaultPaymentsKilled: payments dies during a stream of orders. Orders
-// opens its breaker and answers 503 with Retry-After at once, the rest of the
-// suite keeps serving, and after payments returns every pending order reaches
-// a final state, none charged twice.
+// TestFaultPaymentsKilled: payments dies, every instance of it, during a
+// stream of orders. Orders opens its breaker and answers 503 with
+// Retry-After at once, the rest of the suite keeps serving, and after
+// payments returns every pending order reaches a final state, none charged
+// twice.
 func TestFaultPaymentsKilled(t *testing.T) {
 	admin := adminToken(t)
 	_, tok := signUp(t)
@@ -249,9 +293,7 @@ func TestFaultPaymentsKilled(t *testing.T) {
 	results := orderStream(ctx, tok, p.ID, 50*time.Millisecond)
 
 	time.Sleep(2 * time.Second)
-	if err := env.run.Kill("payments", "app"); err != nil {
-		t.Fatal(err)
-	}
+	killAll(t, "payments", "app")
 	killedAt := time.Now()
 	var sawOpen bool
 	eventually(t, 20*time.Second, func() string {
@@ -264,9 +306,7 @@ func TestFaultPaymentsKilled(t *testing.T) {
 	// While it is open the rest of the suite serves as usual.
 	gateway(t, "").mustCall(t, "GET", "/api/products/"+p.ID, nil, 200, nil)
 	time.Sleep(2 * time.Second)
-	if err := env.run.Restart(context.Background(), "payments", "app"); err != nil {
-		t.Fatal(err)
-	}
+	restartAll(t, "payments", "app")
 	back := time.Now()
 	time.Sleep(2 * time.Second)
 	stop()
@@ -304,9 +344,9 @@ func TestFaultPaymentsKilled(t *testing.T) {
 	})
 }
 
-// TestFaultOrdersSidecarKilled: orders' daprd dies and comes back during a
-// stream of orders. Clients get 503 meanwhile; orders that were in flight are
-// resumed and settle.
+// TestFaultOrdersSidecarKilled: orders' daprd dies (every instance's) and
+// comes back during a stream of orders. Clients get 503 meanwhile; orders
+// that were in flight are resumed and settle.
 func TestFaultOrdersSidecarKilled(t *testing.T) {
 	admin := adminToken(t)
 	_, tok := signUp(t)
@@ -315,14 +355,10 @@ func TestFaultOrdersSidecarKilled(t *testing.T) {
 	results := orderStream(ctx, tok, p.ID, 50*time.Millisecond)
 
 	time.Sleep(2 * time.Second)
-	if err := env.run.Kill("orders", "daprd"); err != nil {
-		t.Fatal(err)
-	}
+	killAll(t, "orders", "daprd")
 	killedAt := time.Now()
 	time.Sleep(3 * time.Second)
-	if err := env.run.Restart(context.Background(), "orders", "daprd"); err != nil {
-		t.Fatal(err)
-	}
+	restartAll(t, "orders", "daprd")
 	back := time.Now()
 	time.Sleep(3 * time.Second)
 	stop()

@@ -574,18 +574,20 @@ func TestLoginLimits(t *testing.T) {
 	}
 }
 
-// delivered is how many events of topic app's sidecar has handed to app, with
+// delivered is how many events of topic app's sidecars have handed to app, with
 // any outcome (dapr_component_pubsub_ingress_count on its metrics port): the
 // proof that an event was processed, before asserting what it did not do.
 func delivered(t *testing.T, app, topic string) float64 {
 	t.Helper()
-	vs, err := samples(env.run.App(app).MetricsPort, "dapr_component_pubsub_ingress_count", `app_id="`+app+`"`, `topic="`+topic+`"`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	total := 0.0
-	for _, v := range vs {
-		total += v
+	for _, a := range env.run.Instances(app) {
+		vs, err := samples(a.MetricsPort, "dapr_component_pubsub_ingress_count", `app_id="`+app+`"`, `topic="`+topic+`"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			total += v
+		}
 	}
 	return total
 }

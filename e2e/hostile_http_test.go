@@ -149,9 +149,9 @@ func runSecrets() map[string]string {
 	for k, v := range env.secrets {
 		out["secret "+k] = v
 	}
-	for _, a := range env.run.Apps {
-		out[a.ID+"'s DAPR_API_TOKEN"] = a.APIToken
-		out[a.ID+"'s APP_API_TOKEN"] = a.AppToken
+	for _, a := range env.run.AllInstances() {
+		out[a.Name+"'s DAPR_API_TOKEN"] = a.APIToken
+		out[a.Name+"'s APP_API_TOKEN"] = a.AppToken
 	}
 	return out
 }

@@ -49,13 +49,13 @@ type listener struct {
 // name says which process listens where, and what the runner gave the port to.
 func (l listener) name() string {
 	role := ""
-	for _, a := range env.run.Apps {
+	for _, a := range env.run.AllInstances() {
 		for _, p := range []struct {
 			port int
 			what string
 		}{
-			{a.AppPort, a.ID + " app"}, {a.DaprHTTPPort, a.ID + " daprd HTTP API"}, {a.DaprGRPCPort, a.ID + " daprd gRPC API"},
-			{a.DaprInternalGRPCPort, a.ID + " daprd internal gRPC"}, {a.MetricsPort, a.ID + " daprd metrics"},
+			{a.AppPort, a.Name + " app"}, {a.DaprHTTPPort, a.Name + " daprd HTTP API"}, {a.DaprGRPCPort, a.Name + " daprd gRPC API"},
+			{a.DaprInternalGRPCPort, a.Name + " daprd internal gRPC"}, {a.MetricsPort, a.Name + " daprd metrics"},
 		} {
 			if p.port == int(l.addr.Port()) {
 				role = " (" + p.what + ")"

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -127,13 +128,36 @@ func runSuite(m *testing.M) int {
 		} else {
 			_ = flag.Set("test.skip", joinPattern(faultTests, skip))
 		}
-		fmt.Printf("=== e2e profile %s\n", profile)
+		fmt.Printf("=== e2e profile %s, %s of every service\n", profile, plural(replicasOf(profile), "replica"))
 		if c := runProfile(m, profile, filepath.Join(tmp, profile), spec); c != 0 {
 			fmt.Printf("=== e2e profile %s FAILED\n", profile)
 			code = c
 		}
 	}
 	return code
+}
+
+// replicasOf is how many instances of every service the pass runs:
+// E2E_REPLICAS for every pass when set; otherwise one on the redis profile
+// (what make run starts) and two on the others, the fault pass included, so
+// that every change is tried against a single instance and against
+// replicas, and the replica tests (replicas_test.go) run.
+func replicasOf(pass string) int {
+	if n, err := strconv.Atoi(os.Getenv("E2E_REPLICAS")); err == nil && n > 0 {
+		return n
+	}
+	if pass == "redis" {
+		return 1
+	}
+	return 2
+}
+
+// plural spells n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // faultsPass names the pass of the fault tests, faultTests matches them.
@@ -242,6 +266,10 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 		a := &f.Apps[i]
 		a.Command = []string{binaries[a.ID]}
 		a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalGRPCPort, a.MetricsPort = 0, 0, 0, 0, 0
+		a.Replicas = replicasOf(profile)
+		if a.Env == nil {
+			a.Env = map[string]string{}
+		}
 		if a.ID == "users" {
 			// Fast hashing keeps sign-ups cheap in tests; production keeps the default.
 			a.Env["BCRYPT_COST"] = "4"
@@ -249,6 +277,10 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 			a.Env["ADMIN_EMAIL"] = adminEmail
 			// Every test logs in from 127.0.0.1; the per-account limit stays.
 			a.Env["LOGIN_ATTEMPTS_PER_ADDRESS"] = "100000"
+		}
+		if a.ID == "notifications" {
+			// The replica tests check every notification of hundreds of orders.
+			a.Env["MAX_PER_USER"] = "100000"
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

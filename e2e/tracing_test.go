@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -129,7 +130,8 @@ func TestTracing(t *testing.T) {
 		for sc.Scan() {
 			line := sc.Text()
 			if strings.Contains(line, `"trace_id":"`+traceID+`"`) {
-				apps[strings.TrimSpace(strings.SplitN(line, " ", 2)[0])] = true
+				// The console's prefix names the instance: "orders", "orders-2".
+				apps[replicaSuffix.ReplaceAllString(strings.TrimSpace(strings.SplitN(line, " ", 2)[0]), "")] = true
 			}
 		}
 		for _, app := range []string{"orders", "payments"} {
@@ -140,6 +142,9 @@ func TestTracing(t *testing.T) {
 		return ""
 	})
 }
+
+// replicaSuffix is the instance number the console adds to an app ID.
+var replicaSuffix = regexp.MustCompile(`-[0-9]+$`)
 
 func keys(m map[string]bool) []string {
 	var out []string
