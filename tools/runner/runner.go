@@ -385,11 +385,7 @@ func (r *Run) spawnLocked(s *slot) (*proc, error) {
 	// A pipe given as *os.File is inherited directly: Wait does not hang on a
 	// grandchild that keeps it open.
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid: true,
-		// If the runner itself is killed outright, the kernel kills its children.
-		Pdeathsig: syscall.SIGKILL,
-	}
+	cmd.SysProcAttr = ChildAttr()
 	p := &proc{slot: s, cmd: cmd, tail: newTail(40), done: make(chan struct{}), copied: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		pr.Close()

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -79,7 +78,7 @@ func Start(t *testing.T, bin, appID string, appPort int, resources string) *Side
 	// DAPR_HOST_IP: mDNS announces loopback, not the host's address.
 	cmd.Env = append(os.Environ(), "DAPR_API_TOKEN="+s.Token, "DAPR_HOST_IP=127.0.0.1")
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

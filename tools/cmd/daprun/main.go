@@ -396,7 +396,7 @@ func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(),
 	to := fmt.Sprintf("127.0.0.1:%d", port)
 	logFile := filepath.Join(dir, "redis.log")
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logFile)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = runner.ChildAttr()
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nop, fmt.Errorf("starting redis-server: %w", err)
