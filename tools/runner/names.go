@@ -2,6 +2,7 @@ package runner
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -183,6 +184,9 @@ func (r *Run) holdNames(port int) error {
 	return nil
 }
 
+// errNotRegistered: no daprd is registered at the address (yet).
+var errNotRegistered = errors.New("not registered")
+
 // joinNames lifts the hold on port and gives its daprd's registration the
 // app ID appID, so that calls to appID reach it.
 func (r *Run) joinNames(appID string, port int) error {
@@ -199,7 +203,7 @@ func (r *Run) joinNames(appID string, port int) error {
 		return fmt.Errorf("runner: joining %s to the run's name resolution: %w", address(port), err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("runner: %s has %d registrations in the run's name resolution, want 1", address(port), n)
+		return fmt.Errorf("runner: %s has %d registrations in the run's name resolution, want 1: %w", address(port), n, errNotRegistered)
 	}
 	return nil
 }

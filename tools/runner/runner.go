@@ -712,7 +712,13 @@ func assignPorts(apps []*AppRun, extra ...*int) error {
 			if p.name == "appPort" && len(a.Command) == 0 {
 				continue
 			}
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*p.port)))
+			var l net.Listener
+			var err error
+			if *p.port == 0 {
+				l, err = listenFree()
+			} else {
+				l, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*p.port)))
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s %s %d is in use (stop what holds it, or remove the port from the run file to get a free one)", a.Name, p.name, *p.port))
 				continue
@@ -722,7 +728,7 @@ func assignPorts(apps []*AppRun, extra ...*int) error {
 		}
 	}
 	for _, p := range extra {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listenFree()
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -740,9 +746,10 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, below
+// the kernel's ephemeral range when it can (ports.go).
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := listenFree()
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -378,8 +379,18 @@ func (r *Run) RollInstance(ctx context.Context, appID string, n int) error {
 	if err := r.holdNames(port); err != nil {
 		return err
 	}
-	for _, s := range []*slot{app, daprd} {
+	slots := []*slot{app, daprd}
+	for i, s := range slots {
 		if err := r.bringBack(ctx, s); err != nil {
+			// It is left to the restarts after a crash; the rest starts
+			// without waiting (a daprd waits for its app), and joins the
+			// resolution as it registers, as after any crash.
+			for _, rest := range slots[i+1:] {
+				r.release(rest)
+			}
+			if uerr := r.joinNames(appID, port); uerr != nil && !errors.Is(uerr, errNotRegistered) {
+				err = errors.Join(err, uerr)
+			}
 			return fmt.Errorf("rolling %s: %w", s.name, err)
 		}
 	}
@@ -429,18 +440,41 @@ func (r *Run) moveInternalPort(appID string, n int, daprd *slot) (int, error) {
 }
 
 // Roll restarts every instance of every app with RollInstance, one at a
-// time, in the run's order. It stops at the first instance that does not
-// come back.
+// time, in the run's order.
+//
+// An instance that does not come back is left to the restarts after a
+// crash, and the roll goes on with the next one; the errors are returned
+// together at the end.
 func (r *Run) Roll(ctx context.Context) error {
+	var errs []error
 	for _, a := range r.AllInstances() {
 		if len(a.Command) == 0 {
 			continue // an app the runner does not start has nothing to roll
 		}
+		if ctx.Err() != nil {
+			return errors.Join(append(errs, ctx.Err())...)
+		}
 		if err := r.RollInstance(ctx, a.ID, a.Instance); err != nil {
-			return err
+			r.console.say("rolling %s failed, going on with the next instance: %v", a.Name, err)
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// release starts s's process again, without waiting for it, if it is not
+// running; from then on it is restarted after a crash like any other.
+func (r *Run) release(s *slot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !s.cur.exited() {
+		return
+	}
+	if _, err := r.spawnLocked(s); err != nil {
+		r.console.say("%s cannot start: %v", s.name, err)
+		return
+	}
+	s.held = false
 }
 
 // terminate stops s's process as Stop does, SIGTERM and SIGKILL after

@@ -187,7 +187,8 @@ func TestRollingRestartFailsNoCall(t *testing.T) {
 	daprd, sentry := realDapr(t)
 	suffix := randomHex(4)
 	alphaID, betaID := "alpha-"+suffix, "beta-"+suffix
-	dir := suite(t, nil)
+	failWhile := filepath.Join(t.TempDir(), "fail")
+	dir := suite(t, map[string]string{"TESTAPP_FAIL_WHILE": failWhile})
 	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
 	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
 	policy := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
@@ -263,6 +264,31 @@ spec:
 	if c := r.Crashes(); len(c) > 0 {
 		t.Fatalf("the roll counted as crashes: %+v", c)
 	}
+
+	// An instance that does not come back from a roll is restarted as
+	// after a crash once it can start, and then joins the resolution
+	// again: calls reach it.
+	if err := os.WriteFile(failWhile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = r.RollInstance(t.Context(), betaID, 2)
+	if err == nil {
+		t.Fatal("beta-2's app cannot start, yet its roll succeeded")
+	}
+	t.Logf("the failed roll: %v", err)
+	time.Sleep(2 * time.Second) // a restart or two fail meanwhile
+	if err := os.Remove(failWhile); err != nil {
+		t.Fatal(err)
+	}
+	s = startStream(func() (string, string) {
+		answer := call(client, url, alpha.APIToken)
+		if name, ok := instance[answer]; ok {
+			return name, ""
+		}
+		return "", answer
+	})
+	s.waitFor(t, r.Instances(betaID)[1].Name, 60*time.Second)
+	s.stop()
 }
 
 // stream calls beta without pause from two goroutines and keeps what came

@@ -2,6 +2,7 @@
 // by environment: TESTAPP_CRASH_AFTER (exit 3 after a duration),
 // TESTAPP_UNHEALTHY (health endpoint answers 503), TESTAPP_HEALTHY_PORT
 // (healthy only when listening on that port: one instance of several),
+// TESTAPP_FAIL_WHILE (exit 3 at start while that file exists),
 // TESTAPP_STUBBORN (ignore SIGTERM) and TESTAPP_GRANDCHILD (start a child
 // that ignores SIGTERM and lives on after this process exits). GET /whoami
 // answers with the run's marker (DAPRUN_TEST_MARKER) and counts the calls;
@@ -44,6 +45,12 @@ func main() {
 		if err := cmd.Start(); err != nil {
 			fmt.Println("grandchild:", err)
 			os.Exit(1)
+		}
+	}
+	if f := os.Getenv("TESTAPP_FAIL_WHILE"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			fmt.Println("testapp failing on purpose: " + f + " exists")
+			os.Exit(3)
 		}
 	}
 	if d, err := time.ParseDuration(os.Getenv("TESTAPP_CRASH_AFTER")); err == nil {
