@@ -63,29 +63,7 @@ func realDapr(t *testing.T) (daprd, sentry string) {
 // them) and shows that only this run's sidecars can call each other, and that
 // nothing of the run listens beyond loopback.
 func TestMTLSBetweenSidecars(t *testing.T) {
-	daprd, sentry := realDapr(t)
-	suffix := randomHex(4)
-	alphaID, betaID := "alpha-"+suffix, "beta-"+suffix
-	dir := suite(t, nil)
-	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
-	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
-	f, err := runner.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	marker := runnertest.NewMarker()
-	out := &syncBuffer{}
-	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
-		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		r.Stop()
-		if t.Failed() {
-			t.Logf("the run's output:\n%s", out)
-		}
-	})
+	r, alphaID, betaID, marker := realSuite(t, nil, nil)
 	auth := r.Authority
 	if auth == nil {
 		t.Fatal("a run with Options.Sentry has no Authority")

@@ -28,54 +28,13 @@ import (
 // calls failed each time and how long the restarts took: figures, not
 // assertions.
 func TestReplicasThroughRealSidecars(t *testing.T) {
-	daprd, sentry := realDapr(t)
-	suffix := randomHex(4)
-	alphaID, betaID := "alpha-"+suffix, "beta-"+suffix
-	dir := suite(t, nil)
-	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
-	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
-	f, err := runner.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Apps[1].Replicas = 3
-	marker := runnertest.NewMarker()
-	out := &syncBuffer{}
 	// The default restart policy: the timings are make run's.
-	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
-		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		r.Stop()
-		if t.Failed() {
-			t.Logf("the run's output:\n%s", out)
-		}
-		if left := runnertest.Tagged(marker); len(left) > 0 {
-			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
-		}
-	})
-	alpha := r.App(alphaID)
+	r, alphaID, betaID, _ := realSuite(t, nil, func(_ string, f *runner.File) { f.Apps[1].Replicas = 3 })
 	beta2 := r.Instances(betaID)[1].Name
-	instance := map[string]string{} // app port -> instance name
-	for _, b := range r.Instances(betaID) {
-		instance[strconv.Itoa(b.AppPort)] = b.Name
+	if n := len(r.Instances(betaID)); n != 3 {
+		t.Fatalf("beta has %d instances", n)
 	}
-	if len(instance) != 3 {
-		t.Fatalf("beta's instances: %v", instance)
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/port", alpha.DaprHTTPPort, betaID)
-	client := &http.Client{Timeout: 15 * time.Second}
-	// ask calls beta's /port through alpha's sidecar: the instance that
-	// answered, or "" and what went wrong.
-	ask := func() (string, string) {
-		answer := call(client, url, alpha.APIToken)
-		if name, ok := instance[answer]; ok {
-			return name, ""
-		}
-		return "", answer
-	}
+	ask := asker(r, alphaID, betaID)
 	// everyCallSucceeds makes n calls: every one must be answered, and by
 	// every instance in turn.
 	everyCallSucceeds := func(t *testing.T, n int) {
@@ -184,14 +143,10 @@ func TestReplicasThroughRealSidecars(t *testing.T) {
 // 2,492 calls failed; leaving, but joining at the daprd's own registration
 // (a millisecond before it listens): 3,329 of 4,607.
 func TestRollingRestartFailsNoCall(t *testing.T) {
-	daprd, sentry := realDapr(t)
-	suffix := randomHex(4)
-	alphaID, betaID := "alpha-"+suffix, "beta-"+suffix
 	failWhile := filepath.Join(t.TempDir(), "fail")
-	dir := suite(t, map[string]string{"TESTAPP_FAIL_WHILE": failWhile})
-	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
-	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
-	policy := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
+	r, alphaID, betaID, _ := realSuite(t, map[string]string{"TESTAPP_FAIL_WHILE": failWhile}, func(dir string, f *runner.File) {
+		f.Apps[1].Replicas = 2
+		policy := fmt.Sprintf(`apiVersion: dapr.io/v1alpha1
 kind: Resiliency
 metadata:
   name: roll
@@ -203,45 +158,13 @@ spec:
     apps:
       %s:
         timeout: invoke
-`, betaID)
-	if err := os.WriteFile(filepath.Join(dir, "res", "resiliency.yaml"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := runner.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Apps[1].Replicas = 2
-	marker := runnertest.NewMarker()
-	out := &syncBuffer{}
-	r, err := runner.Start(t.Context(), f, runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
-		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		r.Stop()
-		if t.Failed() {
-			t.Logf("the run's output:\n%s", out)
-		}
-		if left := runnertest.Tagged(marker); len(left) > 0 {
-			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
+`, f.Apps[1].ID)
+		if err := os.WriteFile(filepath.Join(dir, "res", "resiliency.yaml"), []byte(policy), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	})
-	alpha := r.App(alphaID)
-	instance := map[string]string{}
-	for _, b := range r.Instances(betaID) {
-		instance[strconv.Itoa(b.AppPort)] = b.Name
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/port", alpha.DaprHTTPPort, betaID)
-	client := &http.Client{Timeout: 15 * time.Second}
-	s := startStream(func() (string, string) {
-		answer := call(client, url, alpha.APIToken)
-		if name, ok := instance[answer]; ok {
-			return name, ""
-		}
-		return "", answer
-	})
+	ask := asker(r, alphaID, betaID)
+	s := startStream(ask)
 	start := time.Now()
 	for n := 1; n <= 2; n++ {
 		if err := r.RollInstance(t.Context(), betaID, n); err != nil {
@@ -271,7 +194,7 @@ spec:
 	if err := os.WriteFile(failWhile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = r.RollInstance(t.Context(), betaID, 2)
+	err := r.RollInstance(t.Context(), betaID, 2)
 	if err == nil {
 		t.Fatal("beta-2's app cannot start, yet its roll succeeded")
 	}
@@ -280,15 +203,68 @@ spec:
 	if err := os.Remove(failWhile); err != nil {
 		t.Fatal(err)
 	}
-	s = startStream(func() (string, string) {
+	s = startStream(ask)
+	s.waitFor(t, r.Instances(betaID)[1].Name, 60*time.Second)
+	s.stop()
+}
+
+// realSuite starts alpha and beta (betaEnv in beta's environment), with app
+// IDs of the test's own (alpha-<x>, beta-<x>: no other run on the machine
+// can answer for them), real sidecars and the run's Sentry, after edit has
+// changed the run file (dir is the run's directory). The run stops at the
+// test's end, which fails if anything of it is left; marker tags its
+// processes (runnertest).
+func realSuite(t *testing.T, betaEnv map[string]string, edit func(dir string, f *runner.File)) (r *runner.Run, alphaID, betaID, marker string) {
+	t.Helper()
+	daprd, sentry := realDapr(t)
+	suffix := randomHex(4)
+	alphaID, betaID = "alpha-"+suffix, "beta-"+suffix
+	dir := suite(t, betaEnv)
+	editRunFile(t, dir, "appID: alpha\n", "appID: "+alphaID+"\n")
+	editRunFile(t, dir, "appID: beta\n", "appID: "+betaID+"\n")
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(dir, f)
+	}
+	marker = runnertest.NewMarker()
+	out := &syncBuffer{}
+	r, err = runner.Start(t.Context(), f, runner.Options{Daprd: daprd, Sentry: sentry, Out: out,
+		Env: []string{marker}, StopGrace: 5 * time.Second, ReadyTimeout: 90 * time.Second})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() {
+			t.Logf("the run's output:\n%s", out)
+		}
+		if left := runnertest.Tagged(marker); len(left) > 0 {
+			t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	return r, alphaID, betaID, marker
+}
+
+// asker returns a call of beta's /port through alpha's sidecar: the name of
+// the instance that answered, or "" and what went wrong.
+func asker(r *runner.Run, alphaID, betaID string) func() (string, string) {
+	alpha := r.App(alphaID)
+	instance := map[string]string{} // app port -> instance name
+	for _, b := range r.Instances(betaID) {
+		instance[strconv.Itoa(b.AppPort)] = b.Name
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/port", alpha.DaprHTTPPort, betaID)
+	client := &http.Client{Timeout: 15 * time.Second}
+	return func() (string, string) {
 		answer := call(client, url, alpha.APIToken)
 		if name, ok := instance[answer]; ok {
 			return name, ""
 		}
 		return "", answer
-	})
-	s.waitFor(t, r.Instances(betaID)[1].Name, 60*time.Second)
-	s.stop()
+	}
 }
 
 // stream calls beta without pause from two goroutines and keeps what came
