@@ -56,6 +56,11 @@ const (
 // within updateInterval (5s), a daprd started again on its address replaces
 // its old row, and the database goes with the run.
 //
+// busyTimeout 10s: every daprd of a run migrates the new database as it
+// starts, all at once, each waiting for the others' locks; with the default
+// (800 ms) a daprd on a busy machine gave up ("failed to perform
+// migrations: database is locked") and ran without a resolver.
+//
 // samplingRate is set with the exporter, as the apps' Configurations set it,
 // so that the tracing block stands whole whatever the decoder keeps of the
 // app's.
@@ -74,6 +79,7 @@ spec:
     configuration:
       connectionString: %q
       cleanupInterval: "0"
+      busyTimeout: 10s
 `
 
 // writeRunConfig writes the run's Configuration (resolver, span exporter
