@@ -57,9 +57,8 @@ const (
 // its old row, and the database goes with the run.
 //
 // busyTimeout 10s: every daprd of a run migrates the new database as it
-// starts, all at once, each waiting for the others' locks; with the default
-// (800 ms) a daprd on a busy machine gave up ("failed to perform
-// migrations: database is locked") and ran without a resolver.
+// starts, all at once, each waiting for the others' locks (800 ms by
+// default; see also createNamesDB).
 //
 // samplingRate is set with the exporter, as the apps' Configurations set it,
 // so that the tracing block stands whole whatever the decoder keeps of the
@@ -95,8 +94,30 @@ func writeRunConfig(dir, zipkin string) (string, error) {
 	if strings.ContainsAny(db, "$?,") {
 		return "", fmt.Errorf("runner: the run's directory %s holds $, ? or a comma; set TMPDIR to a plainer path", dir)
 	}
+	if err := createNamesDB(db); err != nil {
+		return "", err
+	}
 	path := filepath.Join(dir, namesConfig)
 	return path, os.WriteFile(path, []byte(fmt.Sprintf(runConfigYAML, zipkin, db)), 0o600)
+}
+
+// createNamesDB creates the resolver's database in WAL mode, the mode each
+// daprd's resolver sets as it opens it. Switching a database to WAL needs it
+// alone, and SQLite does not wait for that (no busy handler): daprds that all
+// opened a new database at once failed ("database is locked") and ran on
+// without a resolver. On a database already in WAL mode the switch is a
+// no-op, and the resolver's migrations wait for each other (busyTimeout).
+func createNamesDB(path string) error {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode=WAL`).Scan(&mode); err != nil || mode != "wal" {
+		return fmt.Errorf("runner: creating the run's name resolution database %s: journal mode %q, %v", path, mode, err)
+	}
+	return nil
 }
 
 // resolverFailure reports whether a daprd log line says its name resolver
