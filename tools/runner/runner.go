@@ -496,6 +496,12 @@ func (r *Run) waitReady(ctx context.Context) error {
 	if err := r.warmInvocation(ctx, client, deadline); err != nil {
 		return err
 	}
+	// Once more: a daprd says it has no resolver before it answers its
+	// health check, but the console may read that line only after the
+	// checks above passed (its stand-in in tests answers invocations too).
+	if err := r.exitedEarly(); err != nil {
+		return err
+	}
 	if len(r.instances) > len(r.Apps) {
 		r.console.say("all %d apps (%d instances) ready in %.1fs", len(r.Apps), len(r.instances), time.Since(start).Seconds())
 	} else {
