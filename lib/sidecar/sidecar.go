@@ -8,7 +8,6 @@ package sidecar
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,20 +238,21 @@ type Reply struct {
 // call gets through. A call that may have reached an app is never sent
 // twice: placing an order is not idempotent.
 func (c *HTTP) Raw(ctx context.Context, app, method, path string, body []byte, header http.Header) (Reply, error) {
-	var rep Reply
-	err := c.resend.Do(ctx, func(err error) bool { return errors.Is(err, errNotDelivered) }, func(ctx context.Context) error {
-		var err error
-		rep, err = c.do(ctx, "invoke", app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
-		if notDelivered(rep, err) {
-			return fmt.Errorf("%w: %w", errNotDelivered, cmp.Or(err, error(apierr.Unavailablef(nil, "%s unavailable", app))))
+	var (
+		rep  Reply
+		last error // the last attempt's own error
+	)
+	err := c.resend.Do(ctx, func(err error) bool { return err == errNotDelivered }, func(ctx context.Context) error {
+		rep, last = c.do(ctx, "invoke", app, method, "/v1.0/invoke/"+app+"/method/"+strings.TrimPrefix(path, "/"), body, header)
+		if notDelivered(rep, last) {
+			return errNotDelivered
 		}
-		return err
+		return last
 	})
-	if errors.Is(err, errNotDelivered) {
-		if rep.Status != 0 {
-			return rep, nil // the caller judges daprd's last answer as it came
-		}
-		return Reply{}, errors.Unwrap(err)
+	if err == errNotDelivered {
+		// Out of attempts: the last answer as it came, daprd's error reply
+		// for the caller to judge, or the failure to reach daprd.
+		return rep, last
 	}
 	return rep, err
 }

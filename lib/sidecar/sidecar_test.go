@@ -330,6 +330,10 @@ func TestResendsAreBounded(t *testing.T) {
 	gone := httptest.NewServer(http.NotFoundHandler())
 	addr := strings.TrimPrefix(gone.URL, "http://")
 	gone.Close()
+	// Raw says so too, with the transport's error, not an empty reply.
+	if rep, err := sidecar.WithoutWaits(sidecar.NewHTTP(addr, "", time.Second)).Raw(context.Background(), "payments", http.MethodGet, "x", nil, nil); apierr.CodeOf(err) != apierr.Unavailable || rep.Status != 0 {
+		t.Errorf("Raw to a sidecar refusing connections: %d, %v; want Unavailable", rep.Status, err)
+	}
 	// With the real waits (50 ms doubling), within the caller's deadline:
 	// several attempts, and the deadline, not the 6.5 s budget, ends them.
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
