@@ -17,27 +17,9 @@ func TestMemStoreContract(t *testing.T) {
 	leasetest.Run(t, func(*testing.T) lease.Store { return &lease.MemStore{} })
 }
 
-// clock is a fake clock the tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newManager() (*lease.Manager, *lease.MemStore, *clock) {
-	st, c := &lease.MemStore{}, &clock{t: time.Unix(1_700_000_000, 0)}
-	return &lease.Manager{Store: st, TTL: 30 * time.Second, Now: c.now}, st, c
+func newManager() (*lease.Manager, *lease.MemStore, *leasetest.Clock) {
+	st, c := &lease.MemStore{}, leasetest.NewClock()
+	return &lease.Manager{Store: st, TTL: 30 * time.Second, Now: c.Now}, st, c
 }
 
 func TestOneHolderAtATime(t *testing.T) {
@@ -51,7 +33,7 @@ func TestOneHolderAtATime(t *testing.T) {
 		t.Errorf("a free lease took %d store calls, want 1 (the insert)", st.Ops)
 	}
 	var held *lease.HeldError
-	if _, err := m.Acquire(ctx, "order:1"); !errors.As(err, &held) || !held.Until.Equal(c.now().Add(30*time.Second)) {
+	if _, err := m.Acquire(ctx, "order:1"); !errors.As(err, &held) || !held.Until.Equal(c.Now().Add(30*time.Second)) {
 		t.Fatalf("second holder: %v, want a HeldError until the first lease's end", err)
 	}
 	if _, err := m.Acquire(ctx, "order:2"); err != nil {
@@ -71,11 +53,11 @@ func TestAnExpiredLeaseIsTakenOver(t *testing.T) {
 	ctx := context.Background()
 	m, _, c := newManager()
 	stalled, _ := m.Acquire(ctx, "k")
-	c.add(29 * time.Second)
+	c.Add(29 * time.Second)
 	if _, err := m.Acquire(ctx, "k"); !errors.As(err, new(*lease.HeldError)) {
 		t.Fatalf("taken over before its end: %v", err)
 	}
-	c.add(2 * time.Second)
+	c.Add(2 * time.Second)
 	next, err := m.Acquire(ctx, "k")
 	if err != nil {
 		t.Fatalf("after its end: %v", err)
@@ -115,12 +97,12 @@ func TestStepRenewsAndBoundsTheStep(t *testing.T) {
 	if dl, ok := stepCtx.Deadline(); !ok || time.Until(dl) > 30*time.Second-m.Margin() {
 		t.Fatalf("step deadline %v: want at most TTL-Margin from now", dl)
 	}
-	c.add(16 * time.Second)
+	c.Add(16 * time.Second)
 	if _, cancel, err = l.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	if st.Ops == ops || !l.Until().Equal(c.now().Add(30*time.Second)) {
+	if st.Ops == ops || !l.Until().Equal(c.Now().Add(30*time.Second)) {
 		t.Fatalf("past half: until %v after %d store calls, want renewed to a full TTL", l.Until(), st.Ops-ops)
 	}
 }

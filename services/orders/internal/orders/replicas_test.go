@@ -20,6 +20,7 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/lease"
+	"github.com/daprshop/suite/lib/lease/leasetest"
 	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/sidecar/sidecartest"
@@ -34,24 +35,6 @@ const (
 	owner = "usr_000000000000000000000001"
 )
 
-// clock is a fake clock shared by the replicas and their leases.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // replicas is two orders replicas, a and b, and what they share.
 type replicas struct {
 	a, b   *orders.Service
@@ -59,7 +42,7 @@ type replicas struct {
 	events func(orderID string) []string
 	inv    *fake.Inventory
 	pay    *fake.Payments
-	clock  *clock
+	clock  *leasetest.Clock
 	leases lease.Store
 	// waiting[r], when set, runs when replica r is about to wait for a
 	// lease another holds; it returns when r may look again.
@@ -76,7 +59,7 @@ func newReplicas(t *testing.T, flavour string) *replicas {
 	r := &replicas{
 		inv:     fake.NewInventory(500, map[string]int{prodA: 10, prodB: 1}),
 		pay:     &fake.Payments{Status: "succeeded"},
-		clock:   &clock{t: time.Unix(1_700_000_000, 0)},
+		clock:   leasetest.NewClock(),
 		waiting: map[*orders.Service]func(){},
 	}
 	switch flavour {
@@ -84,9 +67,9 @@ func newReplicas(t *testing.T, flavour string) *replicas {
 		st := fake.NewStore()
 		r.store, r.events, r.leases = st, st.EventTypes, &lease.MemStore{}
 	case "dapr":
-		st := &sidecartest.State{Now: r.clock.now, RedisTransactions: true}
+		st := &sidecartest.State{Now: r.clock.Now, RedisTransactions: true}
 		r.store = &dapr.Store{Client: st, Outbox: st, Name: "orders-store"}
-		r.leases = &sidecar.LeaseStore{Client: st, Store: "orders-store", Prefix: "lease:", Now: r.clock.now}
+		r.leases = &sidecar.LeaseStore{Client: st, Store: "orders-store", Prefix: "lease:", Now: r.clock.Now}
 		r.events = func(id string) []string {
 			var out []string
 			for _, p := range st.Published() {
@@ -109,8 +92,8 @@ func newReplicas(t *testing.T, flavour string) *replicas {
 // an order it looks again up to 20 times, at once (no real waits), unless
 // the test says otherwise (waitFor).
 func (r *replicas) replica() *orders.Service {
-	svc := &orders.Service{Store: r.store, Users: fake.Users{owner: true}, Inventory: r.inv, Payments: r.pay, Now: r.clock.now}
-	svc.Leases = &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.now,
+	svc := &orders.Service{Store: r.store, Users: fake.Users{owner: true}, Inventory: r.inv, Payments: r.pay, Now: r.clock.Now}
+	svc.Leases = &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.Now,
 		Wait: retry.Policy{Retries: 20, Sleep: func(context.Context, time.Duration) error {
 			r.mu.Lock()
 			w := r.waiting[svc]
@@ -412,14 +395,14 @@ func TestADeadHolderBlocksOnlyUntilItsLeaseEnds(t *testing.T) {
 				t.Fatalf("placing with payments down: %+v %v", o, err)
 			}
 			r.pay.Err = nil
-			dead := &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.now}
+			dead := &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.Now}
 			if _, err := dead.Acquire(context.Background(), "order:"+o.ID); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := r.b.Resume(context.Background(), o.ID); apierr.CodeOf(err) != apierr.Unavailable {
 				t.Fatalf("resume while the dead replica's lease lasts: %v, want 503", err)
 			}
-			r.clock.add(31 * time.Second)
+			r.clock.Add(31 * time.Second)
 			got, err := r.b.Resume(context.Background(), o.ID)
 			if err != nil || got.Status != orders.Paid {
 				t.Fatalf("resume after the lease ended: %+v %v", got, err)
@@ -440,7 +423,7 @@ func TestAStalledHolderStopsAtItsNextStep(t *testing.T) {
 			r.stopAt("charge", g)
 			placed := place(r.a)
 			id := <-g.reached
-			r.clock.add(31 * time.Second)
+			r.clock.Add(31 * time.Second)
 			got, err := r.b.Resume(context.Background(), id)
 			if err != nil || got.Status != orders.Paid {
 				t.Fatalf("b took over: %+v %v", got, err)
@@ -484,7 +467,7 @@ func TestAnAbandonedOrderIsNotReserved(t *testing.T) {
 func TestLeaseErrorsAreAnswers(t *testing.T) {
 	r := newReplicas(t, "fake")
 	o := r.paidOrder(t)
-	other := &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.now}
+	other := &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.Now}
 	if _, err := other.Acquire(context.Background(), "order:"+o.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -499,12 +482,12 @@ func TestLeaseErrorsAreAnswers(t *testing.T) {
 // what of it the lease takes: an insert to take it, a read and a delete to
 // give it back.
 func TestPlaceCostInStateOperations(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
-	st := &sidecartest.State{Now: c.now}
+	c := leasetest.NewClock()
+	st := &sidecartest.State{Now: c.Now}
 	svc := &orders.Service{Store: &dapr.Store{Client: st, Outbox: st, Name: "orders-store"},
 		Users: fake.Users{owner: true}, Inventory: fake.NewInventory(500, map[string]int{prodA: 10, prodB: 1}),
-		Payments: &fake.Payments{Status: "succeeded"}, Now: c.now,
-		Leases: fake.Leases(&sidecar.LeaseStore{Client: st, Store: "orders-store", Prefix: "lease:", Now: c.now}, c.now)}
+		Payments: &fake.Payments{Status: "succeeded"}, Now: c.Now,
+		Leases: fake.Leases(&sidecar.LeaseStore{Client: st, Store: "orders-store", Prefix: "lease:", Now: c.Now}, c.Now)}
 	st.Ops()
 	if o, err := svc.Place(context.Background(), lines); err != nil || o.Status != orders.Paid {
 		t.Fatalf("%+v %v", o, err)

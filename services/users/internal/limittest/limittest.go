@@ -6,32 +6,13 @@ package limittest
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/lease/leasetest"
 	"github.com/daprshop/suite/services/users/internal/users"
 )
-
-// Clock is the fake clock the suite moves: stores read the time from it.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *Clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // Run checks the contract on stores newStore returns, each empty and on
 // the clock given.
@@ -40,7 +21,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) users.L
 	// Keys are binary digests (users.digest): every byte value occurs.
 	key := "p\x00\xff\x01 é\n"
 	t.Run("insert, read, write over the version read", func(t *testing.T) {
-		c := &Clock{t: time.Unix(1_700_000_000, 0).UTC()}
+		c := leasetest.NewClock()
 		s := newStore(t, c.Now)
 		if _, v, found, err := s.Get(ctx, key); err != nil || found || v != "" {
 			t.Fatalf("empty store: found %v version %q err %v", found, v, err)
@@ -71,12 +52,12 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) users.L
 		}
 	})
 	t.Run("an expired entry is absent and replaced", func(t *testing.T) {
-		c := &Clock{t: time.Unix(1_700_000_000, 0).UTC()}
+		c := leasetest.NewClock()
 		s := newStore(t, c.Now)
 		if err := s.Put(ctx, key, users.Entry{N: 5, Expires: c.Now().Add(90 * time.Second)}, ""); err != nil {
 			t.Fatal(err)
 		}
-		c.add(90 * time.Second)
+		c.Add(90 * time.Second)
 		_, v, found, err := s.Get(ctx, key)
 		if err != nil || found {
 			t.Fatalf("expired entry: found %v err %v", found, err)
@@ -89,7 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) users.L
 		}
 	})
 	t.Run("delete", func(t *testing.T) {
-		c := &Clock{t: time.Unix(1_700_000_000, 0).UTC()}
+		c := leasetest.NewClock()
 		s := newStore(t, c.Now)
 		if err := s.Delete(ctx, key); err != nil {
 			t.Fatalf("deleting nothing: %v", err)
