@@ -319,31 +319,40 @@ func TestParallelGuessesStopAtTheLimits(t *testing.T) {
 			c := newClock()
 			svc, _, _ := limitedService(c.now, 0)
 			accounts(t, svc)
-			var (
-				wg   sync.WaitGroup
-				mu   sync.Mutex
-				errs []error
-			)
-			for i := range 2 * policy.FailuresPerAccount {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					err := login(svc, "ada@example.com", fmt.Sprint("guess ", i), tc.addr(i))
-					mu.Lock()
-					defer mu.Unlock()
-					errs = append(errs, err)
-				}()
-			}
-			wg.Wait()
-			var got tally
-			for _, err := range errs {
-				got.add(t, err)
-			}
-			if got.checked != tc.want || got.refused != len(errs)-tc.want {
-				t.Fatalf("%d guesses checked, %d refused: want %d and %d", got.checked, got.refused, tc.want, len(errs)-tc.want)
+			n := 2 * policy.FailuresPerAccount
+			got := parallelGuesses(t, []*users.Service{svc}, n, tc.addr)
+			if got.checked != tc.want || got.refused != n-tc.want {
+				t.Fatalf("%d guesses checked, %d refused: want %d and %d", got.checked, got.refused, tc.want, n-tc.want)
 			}
 		})
 	}
+}
+
+// parallelGuesses sends n wrong-password logins for ada@example.com at
+// once, the i-th to svcs[i%len(svcs)] from addr(i), and tallies the answers.
+func parallelGuesses(t *testing.T, svcs []*users.Service, n int, addr func(int) string) tally {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := login(svcs[i%len(svcs)], "ada@example.com", fmt.Sprint("guess ", i), addr(i))
+			mu.Lock()
+			defer mu.Unlock()
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	var got tally
+	for _, err := range errs {
+		got.add(t, err)
+	}
+	return got
 }
 
 // Right passwords never count as failures, however many arrive at once.

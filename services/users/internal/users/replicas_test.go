@@ -7,7 +7,6 @@ package users_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,29 +146,10 @@ func TestParallelGuessesOnTwoReplicasStopAtTheLimits(t *testing.T) {
 			t.Run(flavour+"/"+tc.name, func(t *testing.T) {
 				c := newClock()
 				r := newTwoReplicas(t, flavour, c.now)
-				var (
-					wg   sync.WaitGroup
-					mu   sync.Mutex
-					errs []error
-				)
-				for i := range 2 * policy.FailuresPerAccount {
-					svc := []*users.Service{r.a, r.b}[i%2]
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						err := login(svc, "ada@example.com", fmt.Sprint("guess ", i), tc.addr(i))
-						mu.Lock()
-						defer mu.Unlock()
-						errs = append(errs, err)
-					}()
-				}
-				wg.Wait()
-				var got tally
-				for _, err := range errs {
-					got.add(t, err)
-				}
-				if got.checked != tc.want || got.refused != len(errs)-tc.want {
-					t.Fatalf("%d guesses checked, %d refused: want %d and %d", got.checked, got.refused, tc.want, len(errs)-tc.want)
+				n := 2 * policy.FailuresPerAccount
+				got := parallelGuesses(t, []*users.Service{r.a, r.b}, n, tc.addr)
+				if got.checked != tc.want || got.refused != n-tc.want {
+					t.Fatalf("%d guesses checked, %d refused: want %d and %d", got.checked, got.refused, tc.want, n-tc.want)
 				}
 			})
 		}
