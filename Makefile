@@ -32,9 +32,9 @@ images: ## build a container image per service (needs a Docker engine; TAG=dev):
 RUN_FLAGS_redis          := -start-redis
 RUN_FLAGS_kafka-postgres := -kafka 9092
 
-run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres, REPLICAS=orders=3,payments=2, ZIPKIN=<collector URL>, PRIVATE_REDIS=1: a Redis of the run's own); Ctrl-C stops it
-	@bash tools/toolchain.sh daprd sentry
-	@$(BIN)/daprun -f . -daprd $(BIN)/daprd -sentry $(BIN)/sentry -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE)) $(if $(REPLICAS),-replicas $(REPLICAS)) $(if $(ZIPKIN),-zipkin $(ZIPKIN)) $(if $(PRIVATE_REDIS),-private-redis)
+run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres, REPLICAS=orders=3,payments=2, ZIPKIN=<collector URL>, PRIVATE_REDIS=1: a Redis of the run's own, DAPRD=<daprd 1.14.0>); Ctrl-C stops it
+	@daprd="$$(bash tools/toolchain.sh daprd-path)" && bash tools/toolchain.sh sentry && \
+	  exec $(BIN)/daprun -f . -daprd "$$daprd" -sentry $(BIN)/sentry -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE)) $(if $(REPLICAS),-replicas $(REPLICAS)) $(if $(ZIPKIN),-zipkin $(ZIPKIN)) $(if $(PRIVATE_REDIS),-private-redis)
 
 # answers PORT: something listens on 127.0.0.1:PORT (bash, no client tools).
 answers = (exec 3<>/dev/tcp/127.0.0.1/$(1)) 2>/dev/null

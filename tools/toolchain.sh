@@ -6,7 +6,11 @@
 # and makes sure Prometheus (prometheus, promtool) is installed: from Debian's
 # package when this is Debian/Ubuntu and we may install, otherwise it says how.
 # Skips what is already there at the right version and patch.
-# Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus]...
+#   dapr (the Dapr CLI 1.14.1, from tools/cli/, for the test of `dapr run -f .`;
+#   not part of make tools: users install the CLI the usual way).
+#   daprd-path prints the daprd `make run` uses, building one only if none is
+#   installed (DAPRD, .bin/daprd, then the CLI's $DAPR_RUNTIME_PATH or ~/.dapr).
+# Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|dapr|daprd-path]...
 set -euo pipefail
 
 DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
@@ -50,7 +54,7 @@ check_go() {
   if (( major < 1 || (major == 1 && minor < ${GO_MIN#1.}) )); then
     die "Go $v is too old: this suite needs Go $GO_MIN or newer (found $(command -v go))."
   fi
-  say "Go $v at $(command -v go)"
+  say "Go $v at $(command -v go)" >&2
 }
 
 # dapr_dir prints the pinned dapr module's source directory, downloading it once.
@@ -160,6 +164,54 @@ install_prometheus() {
 or download a release from https://prometheus.io/download/ and put prometheus and promtool on PATH"
 }
 
+# installed_daprd prints a daprd of the pinned version that is already on
+# this machine, if any: DAPRD, the suite's own build, then the one the Dapr
+# CLI installs (`dapr init --slim`: $DAPR_RUNTIME_PATH/.dapr/bin/daprd, else
+# ~/.dapr/bin/daprd). A release build is the same Dapr without the suite's
+# patches (tools/dapr/daprd.patch says what they mend); a note says so.
+installed_daprd() {
+  if [[ -n "${DAPRD:-}" ]]; then
+    [[ -x "$DAPRD" ]] || die "DAPRD=$DAPRD is not an executable file"
+    local v; v="$("$DAPRD" --version 2>/dev/null)" || die "DAPRD=$DAPRD does not run ($DAPRD --version failed)"
+    [[ "$v" == "$DAPR_VERSION" ]] || say "note: DAPRD=$DAPRD is Dapr $v, the suite is tested with $DAPR_VERSION"
+    printf '%s\n' "$DAPRD"; return
+  fi
+  if [[ -x "$BIN/daprd" ]] && built daprd; then printf '%s\n' "$BIN/daprd"; return; fi
+  local cli="${DAPR_RUNTIME_PATH:-$HOME}/.dapr/bin/daprd"
+  if [[ -x "$cli" ]]; then
+    local v; v="$("$cli" --version 2>/dev/null || true)"
+    if [[ "$v" == "$DAPR_VERSION" ]]; then
+      say "daprd $DAPR_VERSION installed by the Dapr CLI ($cli): using it. It is the release build, without" >&2
+      say "  the suite's patches: its metrics port listens on every interface, and its outbox can stall" >&2
+      say "  with replicas on Kafka (tools/dapr/daprd.patch). make tools builds the patched one into .bin/." >&2
+      printf '%s\n' "$cli"; return
+    fi
+    say "$cli is Dapr '$v', not $DAPR_VERSION: building the pinned one instead" >&2
+  fi
+  return 1
+}
+
+# daprd_path prints the daprd `make run` starts: an installed one of the
+# pinned version, else the suite's build (made now if missing).
+daprd_path() {
+  installed_daprd && return
+  build_daprd >&2
+  printf '%s\n' "$BIN/daprd"
+}
+
+# build_cli builds the Dapr CLI 1.14.1 into .bin/dapr from the source kept in
+# tools/cli/ (the Go module proxy refuses github.com/dapr/cli). Only the
+# integration test of `dapr run -f .` uses it; CI builds it (.ci/run).
+build_cli() {
+  local want="1.14.1"
+  if [[ -x "$BIN/dapr" ]] && "$BIN/dapr" version --output json 2>/dev/null | grep -q "\"Cli version\": *\"$want\""; then
+    say "dapr CLI $want already built ($BIN/dapr)"
+    return
+  fi
+  say "dapr CLI $want: building from tools/cli/ (about 5 minutes on 2 cores, once)"
+  with_progress "dapr CLI" bash "$ROOT/tools/cli/build.sh" "$BIN/dapr"
+}
+
 build_k6() {
   if [[ -x "$BIN/k6" ]] && "$BIN/k6" version 2>/dev/null | grep -q "^k6 v$K6_VERSION "; then
     say "k6 $K6_VERSION already built ($BIN/k6)"
@@ -173,8 +225,8 @@ build_k6() {
 
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus]...  (none: all four; make tools)"
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|dapr|daprd-path]...  (none: the first four; make tools)"
     exit 0 ;;
 esac
 check_go
@@ -186,6 +238,8 @@ for t in "${targets[@]}"; do
     sentry) build_sentry ;;
     k6) build_k6 ;;
     prometheus) install_prometheus ;;
-    *) die "unknown tool '$t' (daprd, sentry, k6 or prometheus)" ;;
+    dapr) build_cli ;;
+    daprd-path) daprd_path ;;
+    *) die "unknown tool '$t' (daprd, sentry, k6, prometheus, dapr or daprd-path)" ;;
   esac
 done

@@ -8,6 +8,7 @@
 package runner
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -39,10 +40,18 @@ type App struct {
 	AppPort, DaprHTTPPort, DaprGRPCPort, DaprInternalGRPCPort, MetricsPort int
 	AppProtocol                                                            string
 	// HealthPath is the app's health endpoint (appHealthCheckPath, default /healthz).
-	HealthPath     string
-	ResourcesPaths []string
-	ConfigFile     string
-	LogLevel       string
+	HealthPath string
+	// HealthCheck turns on daprd's own probe of HealthPath
+	// (enableAppHealthCheck): daprd then stops calls and events to an app
+	// that fails it, as on Kubernetes. The runner waits for HealthPath
+	// either way.
+	HealthCheck bool
+	// HealthProbeInterval (seconds), HealthProbeTimeout (milliseconds) and
+	// HealthThreshold tune that probe; zero keeps daprd's defaults.
+	HealthProbeInterval, HealthProbeTimeout, HealthThreshold int
+	ResourcesPaths                                           []string
+	ConfigFile                                               string
+	LogLevel                                                 string
 	// Env is given to the app only, as the Dapr CLI does.
 	Env map[string]string
 	// Replicas is how many instances of the app the runner starts, each
@@ -60,6 +69,10 @@ type rawApp struct {
 	AppPort              int               `yaml:"appPort"`
 	AppProtocol          string            `yaml:"appProtocol"`
 	AppHealthCheckPath   string            `yaml:"appHealthCheckPath"`
+	EnableAppHealthCheck bool              `yaml:"enableAppHealthCheck"`
+	AppHealthInterval    int               `yaml:"appHealthProbeInterval"`
+	AppHealthTimeout     int               `yaml:"appHealthProbeTimeout"`
+	AppHealthThreshold   int               `yaml:"appHealthThreshold"`
 	DaprHTTPPort         int               `yaml:"daprHTTPPort"`
 	DaprGRPCPort         int               `yaml:"daprGRPCPort"`
 	DaprInternalGRPCPort int               `yaml:"daprInternalGRPCPort"`
@@ -170,6 +183,14 @@ func (f *File) resolve(common, ra rawApp) (App, error) {
 		HealthPath:  first(ra.AppHealthCheckPath, common.AppHealthCheckPath, "/healthz"),
 		LogLevel:    first(ra.LogLevel, common.LogLevel, "info"),
 		Env:         map[string]string{},
+		// As the CLI merges common: an app's false cannot undo common's true.
+		HealthCheck:         ra.EnableAppHealthCheck || common.EnableAppHealthCheck,
+		HealthProbeInterval: cmp.Or(ra.AppHealthInterval, common.AppHealthInterval),
+		HealthProbeTimeout:  cmp.Or(ra.AppHealthTimeout, common.AppHealthTimeout),
+		HealthThreshold:     cmp.Or(ra.AppHealthThreshold, common.AppHealthThreshold),
+	}
+	if a.HealthProbeInterval < 0 || a.HealthProbeTimeout < 0 || a.HealthThreshold < 0 {
+		return App{}, fmt.Errorf("app %s: appHealthProbeInterval, appHealthProbeTimeout and appHealthThreshold must not be negative", id)
 	}
 	a.Replicas = ra.Replicas
 	if a.Replicas == 0 {

@@ -76,6 +76,53 @@ apps:
 	}
 }
 
+// TestLoadHealthCheck: enableAppHealthCheck and the probe's settings merge
+// from common as under the Dapr CLI (an app's value wins; an app cannot
+// turn common's check off), and a negative setting is refused.
+func TestLoadHealthCheck(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"dapr.yaml": `version: 1
+common:
+  enableAppHealthCheck: true
+  appHealthProbeInterval: 3
+  appHealthThreshold: 2
+apps:
+  - appID: orders
+    appDirPath: ./a
+    appHealthProbeInterval: 1
+    appHealthProbeTimeout: 400
+  - appID: payments
+    appDirPath: ./a
+    enableAppHealthCheck: false
+`,
+		"off.yaml": "version: 1\napps: [{appID: users, appDirPath: ./a}]\n",
+		"bad.yaml": "version: 1\napps: [{appID: users, appDirPath: ./a, appHealthThreshold: -1}]\n",
+		"a/keep":   "",
+	})
+	f, err := runner.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, p := f.Apps[0], f.Apps[1]
+	if !o.HealthCheck || o.HealthProbeInterval != 1 || o.HealthProbeTimeout != 400 || o.HealthThreshold != 2 {
+		t.Errorf("orders = check %v interval %d timeout %d threshold %d, want true 1 400 2",
+			o.HealthCheck, o.HealthProbeInterval, o.HealthProbeTimeout, o.HealthThreshold)
+	}
+	if !p.HealthCheck || p.HealthProbeInterval != 3 {
+		t.Errorf("payments = check %v interval %d, want common's true 3", p.HealthCheck, p.HealthProbeInterval)
+	}
+	off, err := runner.Load(filepath.Join(dir, "off.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Apps[0].HealthCheck {
+		t.Error("no enableAppHealthCheck anywhere: the check is on")
+	}
+	if _, err := runner.Load(filepath.Join(dir, "bad.yaml")); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("appHealthThreshold -1: err = %v, want a refusal", err)
+	}
+}
+
 // TestLoadReplicas: "replicas" in an app wins over common's; without
 // either an app has one instance.
 func TestLoadReplicas(t *testing.T) {

@@ -296,6 +296,17 @@ func (r *Run) startInstance(color int, a *AppRun) error {
 		"--metrics-listen-address", "127.0.0.1",
 		"--log-level", a.LogLevel,
 	}
+	if a.HealthCheck {
+		args = append(args, "--enable-app-health-check", "--app-health-check-path", a.HealthPath)
+		for _, f := range []struct {
+			flag string
+			v    int
+		}{{"--app-health-probe-interval", a.HealthProbeInterval}, {"--app-health-probe-timeout", a.HealthProbeTimeout}, {"--app-health-threshold", a.HealthThreshold}} {
+			if f.v > 0 {
+				args = append(args, f.flag, strconv.Itoa(f.v))
+			}
+		}
+	}
 	if r.Authority != nil {
 		args = append(args, r.Authority.daprdArgs()...)
 	}
