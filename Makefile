@@ -73,17 +73,28 @@ test-check:
 	  missing="$$missing\n  PostgreSQL on 127.0.0.1:5432, user postgres with trust (sudo apt-get install postgresql), or E2E_POSTGRES set to an admin connection string";; esac; \
 	if [ -n "$$missing" ]; then printf "make test needs:$$missing\n"; exit 1; fi
 
-test-unit: ## vet and unit-test every module on its own (GOWORK=off)
+# The platforms every module must build and vet for besides this one: the
+# README sends macOS users to brew, so the runner and tests must compile there.
+CROSS := darwin/arm64 darwin/amd64
+
+test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-compile and vet each for macOS
 	@for m in $(filter-out e2e,$(MODULES)); do \
 	  echo "==> $$m: vet and unit tests"; \
 	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 RUNNER_REQUIRED=1 DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry \
 	    GOWORK=off go test -count=1 ./...) || exit 1; \
 	done
 	@echo "==> e2e: vet"; cd e2e && GOWORK=off go vet ./...
+	@for p in $(CROSS); do echo "==> every module: build and vet for $$p"; \
+	  for m in $(MODULES); do \
+	    (cd $$m && GOOS=$${p%/*} GOARCH=$${p#*/} GOWORK=off go build ./... && \
+	      GOOS=$${p%/*} GOARCH=$${p#*/} GOWORK=off go vet ./...) || { echo "$$m does not build or vet for $$p"; exit 1; }; \
+	  done; \
+	done
 
-test-e2e: ## integration tests on both profiles: real daprd sidecars, Redis, then Kafka (in-process) + PostgreSQL
+test-e2e: ## integration tests on both profiles (real daprd sidecars, Redis, then Kafka in-process + PostgreSQL), the suite under `dapr run -f .` (with a Dapr CLI), fault tests
 	@echo "==> e2e: the suite on the redis profile (127.0.0.1:6379), then on kafka-postgres (PostgreSQL 127.0.0.1:5432)"
-	@cd e2e && DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry K6=$(BIN)/k6 E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
+	@cd e2e && DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry K6=$(BIN)/k6 $(if $(wildcard $(BIN)/dapr),DAPR_CLI=$(BIN)/dapr) \
+	  E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
 	  grep --line-buffered -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 
 SCENARIO ?= load

@@ -173,8 +173,7 @@ func (c client) as(userID string) client {
 // gateway returns a client of the public API, signed in with token (may be "").
 func gateway(t *testing.T, token string) client {
 	t.Helper()
-	a := env.run.App("gateway")
-	return client{app: "gateway", base: fmt.Sprintf("http://127.0.0.1:%d", a.AppPort), token: token}
+	return client{app: "gateway", base: env.gatewayURL(), token: token}
 }
 
 // invoke returns a client of app through the probe's sidecar (service invocation).

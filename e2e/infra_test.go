@@ -60,7 +60,7 @@ func startInfra(profile, dir string) (*infra, error) {
 			return nil, fmt.Errorf("Redis at 127.0.0.1:6379: %w", err)
 		}
 		return in, nil
-	case faultsPass:
+	case faultsPass, cliPass:
 		r, err := startRedis(dir)
 		if err != nil {
 			return nil, err

@@ -41,6 +41,16 @@ type suite struct {
 	redis   *redisServer // the fault pass's own Redis, nil otherwise
 	spans   *collector   // where the sidecars send their spans
 	marker  string       // in the environment of every process of this pass
+	// cli is the suite under the Dapr CLI (the cli pass), which has no run.
+	cli *cliRun
+}
+
+// gatewayURL is the public API's address in the running suite.
+func (s *suite) gatewayURL() string {
+	if s.cli != nil {
+		return fmt.Sprintf("http://127.0.0.1:%d", s.cli.ports["gateway"].app)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", s.run.App("gateway").AppPort)
 }
 
 // daprdPath finds daprd the way the Makefile provides it.
@@ -116,17 +126,40 @@ func runSuite(m *testing.M) int {
 	skip := flag.Lookup("test.skip").Value.String()
 	run := flag.Lookup("test.run").Value.String()
 	passes := profiles()
+	// The suite under the real Dapr CLI (cli_test.go) runs apart too, after
+	// the profiles: it starts the suite its own way.
+	cli, why := daprCLI()
+	if os.Getenv("E2E_CLI") != "0" && (run == "" || strings.Contains(run, "CLI")) {
+		if cli != "" {
+			passes = append(passes, cliPass)
+		} else if os.Getenv("E2E_CLI_REQUIRED") != "" {
+			fmt.Fprintf(os.Stderr, "e2e: the Dapr CLI test is required (E2E_CLI_REQUIRED) but %s\n", why)
+			code = 1
+		} else {
+			fmt.Printf("=== e2e pass %s SKIPPED: %s\n", cliPass, why)
+		}
+	}
 	if os.Getenv("E2E_FAULTS") != "0" && (run == "" || strings.Contains(run, "Fault")) {
 		passes = append(passes, faultsPass)
 	}
 	for _, profile := range passes {
-		if profile == faultsPass {
+		switch profile {
+		case faultsPass:
 			// TestZContracts too: the answers during faults must match the
 			// documents as well.
 			_ = flag.Set("test.run", cmp.Or(run, faultTests+"|^TestZContracts$"))
-			_ = flag.Set("test.skip", skip)
-		} else {
+			_ = flag.Set("test.skip", joinPattern(cliTests, skip))
+		case cliPass:
+			_ = flag.Set("test.run", cmp.Or(run, cliTests))
 			_ = flag.Set("test.skip", joinPattern(faultTests, skip))
+			fmt.Printf("=== e2e pass %s: the suite under `dapr run -f .` (%s)\n", cliPass, cli)
+			if c := runCLIPass(m, cli, filepath.Join(tmp, cliPass), spec); c != 0 {
+				fmt.Printf("=== e2e pass %s FAILED\n", cliPass)
+				code = c
+			}
+			continue
+		default:
+			_ = flag.Set("test.skip", joinPattern(faultTests+"|"+cliTests, skip))
 		}
 		fmt.Printf("=== e2e profile %s, %s of every service\n", profile, plural(replicasOf(profile), "replica"))
 		if c := runProfile(m, profile, filepath.Join(tmp, profile), spec); c != 0 {
@@ -160,10 +193,13 @@ func plural(n int, thing string) string {
 	return fmt.Sprintf("%d %ss", n, thing)
 }
 
-// faultsPass names the pass of the fault tests, faultTests matches them.
+// faultsPass names the pass of the fault tests, faultTests matches them;
+// cliPass and cliTests the same for the suite under the Dapr CLI.
 const (
 	faultsPass = "faults"
 	faultTests = "^TestFault"
+	cliPass    = "cli"
+	cliTests   = "^TestCLI"
 )
 
 // joinPattern is the regexp matching a or b ("" matches nothing).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -37,26 +38,30 @@ func fileHash(t *testing.T, path string) string {
 
 // TestSameBinariesOnEveryProfile: the processes serving this profile run the
 // binaries built once for all profiles, byte for byte: what each running
-// process executes (/proc/<pid>/exe) is hashed and compared across passes.
+// process executes (/proc/<pid>/exe; on macOS the path it was started by) is
+// hashed and compared across passes.
 func TestSameBinariesOnEveryProfile(t *testing.T) {
 	hashesMu.Lock()
 	defer hashesMu.Unlock()
-	running := map[string]string{} // executable path -> a pid running it
+	running := map[string]string{} // executable path -> what to hash: the file the process runs
 	for _, p := range runnertest.Tagged(env.marker) {
-		pid, _, _ := strings.Cut(p, ":")
+		pid, cmdline, _ := strings.Cut(p, ": ")
 		if exe, err := os.Readlink("/proc/" + pid + "/exe"); err == nil {
-			running[exe] = pid
+			running[exe] = "/proc/" + pid + "/exe"
+		} else if f := strings.Fields(cmdline); runtime.GOOS != "linux" && len(f) > 0 {
+			// No /proc (macOS): the runner starts each binary by its absolute path.
+			running[f[0]] = f[0]
 		}
 	}
 	for _, a := range env.run.Apps {
 		if len(a.Command) == 0 {
 			continue // the probe lives in the test process
 		}
-		pid, ok := running[binaries[a.ID]]
+		exe, ok := running[binaries[a.ID]]
 		if !ok {
 			t.Fatalf("no process of this run executes the shared build of %s (%s); running: %v", a.ID, binaries[a.ID], running)
 		}
-		h := fileHash(t, "/proc/"+pid+"/exe")
+		h := fileHash(t, exe)
 		if prev, ok := hashes[a.ID]; ok && prev != h {
 			t.Fatalf("%s's binary changed between profiles", a.ID)
 		}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -48,4 +50,35 @@ func TestServiceContracts(t *testing.T) {
 	pay.mustCall(t, "GET", "/charges/ch_00000000000000000000", nil, 404, nil)
 	pay.mustCall(t, "GET", "/provider", nil, 200, nil)
 	pay.mustCall(t, "POST", "/refunds", map[string]string{"idempotency_key": "never-charged-" + randomHex(4)}, 404, nil)
+}
+
+// TestSidecarsProbeTheirApps: dapr.yaml turns on daprd's app health check
+// (enableAppHealthCheck), as the Kubernetes manifests do, so every sidecar
+// of the run says in its metadata that it probes its app's /healthz.
+func TestSidecarsProbeTheirApps(t *testing.T) {
+	for _, a := range env.run.AllInstances() {
+		if a.ID == "e2e-probe" {
+			continue
+		}
+		status, body := rawCall(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/v1.0/metadata", a.DaprHTTPPort), "", a.APIToken)
+		checkHealthProbe(t, a.Name, status, body)
+	}
+}
+
+// checkHealthProbe fails t unless a sidecar's metadata reply says it
+// probes its app at /healthz.
+func checkHealthProbe(t *testing.T, who string, status int, body []byte) {
+	t.Helper()
+	var md struct {
+		AppConnectionProperties struct {
+			Health struct {
+				Path string `json:"healthCheckPath"`
+			} `json:"health"`
+		} `json:"appConnectionProperties"`
+	}
+	_ = json.Unmarshal(body, &md)
+	if status != 200 || md.AppConnectionProperties.Health.Path != "/healthz" {
+		t.Errorf("%s sidecar metadata: %d, health check path %q, want /healthz: %s",
+			who, status, md.AppConnectionProperties.Health.Path, body)
+	}
 }

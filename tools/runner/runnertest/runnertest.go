@@ -1,7 +1,9 @@
 // Package runnertest helps tests look at a run's processes: it tags every
 // child with a unique environment variable, finds the processes that carry
 // the tag (to prove a run leaves nothing behind), the TCP sockets they
-// listen on and the UDP sockets they hold.
+// listen on and the UDP sockets they hold. On Linux it reads /proc;
+// elsewhere (macOS, the BSDs) it asks ps and lsof (ps.go), so that a check
+// that nothing is left behind cannot pass there for having looked nowhere.
 package runnertest
 
 import (
@@ -14,8 +16,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+)
+
+// usePS is whether processes and sockets are found with ps and lsof
+// instead of /proc; psArgs are ps's options that print every process's
+// "pid stat command env..." with the environment.
+var (
+	usePS  = runtime.GOOS != "linux"
+	psArgs = []string{"-A", "-E", "-ww", "-o", "pid=,stat=,command="}
 )
 
 // MarkerVar is the environment variable that tags a test run's processes.
@@ -30,10 +41,15 @@ func NewMarker() string {
 
 // Tagged returns "pid: command line" for every live process (zombies aside)
 // whose environment holds marker, except the calling process. Children inherit
-// the environment, so this finds grandchildren too. Linux only (/proc).
+// the environment, so this finds grandchildren too. It panics where neither
+// /proc nor ps can be read: a test must not take that for "none".
 func Tagged(marker string) []string {
 	var found []string
-	for _, p := range tagged(marker) {
+	ps, err := tagged(marker)
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range ps {
 		found = append(found, strconv.Itoa(p.pid)+": "+p.cmdline)
 	}
 	return found
@@ -44,7 +60,10 @@ type process struct {
 	cmdline string
 }
 
-func tagged(marker string) []process {
+func tagged(marker string) ([]process, error) {
+	if usePS {
+		return taggedPS(marker)
+	}
 	var found []process
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
@@ -63,7 +82,10 @@ func tagged(marker string) []process {
 		cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
 		found = append(found, process{pid, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))})
 	}
-	return found
+	if len(dirs) == 0 {
+		return nil, errors.New("runnertest: no processes in /proc")
+	}
+	return found, nil
 }
 
 // Listener is a TCP socket in the LISTEN state and the process holding it.
@@ -95,6 +117,13 @@ func UDP(marker string) ([]Listener, error) {
 // held returns the sockets of protocol proto ("tcp", "udp") in state (hex, as
 // the kernel prints it; "" for any) held by the processes Tagged finds.
 func held(marker, proto, state string) ([]Listener, error) {
+	procs, err := tagged(marker)
+	if err != nil {
+		return nil, err
+	}
+	if usePS {
+		return heldLsof(procs, proto, state != "")
+	}
 	sockets := map[string]netip.AddrPort{} // socket inode -> local address
 	for _, table := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
 		if err := readSockets(table, state, sockets); err != nil {
@@ -102,7 +131,7 @@ func held(marker, proto, state string) ([]Listener, error) {
 		}
 	}
 	var out []Listener
-	for _, p := range tagged(marker) {
+	for _, p := range procs {
 		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid))
 		if err != nil {
 			continue // exited meanwhile

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/daprshop/suite/tools/runner/runnertest"
@@ -32,8 +34,28 @@ func TestMain(m *testing.M) {
 
 // TestSocketsOfTaggedProcesses: Listening finds the TCP listener and UDP the
 // UDP socket of a tagged child, each only its own kind, and neither finds
-// anything of a child without the tag.
+// anything of a child without the tag; Tagged finds the child. Both ways:
+// /proc (Linux) and ps with lsof (macOS, the BSDs).
 func TestSocketsOfTaggedProcesses(t *testing.T) {
+	t.Run("proc", func(t *testing.T) {
+		if runtime.GOOS != "linux" {
+			t.Skip("/proc: Linux only")
+		}
+		checkTaggedChild(t)
+	})
+	t.Run("ps and lsof", func(t *testing.T) {
+		for _, tool := range []string{"ps", "lsof"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s is not installed (Debian: apt-get install %s)", tool, map[string]string{"ps": "procps", "lsof": "lsof"}[tool])
+			}
+		}
+		runnertest.WithPS(func() { checkTaggedChild(t) })
+	})
+}
+
+// checkTaggedChild starts a tagged child holding a TCP listener and a UDP
+// socket and checks what the package finds of it.
+func checkTaggedChild(t *testing.T) {
 	marker := runnertest.NewMarker()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RUNNERTEST_CHILD=1", marker)
@@ -48,10 +70,16 @@ func TestSocketsOfTaggedProcesses(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
 	var tcpPort, udpPort uint16
 	if _, err := fmt.Fscan(stdout, &tcpPort, &udpPort); err != nil {
 		t.Fatal(err)
+	}
+	if got := runnertest.Tagged(marker); len(got) != 1 || !strings.HasPrefix(got[0], fmt.Sprintf("%d: %s", cmd.Process.Pid, os.Args[0])) {
+		t.Errorf("Tagged = %q, want the child %d (%s) alone", got, cmd.Process.Pid, os.Args[0])
+	}
+	if got := runnertest.Tagged(runnertest.NewMarker()); len(got) > 0 {
+		t.Errorf("Tagged of a marker nobody has: %q", got)
 	}
 
 	tcp, err := runnertest.Listening(marker)
@@ -78,5 +106,10 @@ func TestSocketsOfTaggedProcesses(t *testing.T) {
 	}
 	if ls, _ := runnertest.UDP(runnertest.NewMarker()); len(ls) > 0 {
 		t.Errorf("UDP sockets of a marker nobody has: %v", ls)
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+	if got := runnertest.Tagged(marker); len(got) > 0 {
+		t.Errorf("Tagged after the child exited: %q", got)
 	}
 }
