@@ -75,7 +75,8 @@ func (l listener) dial() string {
 }
 
 // runListeners finds every TCP socket in LISTEN state held by a process of
-// this run, as the kernel reports it (runnertest.Listening). Linux only.
+// this run, as the kernel reports it (runnertest.Listening: /proc on Linux,
+// lsof elsewhere).
 func runListeners(t *testing.T) []listener {
 	t.Helper()
 	ls, err := runnertest.Listening(env.marker)

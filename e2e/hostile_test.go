@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -302,7 +301,7 @@ func pathTricks() []pathTrick {
 // internal gRPC port on every interface accepting a plaintext CallLocal, to
 // which daprd adds the app token; finding 6: metrics ports on every
 // interface). Every TCP socket the run's processes listen on, found from
-// /proc (not from a list of ports), must be bound to loopback and refuse an
+// /proc or lsof (not from a list of ports), must be bound to loopback and refuse an
 // attacker in every protocol it speaks: HTTP/1.1 (sensitive paths of the
 // sidecar APIs and of every service, without tokens: only the probe paths
 // may answer 2xx), gRPC without TLS (the Dapr API and the internal
@@ -312,9 +311,6 @@ func pathTricks() []pathTrick {
 // socket speaking none of these fails the test until the test learns to
 // attack it.
 func TestHostileSockets(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("TestHostileSockets finds the run's sockets in /proc: Linux only")
-	}
 	victimUser, _ := signUp(t)
 	ls := runListeners(t)
 	public := fmt.Sprintf("127.0.0.1:%d", env.run.App("gateway").AppPort)

@@ -31,12 +31,13 @@ import (
 // secret scopes) stays as it is and only spec.nameResolution and the span
 // exporter are set.
 //
-// The exporter too is the run's: the apps' Configurations name a Zipkin
-// collector at 127.0.0.1:9411, which a plain run does not start. Left so,
-// every daprd would log a failed export every few seconds, and any local
-// user could listen there and receive every span (routes with user and
-// order IDs, state stores, ports): a security test did. So a run exports
-// to Options.Zipkin, or nowhere.
+// The exporter too is the run's: an app's Configuration may name a Zipkin
+// collector (the suite's name none since issue 14; they once named
+// 127.0.0.1:9411, which a plain run does not start). Left so, every daprd
+// would log a failed export every few seconds, and any local user could
+// listen there and receive every span (routes with user and order IDs,
+// state stores, ports): a security test did. So a run exports to
+// Options.Zipkin, or nowhere.
 const (
 	// namesDB is the resolver's database in the run's directory.
 	namesDB = "names.db"

@@ -428,7 +428,7 @@ func (r *Run) instance(appID string, n int) *AppRun {
 // which would drop it, are off for apps with a resiliency policy). A new
 // address gets a new connection. The ports the app uses stay.
 func (r *Run) moveInternalPort(appID string, n int, daprd *slot) (int, error) {
-	port, err := FreePort()
+	port, err := r.unusedPort()
 	if err != nil {
 		return 0, err
 	}
@@ -441,6 +441,37 @@ func (r *Run) moveInternalPort(appID string, n int, daprd *slot) (int, error) {
 	daprd.argv[i+1] = strconv.Itoa(port)
 	r.instance(appID, n).DaprInternalGRPCPort = port
 	return port, nil
+}
+
+// freePort is FreePort; tests replace it.
+var freePort = FreePort
+
+// unusedPort is a free port that is none of the run's own: while an
+// instance is stopped its ports are free too, and its daprd, given one of
+// them as its new internal port, failed to listen (seen: the metrics port,
+// "bind: address already in use", in e2e TestFaultRollingRestart).
+func (r *Run) unusedPort() (int, error) {
+	r.mu.Lock()
+	taken := map[int]bool{}
+	for _, a := range r.instances {
+		for _, p := range []int{a.AppPort, a.DaprHTTPPort, a.DaprGRPCPort, a.DaprInternalGRPCPort, a.MetricsPort} {
+			taken[p] = true
+		}
+	}
+	if r.Authority != nil {
+		taken[r.Authority.Port], taken[r.Authority.HealthzPort], taken[r.Authority.MetricsPort] = true, true, true
+	}
+	r.mu.Unlock()
+	for range 100 {
+		port, err := freePort()
+		if err != nil {
+			return 0, err
+		}
+		if !taken[port] {
+			return port, nil
+		}
+	}
+	return 0, errors.New("runner: no free port outside the run's own in 100 tries")
 }
 
 // Roll restarts every instance of every app with RollInstance, one at a

@@ -99,3 +99,24 @@ func TestOrdinal(t *testing.T) {
 		}
 	}
 }
+
+// TestNewInternalPortIsNoneOfTheRuns: while an instance is stopped for a
+// roll its own ports are free, and a daprd given one of them as its new
+// internal port cannot listen; the new port is none of the run's.
+func TestNewInternalPortIsNoneOfTheRuns(t *testing.T) {
+	r := &Run{
+		instances: []*AppRun{{App: App{ID: "orders", AppPort: 8081, DaprHTTPPort: 3501, DaprGRPCPort: 3511, DaprInternalGRPCPort: 4001, MetricsPort: 9191}}},
+		Authority: &Authority{Port: 5001, HealthzPort: 5002, MetricsPort: 5003},
+	}
+	offers := []int{9191, 4001, 5002, 8081, 23456}
+	saved := freePort
+	t.Cleanup(func() { freePort = saved })
+	freePort = func() (int, error) {
+		p := offers[0]
+		offers = offers[1:]
+		return p, nil
+	}
+	if got, err := r.unusedPort(); err != nil || got != 23456 {
+		t.Errorf("unusedPort = %d, %v; want 23456, the first offer that is none of the run's ports", got, err)
+	}
+}
