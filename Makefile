@@ -13,7 +13,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: PROFILE=$(PROFILE) (components/<profile>)"
 
-tools: ## build the pinned daprd, sentry and k6 into .bin/, install Prometheus (skips what is there)
+tools: ## build the pinned daprd, sentry, k6, kube-apiserver and kubectl into .bin/, install Prometheus and etcd (skips what is there)
 	@bash tools/toolchain.sh
 
 build: ## compile every service and the runner into .bin/
@@ -81,6 +81,7 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-comp
 	@for m in $(filter-out e2e,$(MODULES)); do \
 	  echo "==> $$m: vet and unit tests"; \
 	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 RUNNER_REQUIRED=1 DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry \
+	    KUBE_REQUIRED=1 KUBE_APISERVER=$(BIN)/kube-apiserver KUBECTL=$(BIN)/kubectl ETCD=$$(command -v etcd) \
 	    GOWORK=off go test -count=1 ./...) || exit 1; \
 	done
 	@echo "==> e2e: vet"; cd e2e && GOWORK=off go vet ./...

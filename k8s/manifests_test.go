@@ -545,16 +545,17 @@ func TestLocalProfilesDecodeStrictly(t *testing.T) {
 }
 
 // TestControlPlaneMTLS: the control plane's Configuration (for clusters
-// without Helm) turns mTLS on, which the access control policies rely on.
+// without Helm) turns mTLS on, which the access control policies rely on;
+// the namespace comes with it (nothing else creates it there).
 func TestControlPlaneMTLS(t *testing.T) {
 	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "dapr-system")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rm.Resources()) != 1 {
-		t.Fatalf("%d objects", len(rm.Resources()))
+	if len(rm.Resources()) != 2 || rm.Resources()[0].GetKind() != "Namespace" || rm.Resources()[0].GetName() != "dapr-system" {
+		t.Fatalf("%d objects, want the Namespace dapr-system and the Configuration", len(rm.Resources()))
 	}
-	raw, _ := rm.Resources()[0].MarshalJSON()
+	raw, _ := rm.Resources()[1].MarshalJSON()
 	var c configv1.Configuration
 	strict(t, "Configuration", "daprsystem", raw, &c)
 	if c.Name != "daprsystem" || c.Namespace != "dapr-system" || c.Spec.MTLSSpec == nil || !c.Spec.MTLSSpec.GetEnabled() {

@@ -10,11 +10,14 @@
 #   not part of make tools: users install the CLI the usual way).
 #   daprd-path prints the daprd `make run` uses, building one only if none is
 #   installed (DAPRD, .bin/daprd, then the CLI's $DAPR_RUNTIME_PATH or ~/.dapr).
-# Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|dapr|daprd-path]...
+#   etcd (Debian's etcd-server) and kube (kube-apiserver and kubectl from the
+#   module proxy, tools/kube): make test applies the manifests to them.
+# Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|etcd|kube|dapr|daprd-path]...
 set -euo pipefail
 
 DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
 K6_VERSION="${K6_VERSION:-1.8.1}"
+KUBE_VERSION="${KUBE_VERSION:-1.32.13}"
 GO_MIN="1.25"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BIN:-$ROOT/.bin}"
@@ -141,6 +144,19 @@ build_sentry() {
   build_dapr sentry "about 15 seconds once daprd is built, 2 minutes otherwise"
 }
 
+# apt_install PACKAGE LABEL installs a Debian package when this is
+# Debian/Ubuntu and we may (root, or sudo without a password); returns 1
+# when it cannot try, dies when the install fails.
+apt_install() {
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo -n"
+  command -v apt-get >/dev/null && $sudo true 2>/dev/null || return 1
+  say "$2: installing Debian's package $1 (about 20 seconds)"
+  local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1")
+  "${install[@]}" >/dev/null 2>&1 || { $sudo apt-get update >/dev/null 2>&1 && "${install[@]}" >/dev/null; } \
+    || die "apt-get install $1 failed; run it yourself (sudo apt-get install $1)"
+}
+
 # install_prometheus: Prometheus runs the dashboards' queries and the alert
 # rules in the integration tests and in `make observe`.
 install_prometheus() {
@@ -148,13 +164,7 @@ install_prometheus() {
     say "prometheus already installed ($(prometheus --version 2>&1 | head -1))"
     return
   fi
-  local sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo -n"
-  if command -v apt-get >/dev/null && $sudo true 2>/dev/null; then
-    say "prometheus: installing Debian's package (about 20 seconds)"
-    local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
-    "${install[@]}" >/dev/null 2>&1 || { $sudo apt-get update >/dev/null 2>&1 && "${install[@]}" >/dev/null; } \
-      || die "apt-get install prometheus failed; run it yourself (sudo apt-get install prometheus)"
+  if apt_install prometheus "prometheus"; then
     command -v promtool >/dev/null || die "prometheus is installed but promtool is not on PATH"
     return
   fi
@@ -212,6 +222,44 @@ build_cli() {
   with_progress "dapr CLI" bash "$ROOT/tools/cli/build.sh" "$BIN/dapr"
 }
 
+# build_kube builds kube-apiserver and kubectl of Kubernetes $KUBE_VERSION
+# from the module proxy (tools/kube) into .bin/: make test applies the
+# manifests to a real API server with them.
+build_kube() {
+  local have=""
+  if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kubectl" ]]; then
+    have="$("$BIN/kube-apiserver" --version 2>/dev/null) / $("$BIN/kubectl" version --client 2>/dev/null | head -1)"
+  fi
+  if [[ "$have" == "Kubernetes v$KUBE_VERSION / Client Version: v$KUBE_VERSION" ]]; then
+    say "kube-apiserver and kubectl $KUBE_VERSION already built ($BIN)"
+    return
+  fi
+  say "kube-apiserver and kubectl $KUBE_VERSION: building (about 10 minutes on 2 cores, once)"
+  mkdir -p "$BIN"
+  local v=""
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    v+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=${KUBE_VERSION%%.*}"
+    v+=" -X $p.gitMinor=$(cut -d. -f2 <<< "$KUBE_VERSION") -X $p.gitTreeState=clean"
+  done
+  (cd "$ROOT/tools/kube" && with_progress "kube-apiserver and kubectl" env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w$v" -o "$BIN/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+  [[ "$("$BIN/kube-apiserver" --version)" == "Kubernetes v$KUBE_VERSION" ]] || die "built kube-apiserver reports '$("$BIN/kube-apiserver" --version)'"
+}
+
+# install_etcd: the API server's store, from Debian's package when we may
+# install, otherwise it says how.
+install_etcd() {
+  if command -v etcd >/dev/null; then
+    say "etcd already installed ($(etcd --version 2>/dev/null | head -1))"
+    return
+  fi
+  apt_install etcd-server "etcd (the Kubernetes API server's store in make test)" || die "etcd is needed by make test (the manifests are applied to a real API server): install it with
+  sudo apt-get install etcd-server    (Debian, Ubuntu)
+  brew install etcd                   (macOS)
+or download a release from https://github.com/etcd-io/etcd/releases and put etcd on PATH"
+  command -v etcd >/dev/null || die "etcd-server is installed but etcd is not on PATH"
+}
+
 build_k6() {
   if [[ -x "$BIN/k6" ]] && "$BIN/k6" version 2>/dev/null | grep -q "^k6 v$K6_VERSION "; then
     say "k6 $K6_VERSION already built ($BIN/k6)"
@@ -225,21 +273,23 @@ build_k6() {
 
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|dapr|daprd-path]...  (none: the first four; make tools)"
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|etcd|kube|dapr|daprd-path]...  (none: the first six; make tools)"
     exit 0 ;;
 esac
 check_go
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 prometheus)
+[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 prometheus etcd kube)
 for t in "${targets[@]}"; do
   case "$t" in
     daprd) build_daprd ;;
     sentry) build_sentry ;;
     k6) build_k6 ;;
     prometheus) install_prometheus ;;
+    kube) build_kube ;;
+    etcd) install_etcd ;;
     dapr) build_cli ;;
     daprd-path) daprd_path ;;
-    *) die "unknown tool '$t' (daprd, sentry, k6, prometheus, dapr or daprd-path)" ;;
+    *) die "unknown tool '$t' (daprd, sentry, k6, prometheus, etcd, kube, dapr or daprd-path)" ;;
   esac
 done
