@@ -33,7 +33,7 @@ RUN_FLAGS_redis          := -start-redis
 RUN_FLAGS_kafka-postgres := -kafka 9092
 
 run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres, REPLICAS=orders=3,payments=2, ZIPKIN=<collector URL>, PRIVATE_REDIS=1: a Redis of the run's own, DAPRD=<daprd 1.14.0>); Ctrl-C stops it
-	@daprd="$$(bash tools/toolchain.sh daprd-path)" && bash tools/toolchain.sh sentry && \
+	@daprd="$$(bash tools/toolchain.sh sentry daprd-path)" && \
 	  exec $(BIN)/daprun -f . -daprd "$$daprd" -sentry $(BIN)/sentry -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE)) $(if $(REPLICAS),-replicas $(REPLICAS)) $(if $(ZIPKIN),-zipkin $(ZIPKIN)) $(if $(PRIVATE_REDIS),-private-redis)
 
 # answers PORT: something listens on 127.0.0.1:PORT (bash, no client tools).

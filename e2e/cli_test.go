@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,7 +25,7 @@ import (
 // The suite under the real Dapr CLI: `dapr run -f .` on the repository's
 // dapr.yaml, changed only where a test must (free ports, the pass's own
 // Redis and secrets, a fresh admin), apps started by the file's own
-// command (`go run .`), daprd through the file's runtimePath
+// command (built into .bin/, then run), daprd through the file's runtimePath
 // (tools/cli/runtime). These tests run in a pass of their own (cli), after
 // the profiles.
 
@@ -321,6 +323,26 @@ func TestCLIRunFile(t *testing.T) {
 		for _, u := range udp {
 			if u.Addr.Port() == 5353 {
 				t.Errorf("mDNS socket: %s (the wrapper's SQLite name resolution should replace it)", u)
+			}
+		}
+	})
+
+	t.Run("every app is the CLI's own child", func(t *testing.T) {
+		// A grandchild (the binary under `go run .`) outlives a SIGTERM to
+		// the CLI, holding its port.
+		ls, err := runnertest.Listening(r.marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, p := range r.ports {
+			i := slices.IndexFunc(ls, func(l runnertest.Listener) bool { return int(l.Addr.Port()) == p.app })
+			if i < 0 {
+				t.Errorf("%s: no listener on its port %d", id, p.app)
+				continue
+			}
+			out, err := exec.Command("ps", "-o", "ppid=", "-p", strconv.Itoa(ls[i].PID)).Output()
+			if ppid, _ := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || ppid != r.cmd.Process.Pid {
+				t.Errorf("%s (pid %d: %s) is a child of %s, not of the CLI (pid %d)", id, ls[i].PID, ls[i].Command, strings.TrimSpace(string(out)), r.cmd.Process.Pid)
 			}
 		}
 	})

@@ -121,12 +121,55 @@ func TestCLIWrapperRefusesItself(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	for _, daprd := range []string{self, filepath.Join(tree, "none")} {
+	for _, daprd := range []string{self, filepath.Join(tree, "none"), tree} {
 		if out, err := run("DAPRD=" + daprd); err == nil || !strings.Contains(out, "is not a daprd") {
 			t.Errorf("DAPRD=%s: %v %s, want a refusal", daprd, err, out)
 		}
 	}
+	notDaprd := fakeFile(t, filepath.Join(tree, "true"), "#!/bin/sh\nexit 0\n")
+	if out, err := run("DAPRD=" + notDaprd); err == nil || !strings.Contains(out, "does not answer --version as a daprd does") {
+		t.Errorf("DAPRD=a program that is no daprd: %v %s, want a refusal", err, out)
+	}
 	if out, err := run("DAPR_RUNTIME_PATH=" + rt); err == nil || !strings.Contains(out, "daprd not found") {
 		t.Errorf("DAPR_RUNTIME_PATH at the wrapper, no other daprd: %v %s, want 'daprd not found'", err, out)
 	}
+}
+
+// TestCLIWrapperPrefersTheSuitesDaprd: without DAPRD the wrapper runs the
+// suite's patched build (.bin/daprd, metrics on loopback) before the one
+// `dapr init --slim` installs, as make run does.
+func TestCLIWrapperPrefersTheSuitesDaprd(t *testing.T) {
+	tree, home := t.TempDir(), t.TempDir()
+	self := filepath.Join(tree, "tools", "cli", "runtime", ".dapr", "bin", "daprd")
+	for _, dir := range []string{filepath.Dir(self), filepath.Join(tree, ".bin"), filepath.Join(home, ".dapr", "bin")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(wrapper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeFile(t, self, string(b))
+	db, err := os.ReadFile("cli/runtime/names-wal.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeFile(t, filepath.Join(tree, "tools", "cli", "runtime", "names-wal.db"), string(db))
+	out := t.TempDir()
+	fakeFile(t, filepath.Join(tree, ".bin", "daprd"), "#!/bin/sh\n[ \"$1\" = --version ] && { echo 1.14.0; exit 0; }\ntouch "+out+"/suite\n")
+	fakeFile(t, filepath.Join(home, ".dapr", "bin", "daprd"), "#!/bin/sh\n[ \"$1\" = --version ] && { echo 1.14.0; exit 0; }\ntouch "+out+"/cli\n")
+	cmd := exec.Command(self, "--app-id", "a")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "DAPRSHOP_RUN_DIR=" + t.TempDir()}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(out, "suite")); err != nil {
+		t.Errorf("the suite's .bin/daprd did not run (the CLI's ran: %v)", fileExists(filepath.Join(out, "cli")))
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

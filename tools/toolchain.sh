@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Builds the suite's pinned toolchain into .bin/ from the Go module proxy:
-#   daprd (Dapr runtime, stablecomponents plus the SQLite name resolver),
-#   sentry (Dapr's certificate authority: mTLS between the sidecars of a run),
-#   both with tools/dapr/*.patch, and k6 (load tests),
-# and makes sure Prometheus (prometheus, promtool) is installed: from Debian's
-# package when this is Debian/Ubuntu and we may install, otherwise it says how.
-# Skips what is already there at the right version and patch.
-#   dapr (the Dapr CLI 1.14.1, from tools/cli/, for the test of `dapr run -f .`;
-#   not part of make tools: users install the CLI the usual way).
-#   daprd-path prints the daprd `make run` uses, building one only if none is
-#   installed (DAPRD, .bin/daprd, then the CLI's $DAPR_RUNTIME_PATH or ~/.dapr).
-#   etcd (Debian's etcd-server) and kube (kube-apiserver and kubectl from the
-#   module proxy, tools/kube): make test applies the manifests to them.
+# Builds the suite's pinned toolchain into .bin/ from the Go module proxy,
+# and installs what comes from Debian's packages (or says how to get it).
+# Skips what is already there at the right version and patch. Tools:
+#   daprd       Dapr's runtime, stablecomponents plus the SQLite name resolver,
+#               with tools/dapr/daprd.patch
+#   sentry      Dapr's certificate authority (mTLS between a run's sidecars)
+#   k6          load tests
+#   prometheus  prometheus and promtool (Debian's package)
+#   etcd        the Kubernetes API server's store (Debian's etcd-server)
+#   kube        kube-apiserver and kubectl (tools/kube): make test applies the
+#               manifests to a real API server
+#   dapr        the Dapr CLI 1.14.1 from tools/cli/, for the test of
+#               `dapr run -f .` (CI; not in make tools: users install theirs)
+#   daprd-path  prints the daprd make run starts: DAPRD, .bin/daprd, the CLI's
+#               ($DAPR_RUNTIME_PATH or ~/.dapr) if 1.14.0, else builds one
 # Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|etcd|kube|dapr|daprd-path]...
 set -euo pipefail
 
@@ -22,7 +24,9 @@ GO_MIN="1.25"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BIN:-$ROOT/.bin}"
 
-say() { printf '==> %s\n' "$*"; }
+# Progress goes to stderr: stdout carries only what a command prints for a
+# caller (daprd-path).
+say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'toolchain: %s\n' "$*" >&2; exit 1; }
 
 # with_progress LABEL CMD...: runs CMD in the foreground (Ctrl-C stops it)
@@ -57,7 +61,7 @@ check_go() {
   if (( major < 1 || (major == 1 && minor < ${GO_MIN#1.}) )); then
     die "Go $v is too old: this suite needs Go $GO_MIN or newer (found $(command -v go))."
   fi
-  say "Go $v at $(command -v go)" >&2
+  say "Go $v at $(command -v go)"
 }
 
 # dapr_dir prints the pinned dapr module's source directory, downloading it once.
@@ -74,11 +78,11 @@ patch_id() {
   cksum < "$ROOT/tools/dapr/$1.patch" | cut -d' ' -f1
 }
 
-# built NAME: .bin/NAME was built from dapr $DAPR_VERSION with the current
-# patch (and, for daprd, the stablecomponents tag).
+# built NAME [PATH]: .bin/NAME (or PATH) was built from dapr $DAPR_VERSION
+# with the current patch (and, for daprd, the stablecomponents tag).
 built() {
   local info
-  info="$(go version -m "$BIN/$1" 2>/dev/null)" || return 1
+  info="$(go version -m "${2:-$BIN/$1}" 2>/dev/null)" || return 1
   grep -qF "buildinfo.version=$DAPR_VERSION " <<< "$info" &&
     grep -qF "buildinfo.gitversion=v$DAPR_VERSION-daprshop.$(patch_id "$1")" <<< "$info" &&
     { [[ "$1" != daprd ]] || grep -q $'^\tbuild\t-tags=stablecomponents$' <<< "$info"; }
@@ -190,13 +194,16 @@ installed_daprd() {
   local cli="${DAPR_RUNTIME_PATH:-$HOME}/.dapr/bin/daprd"
   if [[ -x "$cli" ]]; then
     local v; v="$("$cli" --version 2>/dev/null || true)"
-    if [[ "$v" == "$DAPR_VERSION" ]]; then
-      say "daprd $DAPR_VERSION installed by the Dapr CLI ($cli): using it. It is the release build, without" >&2
-      say "  the suite's patches: its metrics port listens on every interface, and its outbox can stall" >&2
-      say "  with replicas on Kafka (tools/dapr/daprd.patch). make tools builds the patched one into .bin/." >&2
+    if [[ "$v" == "$DAPR_VERSION" ]] && built daprd "$cli"; then
+      say "daprd $DAPR_VERSION with the suite's patches at $cli: using it"
+      printf '%s\n' "$cli"; return
+    elif [[ "$v" == "$DAPR_VERSION" ]]; then
+      say "daprd $DAPR_VERSION installed by the Dapr CLI ($cli): using it. A build without the suite's"
+      say "  patches (the release's): its metrics port listens on every interface, and its outbox can"
+      say "  stall with replicas on Kafka (tools/dapr/daprd.patch). make tools builds the patched one into .bin/."
       printf '%s\n' "$cli"; return
     fi
-    say "$cli is Dapr '$v', not $DAPR_VERSION: building the pinned one instead" >&2
+    say "$cli is Dapr '$v', not $DAPR_VERSION: building the pinned one instead"
   fi
   return 1
 }
@@ -205,7 +212,7 @@ installed_daprd() {
 # pinned version, else the suite's build (made now if missing).
 daprd_path() {
   installed_daprd && return
-  build_daprd >&2
+  build_daprd
   printf '%s\n' "$BIN/daprd"
 }
 
@@ -273,8 +280,8 @@ build_k6() {
 
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|etcd|kube|dapr|daprd-path]...  (none: the first six; make tools)"
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "(none: the first six, as make tools does)"
     exit 0 ;;
 esac
 check_go

@@ -42,7 +42,8 @@ func daprdPath(t *testing.T, env ...string) (string, string, bool) {
 
 // TestMakeRunTakesAnInstalledDaprd: DAPRD first, then the Dapr CLI's
 // daprd ($DAPR_RUNTIME_PATH, else $HOME) when it is the pinned version,
-// with a note that it is the release build; another version means a build
+// with a note that it lacks the suite's patches (the fake go cannot read
+// its build information); another version means a build
 // of the pinned one, and a DAPRD that is not a program is an error.
 func TestMakeRunTakesAnInstalledDaprd(t *testing.T) {
 	home, rt := t.TempDir(), t.TempDir()
@@ -53,8 +54,8 @@ func TestMakeRunTakesAnInstalledDaprd(t *testing.T) {
 		t.Errorf("DAPRD set: %q (ok %v), want %s\n%s", out, ok, explicit, errOut)
 	}
 	out, errOut, ok := daprdPath(t, "HOME="+home)
-	if !ok || out != cliDaprd || !strings.Contains(errOut, "release build") {
-		t.Errorf("the CLI's daprd 1.14.0: %q (ok %v), want %s with a note on the release build\n%s", out, ok, cliDaprd, errOut)
+	if !ok || out != cliDaprd || !strings.Contains(errOut, "without the suite's\n==>   patches") {
+		t.Errorf("the CLI's daprd 1.14.0: %q (ok %v), want %s with a note that it lacks the suite's patches\n%s", out, ok, cliDaprd, errOut)
 	}
 	rtDaprd := fakeDaprd(t, filepath.Join(rt, ".dapr", "bin", "daprd"), "1.14.0")
 	if out, errOut, ok := daprdPath(t, "HOME="+home, "DAPR_RUNTIME_PATH="+rt); !ok || out != rtDaprd {
