@@ -31,17 +31,26 @@ import (
 // cluster is one API server of the test run, reached with kubectl.
 type cluster struct {
 	dir, kubectl, kubeconfig string
-	procs                    []*exec.Cmd
+	procs                    []*server
+	crds                     sync.Once // Dapr's CRDs installed (live_test.go)
+	crdsErr                  error
+}
+
+// server is a process of the cluster; done is closed when it has exited.
+type server struct {
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 var (
-	clusterOnce sync.Once
-	theCluster  *cluster
-	clusterErr  error
+	clustersMu sync.Mutex
+	clusters   = map[string]*cluster{}
 )
 
-// apiServer starts the run's API server once and returns it, or skips t.
-func apiServer(t *testing.T) *cluster {
+// apiServer returns the API server named name, started on first use (each
+// test that applies the suite into namespace daprshop gets a server of its
+// own: without controllers a namespace is never deleted), or skips t.
+func apiServer(t *testing.T, name string) *cluster {
 	t.Helper()
 	bins := map[string]string{"KUBE_APISERVER": os.Getenv("KUBE_APISERVER"), "KUBECTL": os.Getenv("KUBECTL"), "ETCD": os.Getenv("ETCD")}
 	for name, path := range bins {
@@ -52,38 +61,47 @@ func apiServer(t *testing.T) *cluster {
 			t.Skipf("%s is not set: the tests against a real API server run in make test (tools/toolchain.sh kube)", name)
 		}
 	}
-	clusterOnce.Do(func() {
-		theCluster, clusterErr = startCluster(bins["ETCD"], bins["KUBE_APISERVER"], bins["KUBECTL"])
-	})
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
+	clustersMu.Lock()
+	defer clustersMu.Unlock()
+	if c, ok := clusters[name]; ok {
+		return c
 	}
-	return theCluster
+	c, err := startCluster(bins["ETCD"], bins["KUBE_APISERVER"], bins["KUBECTL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusters[name] = c
+	return c
 }
 
-// stopCluster ends the API server and etcd, if they were started.
-func stopCluster() {
-	if theCluster == nil {
-		return
+// stopClusters ends every API server and etcd started.
+func stopClusters() {
+	clustersMu.Lock()
+	defer clustersMu.Unlock()
+	for _, c := range clusters {
+		c.stop()
 	}
-	for i := len(theCluster.procs) - 1; i >= 0; i-- {
-		p := theCluster.procs[i]
-		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
+}
+
+// stop ends the cluster's servers, the API server first, and removes its
+// directory.
+func (c *cluster) stop() {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
+			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	}
-	_ = os.RemoveAll(theCluster.dir)
+	_ = os.RemoveAll(c.dir)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	stopCluster()
+	stopClusters()
 	os.Exit(code)
 }
 
@@ -107,9 +125,7 @@ func startCluster(etcd, apiserver, kubectl string) (*cluster, error) {
 	}
 	c := &cluster{dir: dir, kubectl: kubectl, kubeconfig: filepath.Join(dir, "kubeconfig")}
 	fail := func(err error) (*cluster, error) {
-		theCluster = c
-		stopCluster()
-		theCluster = nil
+		c.stop()
 		return nil, err
 	}
 	var ports [3]int
@@ -169,8 +185,10 @@ func startCluster(etcd, apiserver, kubectl string) (*cluster, error) {
 		return fail(err)
 	}
 	if err := waitFor(90*time.Second, func() error {
-		if c.procs[len(c.procs)-1].ProcessState != nil {
-			return errors.New("kube-apiserver exited")
+		select {
+		case <-c.procs[len(c.procs)-1].done:
+			return fmt.Errorf("%w: kube-apiserver exited", errGaveUp)
+		default:
 		}
 		out, errOut, err := c.kube("get", "--raw", "/readyz")
 		if err != nil || strings.TrimSpace(out) != "ok" {
@@ -215,8 +233,9 @@ func (c *cluster) start(bin, name string, args ...string) error {
 		out.Close()
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
-	c.procs = append(c.procs, cmd)
-	go func() { _, _ = cmd.Process.Wait() }()
+	p := &server{cmd: cmd, done: make(chan struct{})}
+	c.procs = append(c.procs, p)
+	go func() { _ = cmd.Wait(); out.Close(); close(p.done) }()
 	return nil
 }
 
@@ -240,12 +259,15 @@ func (c *cluster) kube(args ...string) (stdout, stderr string, err error) {
 	return o.String(), e.String(), err
 }
 
+// errGaveUp in a check's error ends waitFor at once.
+var errGaveUp = errors.New("no use waiting")
+
 // waitFor retries check until it succeeds or within passes.
 func waitFor(within time.Duration, check func() error) error {
 	deadline := time.Now().Add(within)
 	for {
 		err := check()
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || errors.Is(err, errGaveUp) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -132,6 +132,13 @@ func strict(t *testing.T, kind, name string, raw []byte, v any) {
 
 // runFile is the part of dapr.yaml the manifests must agree with.
 type runFile struct {
+	// Common holds what every app of dapr.yaml shares: how its sidecar
+	// talks to it and probes it.
+	Common struct {
+		AppProtocol          string `json:"appProtocol"`
+		EnableAppHealthCheck bool   `json:"enableAppHealthCheck"`
+		AppHealthCheckPath   string `json:"appHealthCheckPath"`
+	} `json:"common"`
 	Apps []struct {
 		AppID          string `json:"appID"`
 		AppPort        int    `json:"appPort"`
@@ -141,6 +148,19 @@ type runFile struct {
 
 func loadRunFile(t *testing.T) map[string]int {
 	t.Helper()
+	ports := map[string]int{}
+	for _, a := range readRunFile(t).Apps {
+		ports[a.AppID] = a.AppPort
+	}
+	if len(ports) != 6 {
+		t.Fatalf("dapr.yaml apps: %v", ports)
+	}
+	return ports
+}
+
+// readRunFile decodes ../dapr.yaml.
+func readRunFile(t *testing.T) runFile {
+	t.Helper()
 	b, err := os.ReadFile("../dapr.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -149,14 +169,7 @@ func loadRunFile(t *testing.T) map[string]int {
 	if err := yaml.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
-	ports := map[string]int{}
-	for _, a := range f.Apps {
-		ports[a.AppID] = a.AppPort
-	}
-	if len(ports) != 6 {
-		t.Fatalf("dapr.yaml apps: %v", ports)
-	}
-	return ports
+	return f
 }
 
 // TestOverlaysBuildAndDecode: every overlay builds and holds every kind the
@@ -185,6 +198,7 @@ func TestOverlaysBuildAndDecode(t *testing.T) {
 // and its containers are locked down and bounded.
 func TestDeploymentsMatchTheRunFile(t *testing.T) {
 	ports := loadRunFile(t)
+	common := readRunFile(t).Common
 	for _, o := range overlays {
 		b := render(t, o)
 		for app, port := range ports {
@@ -198,6 +212,9 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 				"dapr.io/enabled": "true", "dapr.io/app-id": app, "dapr.io/app-port": strconv.Itoa(port),
 				"dapr.io/config": app + "-config", "dapr.io/enable-metrics": "true", "dapr.io/metrics-port": "9090",
 				"dapr.io/api-token-secret": "daprshop-" + app + "-dapr-api-token", "dapr.io/app-token-secret": "daprshop-" + app + "-app-api-token",
+				// As the sidecars run locally (dapr.yaml's common section).
+				"dapr.io/app-protocol": common.AppProtocol, "dapr.io/enable-app-health-check": strconv.FormatBool(common.EnableAppHealthCheck),
+				"dapr.io/app-health-check-path": common.AppHealthCheckPath,
 			}
 			for k, v := range checks {
 				if a[k] != v {
@@ -275,8 +292,14 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 			if pdb, ok := b.pdbs[app]; !ok || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
 				t.Errorf("%s %s: PodDisruptionBudget must let one pod go at a time", o, app)
 			}
-			if o == "overlays/prod" && (*d.Spec.Replicas < 2 || *hpa.Spec.MinReplicas < 2) {
-				t.Errorf("%s %s: %d replicas, autoscaler from %d: want 2 or more", o, app, *d.Spec.Replicas, *hpa.Spec.MinReplicas)
+			// The autoscaler owns the count: a Deployment that set one would
+			// take it back at every apply (server-side apply: a conflict
+			// with the autoscaler's scale subresource).
+			if d.Spec.Replicas != nil {
+				t.Errorf("%s %s: replicas %d set: leave the count to the autoscaler", o, app, *d.Spec.Replicas)
+			}
+			if o == "overlays/prod" && *hpa.Spec.MinReplicas < 2 {
+				t.Errorf("%s %s: autoscaler from %d: want 2 or more", o, app, *hpa.Spec.MinReplicas)
 			}
 		}
 	}
@@ -290,6 +313,7 @@ type component struct {
 	} `json:"metadata"`
 	Spec struct {
 		Type     string `json:"type"`
+		Version  string `json:"version"`
 		Metadata []struct {
 			Name string `json:"name"`
 		} `json:"metadata"`
@@ -341,8 +365,9 @@ func TestComponentsAreTheKafkaPostgresProfile(t *testing.T) {
 				}
 				continue
 			}
-			if c.Spec.Type != l.Spec.Type || !slices.Equal(c.Scopes, l.Scopes) {
-				t.Errorf("%s: %s is %s scoped %v, kafka-postgres has %s scoped %v", o, name, c.Spec.Type, c.Scopes, l.Spec.Type, l.Scopes)
+			if c.Spec.Type != l.Spec.Type || c.Spec.Version != l.Spec.Version || !slices.Equal(c.Scopes, l.Scopes) {
+				t.Errorf("%s: %s is %s %s scoped %v, kafka-postgres has %s %s scoped %v", o, name,
+					c.Spec.Type, c.Spec.Version, c.Scopes, l.Spec.Type, l.Spec.Version, l.Scopes)
 			}
 			var got, want []string
 			for _, m := range c.Spec.Metadata {
@@ -380,6 +405,120 @@ func TestComponentsAreTheKafkaPostgresProfile(t *testing.T) {
 			t.Errorf("%s: %d subscriptions, %d resiliency", o, len(b.subs), len(b.resiliency))
 		}
 	}
+}
+
+// TestSubscriptionsAndResiliencyAreTheProfiles: the cluster's subscriptions
+// (pub/sub name, topics, routes, dead-letter topics, scopes) and resiliency
+// policies are the kafka-postgres profile's, which the integration tests run
+// through real sidecars: a route, a policy name or a duration changed in one
+// place only fails here.
+func TestSubscriptionsAndResiliencyAreTheProfiles(t *testing.T) {
+	for _, kind := range []struct{ file, kind string }{{"subscriptions.yaml", "Subscription"}, {"resiliency.yaml", "Resiliency"}} {
+		local := objectsOf(t, filepath.Join("..", "components", "kafka-postgres", kind.file), kind.kind)
+		for _, o := range overlays {
+			b := render(t, o)
+			cluster := map[string]string{}
+			var items []any
+			switch kind.kind {
+			case "Subscription":
+				for _, s := range b.subs {
+					items = append(items, s)
+				}
+			default:
+				for _, r := range b.resiliency {
+					items = append(items, r)
+				}
+			}
+			for _, it := range items {
+				raw, _ := json.Marshal(it)
+				var m map[string]any
+				_ = json.Unmarshal(raw, &m)
+				name := m["metadata"].(map[string]any)["name"].(string)
+				cluster[name] = comparable(m)
+			}
+			if len(cluster) != len(local) {
+				t.Errorf("%s: %d %ss, kafka-postgres has %d", o, len(cluster), kind.kind, len(local))
+			}
+			for name, want := range local {
+				if got, ok := cluster[name]; !ok || got != want {
+					t.Errorf("%s: %s %s differs from kafka-postgres's:\n cluster: %s\n profile: %s", o, kind.kind, name, got, want)
+				}
+			}
+		}
+	}
+}
+
+// objectsOf reads the objects of kind in a multi-document YAML file, as the
+// comparable JSON of their spec and scopes, by name.
+func objectsOf(t *testing.T, file, kind string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if m["kind"] != kind {
+			continue
+		}
+		out[m["metadata"].(map[string]any)["name"].(string)] = comparable(m)
+	}
+	return out
+}
+
+// comparable is the JSON of an object's spec and scopes (maps marshal with
+// sorted keys), zero values pruned.
+func comparable(m map[string]any) string {
+	b, _ := json.Marshal(map[string]any{"spec": prune(m["spec"]), "scopes": prune(m["scopes"])})
+	return string(b)
+}
+
+// prune drops zero values (null, "", false, 0, empty lists and maps),
+// recursively: the typed decoding writes some that the YAML leaves out.
+func prune(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			if p := prune(e); p != nil {
+				out[k] = p
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case []any:
+		var out []any
+		for _, e := range x {
+			if p := prune(e); p != nil {
+				out = append(out, p)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case string:
+		if x == "" {
+			return nil
+		}
+	case bool:
+		if !x {
+			return nil
+		}
+	case float64:
+		if x == 0 {
+			return nil
+		}
+	case nil:
+		return nil
+	}
+	return v
 }
 
 // TestAccessControl: only orders may invoke payments; users and orders'
@@ -606,21 +745,28 @@ func TestAccessControlDecisions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s-config: %v", c.callee, err)
 		}
-		if got := aclAllows(list, c.caller, b.namespace, c.verb, c.path); got != c.allowed {
+		// The caller's identity carries the trust domain of its own
+		// Configuration (Dapr's default: public).
+		td := "public"
+		if cc, ok := b.configs[c.caller+"-config"]; ok && cc.Spec.AccessControlSpec != nil && cc.Spec.AccessControlSpec.TrustDomain != "" {
+			td = cc.Spec.AccessControlSpec.TrustDomain
+		}
+		if got := aclAllows(list, c.caller, td, b.namespace, c.verb, c.path); got != c.allowed {
 			t.Errorf("%s → %s %s %s: allowed %v, want %v", c.caller, c.callee, c.verb, c.path, got, c.allowed)
 		}
 	}
 }
 
 // aclAllows is the decision of Dapr 1.14's isOperationAllowedByAccessControlPolicy
-// (pkg/acl, unexported) for an HTTP call from caller in namespace ns, with
-// mTLS identities in the policies' trust domain: the policy of the caller,
-// else the global default; the operation's verb action when the trie (Dapr's
-// own) matches the path, else the policy's default.
-func aclAllows(list *daprconfig.AccessControlList, caller, ns, verb, path string) bool {
+// (pkg/acl, unexported) for an HTTP call from caller in namespace ns whose
+// mTLS identity is in trust domain td: the policy of the caller if its trust
+// domain and namespace are the caller's, else the global default; the
+// operation's verb action when the trie (Dapr's own) matches the path, else
+// the policy's default.
+func aclAllows(list *daprconfig.AccessControlList, caller, td, ns, verb, path string) bool {
 	action := list.DefaultAction
 	p, ok := list.PolicySpec[caller+"||"+ns]
-	if !ok || p.Namespace != ns {
+	if !ok || p.TrustDomain != td || p.Namespace != ns {
 		return strings.EqualFold(action, "allow")
 	}
 	if p.DefaultAction != "" {
