@@ -82,14 +82,7 @@ func runCLIPass(m *testing.M, cli, dir string, spec *contracts) int {
 	env = &suite{profile: cliPass, secrets: infra.secrets, spec: spec.fresh(), marker: marker, redis: infra.redis, cli: run}
 	code := m.Run()
 	run.kill() // if a test left it running
-	if left := runnertest.Tagged(marker); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "e2e %s: processes left after the tests:\n%s\n", cliPass, strings.Join(left, "\n"))
-		code = 1
-	}
-	if code != 0 {
-		dumpLog(run.console)
-	}
-	return code
+	return finishPass(cliPass, marker, run.console, code)
 }
 
 // writeCLIRunFile writes dir/dapr.yaml: the repository's run file with free

@@ -234,13 +234,19 @@ func runProfile(m *testing.M, profile, dir string, spec *contracts) int {
 	s.run.Stop()
 	s.probe.close()
 	s.spans.close()
-	// Stopping must leave nothing behind, whatever the tests did.
+	return finishPass(profile, marker, s.logPath, code)
+}
+
+// finishPass fails a pass that left a process carrying marker behind (a
+// stop must leave nothing, whatever the tests did), and shows the end of
+// its log when it failed.
+func finishPass(pass, marker, logPath string, code int) int {
 	if left := runnertest.Tagged(marker); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "e2e %s: processes left after stop:\n%s\n", profile, strings.Join(left, "\n"))
+		fmt.Fprintf(os.Stderr, "e2e %s: processes left after stop:\n%s\n", pass, strings.Join(left, "\n"))
 		code = 1
 	}
 	if code != 0 {
-		dumpLog(s.logPath)
+		dumpLog(logPath)
 	}
 	return code
 }
