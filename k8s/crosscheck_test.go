@@ -3,6 +3,7 @@ package k8s
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,9 +69,14 @@ type liveDapr struct {
 		} `json:"accessControl"`
 		Secrets struct {
 			Scopes []struct {
+				StoreName      string   `json:"storeName"`
+				DefaultAccess  string   `json:"defaultAccess"`
 				AllowedSecrets []string `json:"allowedSecrets"`
 			} `json:"scopes"`
 		} `json:"secrets"`
+		Tracing struct {
+			SamplingRate string `json:"samplingRate"`
+		} `json:"tracing"`
 	} `json:"spec"`
 }
 
@@ -211,8 +217,22 @@ func (l *live) checkWorkloads(t *testing.T) {
 	}
 	for _, h := range l.hpas {
 		ref := h.Spec.ScaleTargetRef
-		if ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" || !slices.Contains(deploymentNames(l.deployments), ref.Name) {
+		i := slices.IndexFunc(l.deployments, func(d appsv1.Deployment) bool { return d.Name == ref.Name })
+		if ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" || i < 0 {
 			t.Errorf("HorizontalPodAutoscaler %s scales %s %s %q: want an apps/v1 Deployment that exists", h.Name, ref.APIVersion, ref.Kind, ref.Name)
+			continue
+		}
+		// A utilization target is a share of the containers' requests:
+		// without one the autoscaler cannot compute it and never scales.
+		for _, m := range h.Spec.Metrics {
+			if m.Resource == nil {
+				continue
+			}
+			for _, ct := range l.deployments[i].Spec.Template.Spec.Containers {
+				if _, ok := ct.Resources.Requests[m.Resource.Name]; !ok {
+					t.Errorf("HorizontalPodAutoscaler %s scales on %s, which container %s of %s does not request", h.Name, m.Resource.Name, ct.Name, ref.Name)
+				}
+			}
 		}
 	}
 	for _, p := range l.pdbs {
@@ -253,6 +273,11 @@ func (l *live) checkRouting(t *testing.T) {
 	}
 	api := false
 	for _, ing := range l.ingresses {
+		// The class of the ingress-nginx controller the README installs
+		// (and the namespace the NetworkPolicies admit it from).
+		if c := ing.Spec.IngressClassName; c == nil || *c != "nginx" {
+			t.Errorf("Ingress %s: class %v, want nginx (README, Deploy, step 1)", ing.Name, c)
+		}
 		for _, r := range ing.Spec.Rules {
 			if r.HTTP == nil {
 				continue
@@ -319,6 +344,27 @@ func (l *live) checkDapr(t *testing.T) {
 	for _, c := range l.components {
 		if strings.HasPrefix(c.Spec.Type, "pubsub.") {
 			pubsubs[c.Metadata.Name] = c
+		}
+	}
+	for _, c := range l.components {
+		for _, m := range c.Spec.Metadata {
+			if v, _ := m.Value.(string); m.Name == "outboxPublishPubsub" {
+				if _, ok := pubsubs[v]; !ok {
+					t.Errorf("Component %s: the outbox publishes to pub/sub %q, which is no pub/sub component here", c.Metadata.Name, v)
+				}
+			}
+		}
+	}
+	for _, d := range l.dconfigs {
+		if r := d.Spec.Tracing.SamplingRate; r != "" {
+			if f, err := strconv.ParseFloat(r, 64); err != nil || f < 0 || f > 1 {
+				t.Errorf("Configuration %s: tracing samplingRate %q is no number from 0 to 1", d.Metadata.Name, r)
+			}
+		}
+		for _, sc := range d.Spec.Secrets.Scopes {
+			if sc.DefaultAccess != "deny" {
+				t.Errorf("Configuration %s: secret store %s has defaultAccess %q: an app may read only the secrets it names (deny)", d.Metadata.Name, sc.StoreName, sc.DefaultAccess)
+			}
 		}
 	}
 	for _, s := range l.subs {

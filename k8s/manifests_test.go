@@ -606,12 +606,12 @@ func TestSecretsAreDocumented(t *testing.T) {
 		if m := token.FindStringSubmatch(n); m != nil {
 			// Created per app by a loop: for app in ...; do ... daprshop-$app-<kind> ...
 			if loop == nil || !slices.Contains(strings.Fields(string(loop[1])), m[1]) ||
-				!regexp.MustCompile(`create secret generic "?daprshop-\$app-`+m[2]).Match(readme) {
+				!regexp.MustCompile(createSecret+`"?daprshop-\$app-`+m[2]).Match(readme) {
 				t.Errorf("README does not show how to create the secret %s", n)
 			}
 			continue
 		}
-		if !regexp.MustCompile(`create secret generic ` + regexp.QuoteMeta(n) + `\b`).Match(readme) {
+		if !regexp.MustCompile(createSecret + regexp.QuoteMeta(n) + `\b`).Match(readme) {
 			t.Errorf("README does not show how to create the secret %s", n)
 		}
 	}
@@ -619,6 +619,11 @@ func TestSecretsAreDocumented(t *testing.T) {
 		t.Fatalf("only %d secrets found: %v", len(names), names)
 	}
 }
+
+// createSecret matches where the README creates a secret: `kubectl create
+// secret generic NAME`, or its step 3's `secret NAME` (a shell function
+// around it).
+const createSecret = `(?m)(create secret generic |^\s*secret )`
 
 // TestDockerfiles: one per service, multi-stage, a static binary on a
 // distroless or scratch base, a non-root user, the run file's port.
