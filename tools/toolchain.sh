@@ -132,10 +132,11 @@ build_dapr() {
 
 # build_daprd: the version and the build tags: a daprd without
 # stablecomponents lacks the components the profiles name. The patch makes
-# --metrics-listen-address work (1.14.0 parses it and binds every interface)
-# and adds the SQLite name resolver to stablecomponents (the runner gives
-# every run one of its own, instead of mDNS); with the build cache warm, a
-# patch change rebuilds in about a minute.
+# --metrics-listen-address work (1.14.0 parses it and binds every interface),
+# adds the SQLite name resolver to stablecomponents (the runner gives every
+# run one of its own, instead of mDNS) and mends the outbox (its handler spun
+# for ever after a rebalance, and held every event a second); with the build
+# cache warm, a patch change rebuilds in about a minute.
 build_daprd() {
   build_dapr daprd "about 3 minutes on 2 cores, once" stablecomponents
   [[ "$("$BIN/daprd" --version)" == "$DAPR_VERSION" ]] || die "built daprd reports version '$("$BIN/daprd" --version)', want $DAPR_VERSION"
@@ -199,8 +200,9 @@ installed_daprd() {
       printf '%s\n' "$cli"; return
     elif [[ "$v" == "$DAPR_VERSION" ]]; then
       say "daprd $DAPR_VERSION installed by the Dapr CLI ($cli): using it. A build without the suite's"
-      say "  patches (the release's): its metrics port listens on every interface, and its outbox can"
-      say "  stall with replicas on Kafka (tools/dapr/daprd.patch). make tools builds the patched one into .bin/."
+      say "  patches (the release's): its metrics port listens on every interface, its outbox holds every"
+      say "  event a second and can stall with replicas on Kafka (tools/dapr/daprd.patch). make tools builds"
+      say "  the patched one into .bin/."
       printf '%s\n' "$cli"; return
     fi
     say "$cli is Dapr '$v', not $DAPR_VERSION: building the pinned one instead"
