@@ -94,7 +94,8 @@ func run(ctx context.Context, o options) error {
 		cpu       []cpuFigure
 		sustained []memoryFigure // after the journey below saturation
 	)
-	suite, err := suiteRequests(o)
+	var confirmed *confirmFigures
+	suite, s, err := suiteRequests(o)
 	switch {
 	case errors.Is(err, errNoSuite):
 		say("suite: skipped (%v)", err)
@@ -103,6 +104,12 @@ func run(ctx context.Context, o options) error {
 		// wrong secrets file): a floor-only report would hide it.
 		return fmt.Errorf("setting up the suite's measurements: %w", err)
 	default:
+		say("suite: placed to confirmed, %d orders one after another", confirmOrders)
+		f, err := placedToConfirmed(ctx, s, confirmOrders)
+		if err != nil {
+			return fmt.Errorf("placed to confirmed: %w", err)
+		}
+		confirmed = &f
 		for i, m := range suite {
 			if i == len(suite)-1 { // the order journey: also below saturation, with its CPU cost
 				say("suite: %s at %d/s", m.name, max(1, o.rate/4))
@@ -130,6 +137,9 @@ func run(ctx context.Context, o options) error {
 	md.WriteString(bench.Table(results, &two))
 	fmt.Fprintf(&md, "\nAdded by a sidecar hop: p50 %+.2f ms, p90 %+.2f ms (one hop minus direct); the second hop p50 %+.2f ms, p90 %+.2f ms.\n",
 		one.P50-direct.P50, one.P90-direct.P90, two.P50-one.P50, two.P90-one.P90)
+	if confirmed != nil {
+		md.WriteString(confirmTable(*confirmed))
+	}
 	if len(memory) > 0 {
 		md.WriteString(memoryTable(sustained, memory, max(1, o.rate/4), o.rate))
 	}
@@ -150,7 +160,8 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	raw, _ := json.MarshalIndent(map[string]any{"rate": o.rate, "duration": o.duration.String(), "results": results, "memory_mb": memory, "memory_mb_below_saturation": sustained}, "", "  ")
+	raw, _ := json.MarshalIndent(map[string]any{"rate": o.rate, "duration": o.duration.String(), "results": results, "memory_mb": memory,
+		"memory_mb_below_saturation": sustained, "placed_to_confirmed_ms": confirmed}, "", "  ")
 	if err := os.WriteFile(filepath.Join(o.out, "bench.json"), raw, 0o644); err != nil {
 		return err
 	}
@@ -167,24 +178,27 @@ type measurement struct {
 // errNoSuite says nothing answers at the gateway: only the floor is measured.
 var errNoSuite = errors.New("the suite is not running")
 
+// confirmOrders is how many orders the placed-to-confirmed figures time.
+const confirmOrders = 50
+
 // suiteRequests signs up a customer, logs the admin in, creates a product
 // with plenty of stock and returns the requests to measure.
-func suiteRequests(o options) ([]measurement, error) {
+func suiteRequests(o options) ([]measurement, shop, error) {
 	resp, err := bench.Client.Get(o.gateway + "/healthz")
 	if err != nil {
-		return nil, fmt.Errorf("%w: nothing answers at %s (make run, then make bench)", errNoSuite, o.gateway)
+		return nil, shop{}, fmt.Errorf("%w: nothing answers at %s (make run, then make bench)", errNoSuite, o.gateway)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %s/healthz answers %d", errNoSuite, o.gateway, resp.StatusCode)
+		return nil, shop{}, fmt.Errorf("%w: %s/healthz answers %d", errNoSuite, o.gateway, resp.StatusCode)
 	}
 	b, err := os.ReadFile(o.secrets)
 	if err != nil {
-		return nil, err
+		return nil, shop{}, err
 	}
 	var secrets map[string]string
 	if err := json.Unmarshal(b, &secrets); err != nil {
-		return nil, fmt.Errorf("%s: %w", o.secrets, err)
+		return nil, shop{}, fmt.Errorf("%s: %w", o.secrets, err)
 	}
 	// Orders come from many customers, as in a shop: one customer's orders
 	// share that customer's order list and notifications (one key each, ETag
@@ -195,17 +209,17 @@ func suiteRequests(o options) ([]measurement, error) {
 	for i := range 20 {
 		email := fmt.Sprintf("bench-%d-%d@example.com", time.Now().UnixNano(), i)
 		if err := call(o.gateway, "POST", "/api/users", "", map[string]string{"email": email, "password": "bench password 1", "name": "Bench"}, 201, nil); err != nil {
-			return nil, err
+			return nil, shop{}, err
 		}
 		var login struct{ Token string }
 		if err := call(o.gateway, "POST", "/api/login", "", map[string]string{"email": email, "password": "bench password 1"}, 200, &login); err != nil {
-			return nil, err
+			return nil, shop{}, err
 		}
 		tokens = append(tokens, login.Token)
 	}
 	var admin struct{ Token string }
 	if err := call(o.gateway, "POST", "/api/login", "", map[string]string{"email": o.adminEmail, "password": secrets["admin-password"]}, 200, &admin); err != nil {
-		return nil, fmt.Errorf("admin login: %w", err)
+		return nil, shop{}, fmt.Errorf("admin login: %w", err)
 	}
 	// Orders spread over several products: one product takes its
 	// reservations one at a time (ETag, first write wins), which would
@@ -214,7 +228,7 @@ func suiteRequests(o options) ([]measurement, error) {
 	for i := range 20 {
 		var p struct{ ID string }
 		if err := call(o.gateway, "POST", "/api/products", admin.Token, map[string]any{"name": fmt.Sprint("Bench widget ", i), "price": 100, "currency": "EUR", "stock": 1_000_000}, 201, &p); err != nil {
-			return nil, err
+			return nil, shop{}, err
 		}
 		ids = append(ids, p.ID)
 	}
@@ -234,17 +248,23 @@ func suiteRequests(o options) ([]measurement, error) {
 			}
 			return req, err
 		}}},
-	}, nil
+	}, shop{gateway: o.gateway, tokens: tokens, ids: ids}, nil
 }
 
-// call sends one JSON request to the gateway.
+// call sends one request to the gateway, with body as JSON unless nil.
 func call(base, method, path, token string, body any, want int, out any) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequest(method, base+path, bytes.NewReader(b))
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
