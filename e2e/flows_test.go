@@ -284,20 +284,47 @@ func TestPaidOrderEndToEnd(t *testing.T) {
 	})
 }
 
+// cancelPaidOrder places an order of quantity of a fresh product and
+// cancels it at once, again until a cancel lands while the order is paid:
+// payments' event confirms it tens of milliseconds after its 201 (the
+// outbox no longer waits a second), and a confirmed order can no longer be
+// cancelled. A cancel that loses that race must be the 409 of a confirmed
+// order that keeps its stock. It returns the order as placed, as
+// cancelled, and its product.
+func cancelPaidOrder(t *testing.T, admin, tok string, price int64, stock, quantity int) (placed, cancelled order, p product) {
+	t.Helper()
+	for range 20 {
+		p = newProduct(t, admin, price, stock)
+		status, o, reply := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: quantity})
+		if status != 201 || o.Status != "paid" {
+			t.Fatalf("order: %d %s", status, reply)
+		}
+		code, body := gateway(t, tok).call(t, "POST", "/api/orders/"+o.ID+"/cancel", nil)
+		if code == 200 {
+			if err := json.Unmarshal(body, &cancelled); err != nil {
+				t.Fatal(err)
+			}
+			return o, cancelled, p
+		}
+		var cur order
+		gateway(t, tok).mustCall(t, "GET", "/api/orders/"+o.ID, nil, 200, &cur)
+		if c, _ := errorCode(body); code != 409 || c != "conflict" || cur.Status != "confirmed" || stockOf(t, p.ID) != stock-quantity {
+			t.Fatalf("a cancel that lost to the confirmation: %d %s, order %s, stock %d: want 409 conflict, confirmed, %d",
+				code, body, cur.Status, stockOf(t, p.ID), stock-quantity)
+		}
+	}
+	t.Fatal("20 orders in a row were confirmed before their cancel landed")
+	return
+}
+
 // TestCancelPaidOrderRefundsAndReleases cancels an order right after it was
-// paid (its confirmation travels through the outbox, which waits a second):
-// the money goes back, the stock comes back, and the events say so.
+// paid, before its confirmation (cancelPaidOrder): the money goes back, the
+// stock comes back, and the events say so.
 func TestCancelPaidOrderRefundsAndReleases(t *testing.T) {
 	admin := adminToken(t)
 	_, tok := signUp(t)
-	p := newProduct(t, admin, 700, 3)
 	paymentsBefore := delivered(t, "orders", "payments")
-	status, o, reply := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: 2})
-	if status != 201 || o.Status != "paid" {
-		t.Fatalf("order: %d %s", status, reply)
-	}
-	var c order
-	gateway(t, tok).mustCall(t, "POST", "/api/orders/"+o.ID+"/cancel", nil, 200, &c)
+	o, c, p := cancelPaidOrder(t, admin, tok, 700, 3, 2)
 	if c.Status != "cancelled" || c.CancelReason != "cancelled by customer" {
 		t.Fatalf("cancelled order %+v", c)
 	}

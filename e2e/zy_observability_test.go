@@ -67,8 +67,7 @@ func TestPrometheusSeesEveryPanelAndAlert(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil)
-	_, o, _ := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: 1})
-	gateway(t, tok).mustCall(t, "POST", "/api/orders/"+o.ID+"/cancel", nil, 200, nil)
+	cancelPaidOrder(t, admin, tok, 250, 10, 1) // a refund
 	publish(t, "orders", poisonPrefix+randomHex(6), map[string]any{"type": "order.paid", "status": "paid"})
 
 	// Dashboards: every query has data, every metric exists.
