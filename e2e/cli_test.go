@@ -414,15 +414,6 @@ func TestCLIRunFile(t *testing.T) {
 	})
 }
 
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // linesWith is the lines of s holding sub.
 func linesWith(s, sub string) string {
 	var out []string

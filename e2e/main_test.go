@@ -251,16 +251,22 @@ func finishPass(pass, marker, logPath string, code int) int {
 	return code
 }
 
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 func dumpLog(path string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 300 {
-		lines = lines[len(lines)-300:]
-	}
-	fmt.Fprintf(os.Stderr, "--- last %d lines of the suite's output (%s) ---\n%s\n", len(lines), path, strings.Join(lines, "\n"))
+	last := tail(string(b), 300)
+	fmt.Fprintf(os.Stderr, "--- last %d lines of the suite's output (%s) ---\n%s\n", strings.Count(last, "\n")+1, path, last)
 }
 
 // adminEmail is this run's admin account.

@@ -621,7 +621,7 @@ func (l *live) checkNetwork(t *testing.T) {
 		pods[d.Name] = peer{what: "pod of " + d.Name, ns: l.ns, nsLabels: l.nsLabels, labels: d.Spec.Template.Labels, spec: &d.Spec.Template.Spec}
 	}
 	appPort := func(name string) int32 {
-		p, _ := pods[name]
+		p := pods[name]
 		if p.spec == nil || len(p.spec.Containers) == 0 || len(p.spec.Containers[0].Ports) == 0 {
 			return 0
 		}

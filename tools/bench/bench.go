@@ -120,12 +120,13 @@ func Measure(ctx context.Context, name string, rate int, d time.Duration, r Requ
 	elapsed := time.Since(start)
 	res.Errors = int(errs.Load())
 	res.Throughput = float64(len(latencies)) / elapsed.Seconds()
-	res.P50, res.P90, res.P99 = percentile(latencies, 50), percentile(latencies, 90), percentile(latencies, 99)
+	res.P50, res.P90, res.P99 = Percentile(latencies, 50), Percentile(latencies, 90), Percentile(latencies, 99)
 	return res
 }
 
-// percentile returns the p-th percentile of ds in milliseconds (0 for none).
-func percentile(ds []time.Duration, p float64) float64 {
+// Percentile returns the p-th percentile of ds in milliseconds (0 for
+// none), nearest rank: the one definition of every figure in the report.
+func Percentile(ds []time.Duration, p float64) float64 {
 	if len(ds) == 0 {
 		return 0
 	}

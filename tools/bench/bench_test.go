@@ -14,10 +14,10 @@ func TestPercentile(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		ds = append(ds, time.Duration(i)*time.Millisecond)
 	}
-	if p50, p90, p99 := percentile(ds, 50), percentile(ds, 90), percentile(ds, 99); p50 != 50 || p90 != 90 || p99 != 99 {
+	if p50, p90, p99 := Percentile(ds, 50), Percentile(ds, 90), Percentile(ds, 99); p50 != 50 || p90 != 90 || p99 != 99 {
 		t.Fatalf("p50 %v p90 %v p99 %v", p50, p90, p99)
 	}
-	if percentile(nil, 50) != 0 || percentile(ds[:1], 99) != 1 {
+	if Percentile(nil, 50) != 0 || Percentile(ds[:1], 99) != 1 {
 		t.Fatal("edge cases")
 	}
 }

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/daprshop/suite/tools/bench"
 )
 
 // shop is what the suite's measurements act as: customers' tokens and
@@ -35,7 +36,10 @@ const pollEvery = 10 * time.Millisecond
 // one in flight) and times each from its 201 to the gateway answering it
 // confirmed, reading it every pollEvery, at most within 15 s.
 func placedToConfirmed(ctx context.Context, s shop, n int) (confirmFigures, error) {
-	var f confirmFigures
+	var (
+		f    confirmFigures
+		took []time.Duration
+	)
 	for i := range n {
 		tok := s.tokens[i%len(s.tokens)]
 		var o struct{ ID, Status string }
@@ -57,11 +61,11 @@ func placedToConfirmed(ctx context.Context, s shop, n int) (confirmFigures, erro
 				return f, err
 			}
 		}
-		f.Ms = append(f.Ms, float64(time.Since(placed).Microseconds())/1000)
+		d := time.Since(placed)
+		took = append(took, d)
+		f.Ms = append(f.Ms, float64(d.Microseconds())/1000)
 	}
-	sorted := slices.Sorted(slices.Values(f.Ms))
-	at := func(p float64) float64 { return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))] }
-	f.N, f.P50, f.P90, f.P99, f.Max = len(sorted), at(0.5), at(0.9), at(0.99), sorted[len(sorted)-1]
+	f.N, f.P50, f.P90, f.P99, f.Max = n, bench.Percentile(took, 50), bench.Percentile(took, 90), bench.Percentile(took, 99), bench.Percentile(took, 100)
 	return f, nil
 }
 

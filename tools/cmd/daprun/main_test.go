@@ -108,11 +108,7 @@ func start(t *testing.T, dir string, args ...string) (*exec.Cmd, *syncBuffer, st
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		for _, p := range runnertest.Tagged(marker) {
-			var pid int
-			fmt.Sscanf(p, "%d:", &pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+		killTagged(marker)
 	})
 	return cmd, out, marker
 }
@@ -332,6 +328,16 @@ func pidsOf(marker string, words ...string) []int {
 		}
 	}
 	return pids
+}
+
+// killTagged sends SIGKILL to every process carrying marker and returns
+// how many there were.
+func killTagged(marker string) int {
+	pids := pidsOf(marker)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return len(pids)
 }
 
 // TestCrashIsRestarted: an app that exits on its own, and a sidecar killed
@@ -908,14 +914,8 @@ func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
 	_ = cmd.Wait()
 	if runtime.GOOS != "linux" {
 		time.Sleep(time.Second)
-		left := runnertest.Tagged(marker)
-		for _, p := range left {
-			var pid int
-			if _, err := fmt.Sscanf(p, "%d:", &pid); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		if len(left) == 0 {
+		left := killTagged(marker)
+		if left == 0 {
 			t.Fatal("a killed daprun left nothing behind here: the README says it does on " + runtime.GOOS + "; update it")
 		}
 		return
