@@ -102,8 +102,16 @@ func (m *Manager) Acquire(ctx context.Context, key string) (*Lease, error) {
 	}
 	// Each attempt runs on ctx, not on the wait's: the wait's Total bounds
 	// the waiting, and an attempt it would cut short would fail for that.
+	// Once a live holder was seen, an attempt reads before it writes: a
+	// lease still held then costs one read instead of a refused write and
+	// a read.
 	err = m.Wait.Do(ctx, retryable, func(context.Context) error {
 		r := Record{Token: token, Until: m.Now().Add(m.TTL)}
+		if held != nil {
+			if err := m.holder(ctx, key); err != nil {
+				return err
+			}
+		}
 		err := m.Store.Put(ctx, key, r, "")
 		if apierr.CodeOf(err) == apierr.Conflict {
 			// Taken: by a live holder, or by one whose lease expired.
@@ -135,6 +143,34 @@ func (m *Manager) Acquire(ctx context.Context, key string) (*Lease, error) {
 		return nil, &HeldError{Key: key, Until: m.Now().Add(m.TTL)}
 	}
 	return nil, err
+}
+
+// holder returns a *HeldError if a live holder has key's lease, and nil
+// when it is free (no record, or one expired).
+func (m *Manager) holder(ctx context.Context, key string) error {
+	cur, _, found, err := m.Store.Get(ctx, key)
+	switch {
+	case err != nil:
+		return err
+	case found && cur.Until.After(m.Now()):
+		return &HeldError{Key: key, Until: cur.Until}
+	}
+	return nil
+}
+
+// AwaitFree waits (m.Wait) until no live holder has key's lease, without
+// taking it, reading the record only: for a caller that first wants to see
+// what the holder did, and takes the lease only if something is left to do.
+// It returns a *HeldError when the lease stays held.
+func (m *Manager) AwaitFree(ctx context.Context, key string) error {
+	var held *HeldError
+	err := m.Wait.Do(ctx, func(err error) bool { return errors.As(err, &held) }, func(context.Context) error {
+		return m.holder(ctx, key)
+	})
+	if errors.As(err, &held) {
+		return held
+	}
+	return err
 }
 
 // Lease is a lease this process holds.

@@ -169,3 +169,78 @@ func TestContendedAcquirersTakeTurns(t *testing.T) {
 		t.Fatalf("%d holders at once", most.Load())
 	}
 }
+
+// countingStore counts the writes a Store is asked for.
+type countingStore struct {
+	lease.Store
+	puts atomic.Int32
+}
+
+func (s *countingStore) Put(ctx context.Context, key string, r lease.Record, version string) error {
+	s.puts.Add(1)
+	return s.Store.Put(ctx, key, r, version)
+}
+
+// A waiter polls a held lease by reading it: one refused write, then reads
+// until the holder lets go, then the write that takes it.
+func TestAcquireWaitsByReading(t *testing.T) {
+	ctx := context.Background()
+	m, _, _ := newManager()
+	st := &countingStore{Store: m.Store}
+	m.Store = st
+	first, _ := m.Acquire(ctx, "k")
+	sleeps := 0
+	m.Wait = retry.Policy{Retries: 10, Initial: time.Millisecond, Sleep: func(context.Context, time.Duration) error {
+		if sleeps++; sleeps == 5 {
+			if err := first.Release(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	}}
+	st.puts.Store(0)
+	if _, err := m.Acquire(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.puts.Load(); n != 2 {
+		t.Fatalf("%d writes over 5 waits, want 2 (the refused one, the one that took the lease)", n)
+	}
+}
+
+func TestAwaitFree(t *testing.T) {
+	ctx := context.Background()
+	m, st, clock := newManager()
+	if err := m.AwaitFree(ctx, "k"); err != nil {
+		t.Fatalf("never taken: %v", err)
+	}
+	first, _ := m.Acquire(ctx, "k")
+	m.Wait = retry.Policy{Retries: 3, Initial: time.Millisecond, Sleep: func(context.Context, time.Duration) error { return nil }}
+	if err := m.AwaitFree(ctx, "k"); !errors.As(err, new(*lease.HeldError)) {
+		t.Fatalf("held throughout: %v", err)
+	}
+	sleeps := 0
+	m.Wait.Sleep = func(context.Context, time.Duration) error {
+		if sleeps++; sleeps == 2 {
+			if err := first.Release(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	}
+	if err := m.AwaitFree(ctx, "k"); err != nil || sleeps != 2 {
+		t.Fatalf("err %v after %d waits, want free after 2", err, sleeps)
+	}
+	// It did not take the lease: another acquires it at once.
+	if _, _, found, _ := st.Get(ctx, "k"); found {
+		t.Fatal("AwaitFree left a record")
+	}
+	if _, err := m.Acquire(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	// An expired lease is free.
+	clock.Add(m.TTL + time.Second)
+	m.Wait = retry.Policy{}
+	if err := m.AwaitFree(ctx, "k"); err != nil {
+		t.Fatalf("expired: %v", err)
+	}
+}

@@ -32,7 +32,6 @@ type config struct {
 	Web             web.Config
 	Dapr            sidecar.Config
 	StateStore      string         `env:"STATE_STORE" default:"orders-store"`
-	UsersApp        string         `env:"USERS_APP_ID" default:"users"`
 	ProductsApp     string         `env:"PRODUCTS_APP_ID" default:"products"`
 	PaymentsApp     string         `env:"PAYMENTS_APP_ID" default:"payments"`
 	InvokeTimeout   time.Duration  `env:"INVOKE_TIMEOUT" default:"5s"`
@@ -82,7 +81,6 @@ func run(ctx context.Context, log *slog.Logger) error {
 	svc := &orders.Service{
 		Store: &dapr.Store{Client: client, Outbox: invoker, Name: cfg.StateStore,
 			Stored: func(t string) { stored.WithLabelValues(t).Inc() }},
-		Users: &dapr.Users{Invoker: invoker, AppID: cfg.UsersApp},
 		// A call and its retries take at most INVOKE_TIMEOUT together, as
 		// when Dapr retried within the client's timeout.
 		Inventory: &dapr.Inventory{Invoker: invoker, AppID: cfg.ProductsApp, Guard: breaker.Guard{

@@ -1,6 +1,6 @@
 // Package dapr holds the orders adapters that go through the Dapr sidecar: the
 // order store on the service's own state store (with the Dapr outbox, so an
-// order change and its event are written together), and the clients of users,
+// order change and its event are written together), and the clients of
 // products and payments over service invocation.
 package dapr
 
@@ -199,19 +199,6 @@ type Invoker interface {
 // refunds carry an idempotency key, reservations are kept per order.
 type Guard interface {
 	Do(ctx context.Context, fn func(ctx context.Context) error) error
-}
-
-// Users checks users through the users app.
-type Users struct {
-	Invoker Invoker
-	AppID   string
-}
-
-var _ orders.Users = (*Users)(nil)
-
-// Exists implements orders.Users.
-func (u *Users) Exists(ctx context.Context, userID string) error {
-	return u.Invoker.Invoke(ctx, u.AppID, http.MethodGet, "users/"+url.PathEscape(userID), nil, nil)
 }
 
 // Inventory reserves stock through the products app, behind a breaker, with retries.

@@ -107,17 +107,6 @@ func (s *Store) EventTypes(id string) []string {
 	return out
 }
 
-// Users knows a fixed set of users.
-type Users map[string]bool
-
-// Exists implements orders.Users.
-func (u Users) Exists(_ context.Context, id string) error {
-	if !u[id] {
-		return apierr.Errorf(apierr.NotFound, "user %s not found", id)
-	}
-	return nil
-}
-
 // Inventory holds stock and reservations per product.
 type Inventory struct {
 	mu       sync.Mutex

@@ -1,5 +1,5 @@
-// Package orders is the order domain: an order is placed by checking its
-// user, reserving its stock in products and charging it in payments, and then
+// Package orders is the order domain: an order is placed by reserving its
+// stock in products and charging it in payments, and then
 // moves through a small state machine (pending -> paid -> confirmed, or ->
 // cancelled with its stock released and its payment refunded). Every change
 // of state is stored together with the event that announces it.
@@ -33,8 +33,8 @@
 //
 // The order of steps keeps each decision durable before its effects:
 //
-//   - Placing reserves every line, stores the prices, charges, and only then
-//     decides paid; a refusal (stock short, payment declined) decides
+//   - Placing reserves every line, charges, and only then decides paid,
+//     storing the prices with that decision; a refusal (stock short, payment declined) decides
 //     cancelled first and releases after, so stock goes back only from an
 //     order that can no longer be paid (and products releases it again on
 //     order.cancelled, should this replica die first).
@@ -47,7 +47,19 @@
 //     cancellation; confirming an order whose money went back is not
 //     possible.
 //   - A payment that settles confirms the order, unless its cancellation was
-//     requested (it finishes it) or it is cancelled already (it refunds).
+//     requested (it finishes it) or it is cancelled already (it refunds). A
+//     payment that settles for an order still pending (its placing stopped
+//     after the charge) first completes it: reservations and the charge are
+//     idempotent, so that only reads back the prices and the receipt.
+//
+// What a step costs: every step is a call through the sidecar, so Place
+// does no step that an earlier fact already proves. The owner is the user
+// the gateway's token names (users signed it at login), so users is not
+// asked again; the prices are stored with the decision to pay, not in a
+// write of their own; and the order.created event, which usually arrives
+// while Place is still at work, waits for Place to let go of the order
+// (reading its lease) and then only reads the order, taking nothing when
+// Place settled it (see Resume).
 //
 // What the lease does not cover: a holder that stalls longer than its
 // lease's margin after a step's deadline (a frozen process) may act after
@@ -115,7 +127,8 @@ type LineRequest struct {
 
 // PlaceRequest asks for an order. Prices are not the client's to set, nor
 // is the owner: UserID is the signed-in user the request comes from (the
-// HTTP API takes it from the owner header), never a field of the body.
+// HTTP API takes it from the owner header, which the gateway sets from the
+// caller's verified token), never a field of the body.
 type PlaceRequest struct {
 	UserID string        `json:"-"`
 	Items  []LineRequest `json:"items"`
@@ -224,11 +237,6 @@ type Store interface {
 	ListByUser(ctx context.Context, userID string) ([]Order, error)
 }
 
-// Users confirms that a user exists (apierr NotFound otherwise).
-type Users interface {
-	Exists(ctx context.Context, userID string) error
-}
-
 // Inventory reserves and releases stock in products. Both are idempotent per
 // order. Reserve fails with apierr Conflict when stock is short and NotFound
 // for an unknown product.
@@ -248,7 +256,6 @@ type Payments interface {
 // Service places and manages orders.
 type Service struct {
 	Store     Store
-	Users     Users
 	Inventory Inventory
 	Payments  Payments
 	Now       func() time.Time
@@ -266,12 +273,14 @@ var errDecided = errors.New("order already decided")
 // it. A lease that stays held is Unavailable: the order is being changed
 // elsewhere, the caller (a client, a redelivered event) comes back.
 func (s *Service) claim(ctx context.Context, id string) (*lease.Lease, error) {
-	l, err := s.Leases.Acquire(ctx, "order:"+id)
+	l, err := s.Leases.Acquire(ctx, leaseKey(id))
 	if errors.As(err, new(*lease.HeldError)) {
 		return nil, busy(id, err)
 	}
 	return l, err
 }
+
+func leaseKey(orderID string) string { return "order:" + orderID }
 
 // busy is the answer of a request that finds order id in the hands of
 // another (held), or that lost its lease to another while it worked (a
@@ -306,12 +315,6 @@ func do(ctx context.Context, l *lease.Lease, fn func(ctx context.Context) error)
 // error is returned.
 func (s *Service) Place(ctx context.Context, req PlaceRequest) (Order, error) {
 	if err := req.Validate(); err != nil {
-		return Order{}, err
-	}
-	if err := s.Users.Exists(ctx, req.UserID); err != nil {
-		if apierr.CodeOf(err) == apierr.NotFound {
-			return Order{}, apierr.Invalidf("user_id", "no such user")
-		}
 		return Order{}, err
 	}
 	now := s.Now().UTC()
@@ -363,6 +366,24 @@ func (s *Service) lost(ctx context.Context, id string) func(Order, error) (Order
 func (s *Service) Resume(ctx context.Context, orderID string) (Order, error) {
 	if !id.Order.Valid(orderID) {
 		return Order{}, apierr.Invalidf("order_id", "must be an order ID")
+	}
+	// The event usually arrives while Place is still at work: wait for
+	// whoever holds the order to let go, reading only, and take the lease
+	// only if something is left to do.
+	for wait := true; ; wait = false {
+		o, _, err := s.Store.Get(ctx, orderID)
+		if err != nil || !cancelling(o) && o.Status != Pending {
+			return o, err
+		}
+		if !wait {
+			break
+		}
+		if err := s.Leases.AwaitFree(ctx, leaseKey(orderID)); err != nil {
+			if errors.As(err, new(*lease.HeldError)) {
+				return o, busy(orderID, err)
+			}
+			return o, err
+		}
 	}
 	l, err := s.claim(ctx, orderID)
 	if err != nil {
@@ -432,26 +453,10 @@ func (s *Service) complete(ctx context.Context, l *lease.Lease, o Order) (Order,
 		return s.abandon(ctx, l, o, "total above the limit of one payment",
 			apierr.Invalidf("items", "the order's total must not exceed %d minor units", MaxTotal))
 	}
-	// Keep the prices before charging: a payment settled later must find them.
-	priced, err := s.transition(ctx, l, o.ID, func(cur *Order) (string, error) {
-		if cur.Status != Pending {
-			return "", errDecided
-		}
-		cur.Items, cur.Total, cur.Currency = o.Items, o.Total, o.Currency
-		return "", nil
-	})
-	if err != nil {
-		return o, pendingError(o.ID, err)
-	}
-	if priced.Status != Pending {
-		// Decided while this request reserved (it had lost its lease): what
-		// it may have taken again goes back if the order is cancelled.
-		if priced.Status == Cancelled {
-			err = s.releaseAll(ctx, l, priced)
-		}
-		return priced, err
-	}
-
+	// The prices are stored with the decision below, not before the charge:
+	// a payment that settles for an order still pending reads them back
+	// (PaymentSettled), and one that settles for an order cancelled meanwhile
+	// (this holder had lost its lease) is refunded.
 	rc, err := step(ctx, l, func(ctx context.Context) (Receipt, error) {
 		return s.Payments.Charge(ctx, Charge{OrderID: o.ID, UserID: o.UserID, Amount: o.Total, Currency: o.Currency, IdempotencyKey: o.ID})
 	})
@@ -474,11 +479,18 @@ func (s *Service) complete(ctx context.Context, l *lease.Lease, o Order) (Order,
 		if cur.Status != Pending || !cur.CancelRequested.IsZero() {
 			return "", errDecided // a cancellation asked for is finished by its requester
 		}
+		cur.Items, cur.Total, cur.Currency = o.Items, o.Total, o.Currency
 		cur.Status, cur.PaymentID = Paid, rc.ID
 		return EventPaid, nil
 	})
 	if err != nil {
 		return o, pendingError(o.ID, err)
+	}
+	if paid.Status == Cancelled {
+		// Cancelled while this request reserved and charged (it had lost
+		// its lease): what it may have taken again goes back; the charge
+		// is refunded when its payment event arrives (PaymentSettled).
+		return paid, s.releaseAll(ctx, l, paid)
 	}
 	return paid, nil
 }
@@ -579,6 +591,12 @@ func (s *Service) Cancel(ctx context.Context, orderID, userID string) (Order, er
 // finishCancel finishes the cancellation asked for in o under its lease l:
 // refund, release, then the order cancelled with its event.
 func (s *Service) finishCancel(ctx context.Context, l *lease.Lease, o Order) (Order, error) {
+	// An order whose placing stopped before listing it, cancelled before
+	// its order.created arrived, is listed here: Resume then finds it
+	// settled and does nothing.
+	if err := do(ctx, l, func(ctx context.Context) error { return s.Store.Index(ctx, o.UserID, o.ID) }); err != nil {
+		return o, cancelPending(o.ID, err)
+	}
 	if err := do(ctx, l, func(ctx context.Context) error { return s.Payments.Refund(ctx, o.ID) }); err != nil {
 		return o, cancelPending(o.ID, err)
 	}
@@ -646,26 +664,50 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 		return err
 	}
 	defer l.Release(ctx) // one not released expires
-	o, _, err := s.Store.Get(ctx, orderID)
-	if err != nil {
-		return err
+	o, err := s.confirm(ctx, l, orderID, paymentID)
+	if errors.Is(err, errUnpriced) {
+		// Its placing stopped after the charge: complete it (idempotent
+		// reservations and charge read back the prices and the receipt),
+		// then confirm.
+		if o, err = s.complete(ctx, l, o); err != nil {
+			return err
+		}
+		o, err = s.confirm(ctx, l, orderID, paymentID)
 	}
-	if cancelling(o) {
+	if errors.Is(err, errCancelling) {
 		_, err := retryable(s.finishCancel(ctx, l, o))
 		return err
 	}
-	o, err = s.transition(ctx, l, orderID, func(cur *Order) (string, error) {
-		if cur.Status != Pending && cur.Status != Paid || !cur.CancelRequested.IsZero() {
-			return "", errDecided
-		}
-		cur.Status, cur.PaymentID = Confirmed, paymentID
-		return EventConfirmed, nil
-	})
 	if err == nil && o.Status == Cancelled {
 		// Refunds are idempotent per order: a replay refunds nothing twice.
 		return do(ctx, l, func(ctx context.Context) error { return s.Payments.Refund(ctx, orderID) })
 	}
 	return err
+}
+
+// Why confirm did not confirm: the order's cancellation is asked for, or it
+// is pending without its prices.
+var (
+	errCancelling = errors.New("order's cancellation asked for")
+	errUnpriced   = errors.New("order pending without its prices")
+)
+
+// confirm confirms order orderID, paid with paymentID, under its lease l
+// and returns it as stored; an order past paid is returned as it is. The
+// errors errCancelling and errUnpriced come with the order as read.
+func (s *Service) confirm(ctx context.Context, l *lease.Lease, orderID, paymentID string) (Order, error) {
+	return s.transition(ctx, l, orderID, func(cur *Order) (string, error) {
+		switch {
+		case cancelling(*cur):
+			return "", errCancelling
+		case cur.Status == Pending && cur.Currency == "":
+			return "", errUnpriced
+		case cur.Status != Pending && cur.Status != Paid:
+			return "", errDecided
+		}
+		cur.Status, cur.PaymentID = Confirmed, paymentID
+		return EventConfirmed, nil
+	})
 }
 
 // transition applies change to the stored order and stores the result with

@@ -28,7 +28,7 @@ func newWorld() *world {
 		pay:   &fake.Payments{Status: "succeeded"},
 	}
 	now := func() time.Time { return time.Unix(1_700_000_000, 0) }
-	w.svc = &orders.Service{Store: w.store, Users: fake.Users{"usr_000000000000000000000001": true, "usr_000000000000000000000002": true}, Inventory: w.inv, Payments: w.pay,
+	w.svc = &orders.Service{Store: w.store, Inventory: w.inv, Payments: w.pay,
 		Now: now, Leases: fake.Leases(&lease.MemStore{}, now)}
 	return w
 }
@@ -94,15 +94,6 @@ func TestPlaceUnknownProductIsInvalid(t *testing.T) {
 	}
 }
 
-func TestPlaceUnknownUserIsInvalid(t *testing.T) {
-	w := newWorld()
-	_, err := w.svc.Place(context.Background(), orders.PlaceRequest{UserID: "usr_00000000000000000000dead", Items: twoLines.Items})
-	var e *apierr.Error
-	if !errors.As(err, &e) || e.Code != apierr.Invalid || e.Fields[0].Field != "user_id" {
-		t.Fatalf("err = %v", err)
-	}
-}
-
 func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
 	w := newWorld()
 	w.pay.Err = &apierr.Error{Code: apierr.Unavailable, Message: "payments unavailable (circuit open)", RetryAfter: 10 * time.Second}
@@ -112,8 +103,9 @@ func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	stored, _, _ := w.store.Get(context.Background(), o.ID)
-	if stored.Status != orders.Pending || stored.Total != 1500 {
-		t.Fatalf("stored %+v: must stay pending with its prices", stored)
+	// The prices are stored with the decision to pay, not before it.
+	if stored.Status != orders.Pending || stored.Total != 0 || stored.Currency != "" {
+		t.Fatalf("stored %+v: must stay pending, unpriced", stored)
 	}
 	// A cause without a hint still tells the client when to come back.
 	w.pay.Err = apierr.Errorf(apierr.Unavailable, "payments timed out")
@@ -127,8 +119,16 @@ func TestPlacePaymentsDownKeepsOrderPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored, _, _ = w.store.Get(context.Background(), o.ID)
-	if stored.Status != orders.Confirmed || stored.PaymentID != "ch_x" {
+	// It completed the order first: prices read back from the reservations,
+	// the charge made once, its stock taken once.
+	if stored.Status != orders.Confirmed || stored.PaymentID != "ch_x" || stored.Total != 1500 || stored.Currency != "EUR" || stored.Items[0].UnitPrice != 500 {
 		t.Fatalf("after settlement %+v", stored)
+	}
+	if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated, orders.EventPaid, orders.EventConfirmed}) {
+		t.Fatalf("events %v", got)
+	}
+	if w.inv.Stock["prd_00000000000000000000000a"] != 7 || w.inv.Stock["prd_00000000000000000000000b"] != 0 {
+		t.Fatalf("stock %v: the pending order's lines taken once (two orders hold 2+1 and 1 of a)", w.inv.Stock)
 	}
 }
 
@@ -429,5 +429,89 @@ func TestCancelSeesAConfirmationThatLandsWhileItWaits(t *testing.T) {
 		}
 	default:
 		t.Fatalf("order %s", stored.Status)
+	}
+}
+
+// writeCounter counts the lease writes a Store is asked for.
+type writeCounter struct {
+	lease.Store
+	writes int
+}
+
+func (s *writeCounter) Put(ctx context.Context, key string, r lease.Record, version string) error {
+	s.writes++
+	return s.Store.Put(ctx, key, r, version)
+}
+
+func (s *writeCounter) Delete(ctx context.Context, key, version string) error {
+	s.writes++
+	return s.Store.Delete(ctx, key, version)
+}
+
+// The order.created of an order its placing settled costs a read: no
+// lease taken, nothing written, no call to products or payments.
+func TestResumeOfASettledOrderOnlyReads(t *testing.T) {
+	w := newWorld()
+	leases := &writeCounter{Store: &lease.MemStore{}}
+	w.svc.Leases = fake.Leases(leases, w.svc.Now)
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	w.inv.Before = func(string, string) { calls++ }
+	w.pay.Before = func(string, string) { calls++ }
+	leases.writes = 0
+	got, err := w.svc.Resume(context.Background(), o.ID)
+	if err != nil || got.Status != orders.Paid {
+		t.Fatalf("resumed %+v err %v", got, err)
+	}
+	if leases.writes != 0 || calls != 0 {
+		t.Fatalf("%d lease writes, %d calls to products and payments for a settled order", leases.writes, calls)
+	}
+}
+
+// While another request holds a pending order, its order.created waits for
+// it by reading the lease, then finds the order settled and takes nothing;
+// held throughout, it answers Unavailable without having written.
+func TestResumeWaitsForTheHolderByReading(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld()
+	leases := &writeCounter{Store: &lease.MemStore{}}
+	w.svc.Leases = fake.Leases(leases, w.svc.Now)
+	w.pay.Err = apierr.Errorf(apierr.Unavailable, "payments down")
+	o, _ := w.svc.Place(ctx, twoLines)
+	w.pay.Err = nil
+	holder, err := w.svc.Leases.Acquire(ctx, "order:"+o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases.writes = 0
+	w.svc.Leases.Wait.Retries = 3
+	if _, err := w.svc.Resume(ctx, o.ID); apierr.CodeOf(err) != apierr.Unavailable || leases.writes != 0 {
+		t.Fatalf("held throughout: err %v after %d lease writes", err, leases.writes)
+	}
+	// While the event waits, the holder lets go and the payment's event
+	// settles the order (with a lease of its own: two writes).
+	settledAt := -1
+	w.svc.Leases.Wait.Sleep = func(context.Context, time.Duration) error {
+		if settledAt < 0 {
+			if err := holder.Release(ctx); err != nil {
+				t.Error(err)
+			}
+			if err := w.svc.PaymentSettled(ctx, o.ID, "ch_x"); err != nil {
+				t.Error(err)
+			}
+			settledAt = leases.writes
+		}
+		return nil
+	}
+	leases.writes = 0
+	got, err := w.svc.Resume(ctx, o.ID)
+	if err != nil || got.Status != orders.Confirmed {
+		t.Fatalf("resumed %+v err %v", got, err)
+	}
+	if leases.writes != settledAt {
+		t.Fatalf("%d lease writes, %d of them the holder's and the payment's: the event took the lease", leases.writes, settledAt)
 	}
 }

@@ -92,7 +92,7 @@ func newReplicas(t *testing.T, flavour string) *replicas {
 // an order it looks again up to 20 times, at once (no real waits), unless
 // the test says otherwise (waitFor).
 func (r *replicas) replica() *orders.Service {
-	svc := &orders.Service{Store: r.store, Users: fake.Users{owner: true}, Inventory: r.inv, Payments: r.pay, Now: r.clock.Now}
+	svc := &orders.Service{Store: r.store, Inventory: r.inv, Payments: r.pay, Now: r.clock.Now}
 	svc.Leases = &lease.Manager{Store: r.leases, TTL: 30 * time.Second, Now: r.clock.Now,
 		Wait: retry.Policy{Retries: 20, Sleep: func(context.Context, time.Duration) error {
 			r.mu.Lock()
@@ -477,25 +477,45 @@ func TestLeaseErrorsAreAnswers(t *testing.T) {
 	}
 }
 
-// TestPlaceCostInStateOperations measures the state operations of placing
-// an order on the Dapr adapter (the outbox transaction counts as one), and
-// what of it the lease takes: an insert to take it, a read and a delete to
-// give it back.
+// TestPlaceCostInStateOperations measures the state operations of an
+// order's life on the Dapr adapter (an outbox transaction counts as one):
+// placing it (its lease taken with an insert and given back with a read and
+// a delete, the order with its event, the user's list read and written, the
+// paid order read and written with its event), its order.created arriving
+// after Place settled it (a read), its payment event confirming it (lease,
+// read and write with the event).
 func TestPlaceCostInStateOperations(t *testing.T) {
 	c := leasetest.NewClock()
 	st := &sidecartest.State{Now: c.Now}
 	svc := &orders.Service{Store: &dapr.Store{Client: st, Outbox: st, Name: "orders-store"},
-		Users: fake.Users{owner: true}, Inventory: fake.NewInventory(500, map[string]int{prodA: 10, prodB: 1}),
-		Payments: &fake.Payments{Status: "succeeded"}, Now: c.Now,
+		Inventory: fake.NewInventory(500, map[string]int{prodA: 10, prodB: 1}),
+		Payments:  &fake.Payments{Status: "succeeded"}, Now: c.Now,
 		Leases: fake.Leases(&sidecar.LeaseStore{Client: st, Store: "orders-store", Prefix: "lease:", Now: c.Now}, c.Now)}
-	st.Ops()
-	if o, err := svc.Place(context.Background(), lines); err != nil || o.Status != orders.Paid {
+	count := func() int {
+		ops := st.Ops()
+		return ops["get"] + ops["save"] + ops["delete"] + ops["transaction"]
+	}
+	count()
+	o, err := svc.Place(context.Background(), lines)
+	if err != nil || o.Status != orders.Paid {
 		t.Fatalf("%+v %v", o, err)
 	}
-	ops := st.Ops()
-	n := ops["get"] + ops["save"] + ops["delete"] + ops["transaction"]
-	t.Logf("placing an order: %d state operations (%v), 3 of them for the lease", n, ops)
-	if n > 10 {
-		t.Errorf("%d state operations, at most 10", n)
+	for _, step := range []struct {
+		name string
+		most int
+		fn   func() error
+	}{
+		{"placing an order", 8, func() error { return nil }},
+		{"its order.created after Place settled it", 1, func() error { _, err := svc.Resume(context.Background(), o.ID); return err }},
+		{"its payment event", 5, func() error { return svc.PaymentSettled(context.Background(), o.ID, "ch_"+o.ID) }},
+	} {
+		if err := step.fn(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		n := count()
+		t.Logf("%s: %d state operations", step.name, n)
+		if n > step.most {
+			t.Errorf("%s: %d state operations, at most %d", step.name, n, step.most)
+		}
 	}
 }
