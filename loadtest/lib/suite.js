@@ -2,7 +2,8 @@
 // drives the public API of the gateway (BASE_URL, default
 // http://127.0.0.1:8080) and stops by itself.
 import http from 'k6/http';
-import { check, fail } from 'k6';
+import { check, fail, sleep } from 'k6';
+import { Counter, Trend } from 'k6/metrics';
 
 export const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 export const API = `${BASE_URL}/api`;
@@ -66,19 +67,96 @@ export function seedProducts(n, stock) {
   return ids;
 }
 
+// Admission control (services/gateway/internal/admit): the gateway refuses
+// what the suite cannot serve within its latency target at once, with 503
+// (or 429), Retry-After, and an error whose message starts with this.
+// Nothing of a refused request was done. A 503 relayed from a service says
+// something else (an order's may name the order it kept).
+export const SHED_MESSAGE = 'at capacity';
+
+// The figures of the overload scenarios (stress, spike): what was admitted
+// and how fast, what was refused and how fast, and the accounting of orders
+// that teardown checks against the orders the suite holds.
+export const admission = {
+  admittedOrder: new Trend('admitted_order_duration', true),
+  admittedRead: new Trend('admitted_read_duration', true),
+  refused: new Trend('refused_duration', true),
+  refusals: new Counter('refusals'),
+  serverErrors: new Counter('server_errors'),
+  ordersAccepted: new Counter('orders_accepted'),
+  // +1 for each order a client was told about (201, or a 503 naming the
+  // order kept), -1 for each order the suite lists, settled, at the end:
+  // anything but 0 is an order lost, made twice, or never settled.
+  orderBalance: new Counter('order_balance'),
+  ordersUnsettled: new Counter('orders_unsettled'),
+  ordersListedTwice: new Counter('orders_listed_twice'),
+  rss: new Trend('service_rss_mb'),
+};
+
+// isShed reports whether res is the gateway's refusal for capacity.
+export function isShed(res) {
+  if (res.status < 400) {
+    return false;
+  }
+  try {
+    const e = res.json().error;
+    return typeof e.message === 'string' && e.message.startsWith(SHED_MESSAGE);
+  } catch (_) {
+    return false;
+  }
+}
+
+// observe records res of a kind of request (read, order) as admitted or
+// refused, and checks what a refusal must carry and that nothing else is a
+// 5xx or no answer. It returns whether res was admitted.
+export function observe(res, kind) {
+  if (isShed(res)) {
+    admission.refused.add(res.timings.duration, { kind });
+    admission.refusals.add(1, { kind });
+    check(res, {
+      'a refusal is 503 or 429 with Retry-After': (r) => (r.status === 503 || r.status === 429) && Number(r.headers['Retry-After']) >= 1,
+    });
+    return false;
+  }
+  (kind === 'order' ? admission.admittedOrder : admission.admittedRead).add(res.timings.duration);
+  // Status 0: no answer at all (a timeout, a connection refused).
+  if (!check(res, { 'an answer, and no 5xx but a refusal': (r) => r.status !== 0 && r.status < 500 })) {
+    admission.serverErrors.add(1, { kind, status: String(res.status) });
+  }
+  return true;
+}
+
 // browse reads the catalog and one product.
 export function browse(ids) {
   const list = http.get(`${API}/products`, { tags: { kind: 'read' } });
-  check(list, { 'catalog is 200': (r) => r.status === 200 });
+  if (observe(list, 'read')) {
+    check(list, { 'catalog is 200': (r) => r.status === 200 });
+  }
   const id = ids[Math.floor(Math.random() * ids.length)];
   const one = http.get(`${API}/products/${id}`, { tags: { kind: 'read' } });
-  check(one, { 'product is 200': (r) => r.status === 200 });
+  if (observe(one, 'read')) {
+    check(one, { 'product is 200': (r) => r.status === 200 });
+  }
 }
 
-// order places an order for one unit of a random product and checks it paid.
+// keptOrder matches the 503 of an order that orders stored but could not
+// finish now (it finishes it later): the client was told of that order.
+const keptOrder = /order (ord_[0-9a-f]{24}) is pending/;
+
+// order places an order for one unit of a random product and checks it
+// paid, unless the gateway refused it.
 export function order(token, ids) {
   const id = ids[Math.floor(Math.random() * ids.length)];
   const res = http.post(`${API}/orders`, JSON.stringify({ items: [{ product_id: id, quantity: 1 }] }), authed(token, 'write'));
+  if (!observe(res, 'order')) {
+    return;
+  }
+  if (res.status === 201) {
+    admission.ordersAccepted.add(1);
+    admission.orderBalance.add(1);
+  } else if (res.status === 503 && keptOrder.test(res.body)) {
+    admission.orderBalance.add(1);
+  }
   check(res, {
     'order is 201': (r) => r.status === 201,
     'order is paid': (r) => r.status === 201 && r.json().status === 'paid',
@@ -86,9 +164,12 @@ export function order(token, ids) {
 }
 
 // prepare seeds products with stock for every order a run can place and
-// signs up users, whose tokens the iterations share.
-export function prepare(users) {
-  const ids = seedProducts(5, 1000000);
+// signs up users, whose tokens the iterations share. The orders spread over
+// the products and the users: each product's stock and each user's list of
+// orders is one key written under an ETag, which concurrent orders of one
+// product or one user contend for (docs/performance.md, Hot keys).
+export function prepare(users, products = 10) {
+  const ids = seedProducts(products, 1000000);
   const tokens = [];
   for (let i = 0; i < users; i++) {
     tokens.push(signUp());
@@ -106,4 +187,127 @@ export function journey(data) {
 export function num(name, dflt) {
   const v = __ENV[name];
   return v === undefined || v === '' ? dflt : Number(v);
+}
+
+// settle is the overload scenarios' teardown: it waits (up to SETTLE, 60s by
+// default) until every order of the run's users is confirmed or cancelled,
+// then takes each settled order off order_balance, counts what is still
+// unsettled and any order listed twice. With order_balance's threshold
+// count==0, an order a client was told about that the suite lost, or one
+// it holds that no client was told about (made twice, or kept for a
+// request that was answered as refused), fails the run.
+export function settle(data) {
+  const deadline = Date.now() + durationMs(__ENV.SETTLE || '60s');
+  let lists = [];
+  for (;;) {
+    lists = data.tokens.map(listOrders);
+    const open = lists.flat().filter((o) => o.status !== 'confirmed' && o.status !== 'cancelled').length;
+    if (open === 0 || Date.now() > deadline) {
+      break;
+    }
+    sleep(1);
+  }
+  const seen = {};
+  let settled = 0;
+  let open = 0;
+  let twice = 0;
+  for (const o of lists.flat()) {
+    if (seen[o.id]) {
+      twice++;
+      continue;
+    }
+    seen[o.id] = true;
+    if (o.status === 'confirmed' || o.status === 'cancelled') {
+      settled++;
+    } else {
+      open++;
+    }
+  }
+  admission.orderBalance.add(-settled);
+  admission.ordersUnsettled.add(open);
+  admission.ordersListedTwice.add(twice);
+  console.log(`teardown: the suite lists ${settled} orders settled, ${open} not settled, ${twice} listed twice`);
+}
+
+// listOrders lists one user's orders, asking again while the gateway
+// refuses (the suite is still busy with the run's last requests).
+function listOrders(token) {
+  for (let i = 0; i < 30; i++) {
+    const res = http.get(`${API}/orders`, { headers: { Authorization: `Bearer ${token}` }, tags: { kind: 'teardown' } });
+    if (res.status === 200) {
+      return res.json().orders || [];
+    }
+    sleep(Number(res.headers['Retry-After']) || 1);
+  }
+  fail('listing orders kept failing');
+}
+
+// durationMs reads a duration as k6 writes them: 500ms, 60s, 1m30s, 2h.
+export function durationMs(d) {
+  const parts = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(d) ? d.match(/\d+(?:\.\d+)?(?:ms|s|m|h)/g) : null;
+  if (!parts) {
+    fail(`not a duration: ${d}`);
+  }
+  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000 };
+  return parts.reduce((sum, p) => sum + Number(/[\d.]+/.exec(p)[0]) * unit[/[a-z]+$/.exec(p)[0]], 0);
+}
+
+// METRICS names each service's /metrics (name=url, comma-separated); by
+// default the ports of dapr.yaml, as make run and tools/loadtest.sh start
+// the suite.
+const METRICS = (__ENV.METRICS ||
+  'gateway=http://127.0.0.1:8080/metrics,orders=http://127.0.0.1:8081/metrics,payments=http://127.0.0.1:8082/metrics,' +
+  'users=http://127.0.0.1:8083/metrics,products=http://127.0.0.1:8084/metrics,notifications=http://127.0.0.1:8085/metrics')
+  .split(',').filter((s) => s).map((s) => s.split('='));
+
+const rssLine = /^process_resident_memory_bytes(?:\{[^}]*\})?\s+(\S+)$/m;
+
+// watchMemory is the function of a scenario that reads every service's
+// resident memory (process_resident_memory_bytes) every 2 s into
+// service_rss_mb, tagged with the service, so that a threshold on its max
+// bounds every service's memory over the whole run.
+export function watchMemory() {
+  for (const [service, url] of METRICS) {
+    const res = http.get(url, { tags: { kind: 'probe' }, timeout: '2s' });
+    const m = res.status === 200 ? rssLine.exec(res.body) : null;
+    if (check(m, { "every service's /metrics tells its resident memory": (v) => v !== null })) {
+      admission.rss.add(Number(m[1]) / 1e6, { service });
+    }
+  }
+  sleep(2);
+}
+
+// memoryThresholds bounds the resident memory of every service of METRICS.
+export function memoryThresholds(mb) {
+  const t = {};
+  for (const [service] of METRICS) {
+    t[`service_rss_mb{service:${service}}`] = [`max<${mb}`];
+  }
+  return t;
+}
+
+// overload is what the overload scenarios (stress, spike) assert, at 4
+// times the rate the suite sustains: what is admitted stays fast, what is
+// not is refused at once and says when to come back, no other 5xx, every
+// order a client was told about settled exactly once, and every service's
+// memory bounded. A refusal is no failure of the suite (see
+// expectRefusals), so http_req_failed counts only the rest.
+export const overload = {
+  admitted_order_duration: ['p(99)<250'],
+  admitted_read_duration: ['p(99)<250'],
+  refused_duration: ['p(99)<5'],
+  orders_accepted: ['count>0'],
+  server_errors: ['count==0'],
+  order_balance: ['count==0'],
+  orders_unsettled: ['count==0'],
+  orders_listed_twice: ['count==0'],
+  http_req_failed: ['rate<0.01'],
+  checks: ['rate>0.99'],
+  ...memoryThresholds(num('MAX_RSS_MB', 40)),
+};
+
+// expectRefusals makes k6 take the gateway's refusals (503, 429) as expected
+// answers, not failed requests: observe tells them from a service's 503.
+export function expectRefusals() {
+  http.setResponseCallback(http.expectedStatuses({ min: 200, max: 399 }, 429, 503));
 }

@@ -5,6 +5,7 @@ go 1.24.13
 require (
 	github.com/daprshop/suite/lib v0.0.0
 	github.com/gorilla/mux v1.8.1
+	github.com/prometheus/client_golang v1.20.5
 )
 
 require (
@@ -15,8 +16,8 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.2.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/prometheus/client_golang v1.20.5 // indirect
 	github.com/prometheus/client_model v0.6.1 // indirect
 	github.com/prometheus/common v0.55.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect

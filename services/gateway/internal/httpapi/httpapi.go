@@ -30,6 +30,7 @@ import (
 	"github.com/daprshop/suite/lib/sidecar"
 	"github.com/daprshop/suite/lib/tracecontext"
 	"github.com/daprshop/suite/lib/web"
+	"github.com/daprshop/suite/services/gateway/internal/admit"
 )
 
 // Upstream reaches the services through the sidecar and returns their reply as is.
@@ -64,6 +65,23 @@ type Options struct {
 	// client in X-Forwarded-For; from anyone else that header is the
 	// client's own claim and is ignored. None: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// Admit bounds the requests of each class in flight (internal/admit).
+	Admit Admission
+}
+
+// Admission is the admission control of each class of route: each class
+// has a limit of its own, so that orders (each about 15 reads' worth of
+// work) cannot starve the reads, nor a flood of logins (bcrypt) the orders.
+// A nil limiter admits everything. A request is admitted after its token is
+// verified (a refused token takes no slot) and before anything is
+// forwarded; a refused one is answered 503 with Retry-After at once.
+type Admission struct {
+	// Read: every GET.
+	Read *admit.Limiter
+	// Order: placing and cancelling orders.
+	Order *admit.Limiter
+	// Write: sign-ups, logins and the admins' catalog writes.
+	Write *admit.Limiter
 }
 
 // Routes returns the gateway's handler with every route registered. A route
@@ -76,24 +94,25 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	r.Use(tracecontext.Edge, h.limitBody)
 	api := r.PathPrefix("/api").Subrouter()
 	product, order := "/products/"+id.Product.Var("id"), "/orders/"+id.Order.Var("id")
+	read, place, write := h.admitted(opts.Admit.Read), h.admitted(opts.Admit.Order), h.admitted(opts.Admit.Write)
 
 	// Public.
-	api.HandleFunc("/users", h.forward(opts.Apps.Users, "users")).Methods(http.MethodPost)
-	api.HandleFunc("/login", h.forward(opts.Apps.Users, "login")).Methods(http.MethodPost)
-	api.HandleFunc("/products", h.catalog).Methods(http.MethodGet)
-	api.HandleFunc(product, h.product).Methods(http.MethodGet)
+	api.HandleFunc("/users", write(h.forward(opts.Apps.Users, "users"))).Methods(http.MethodPost)
+	api.HandleFunc("/login", write(h.forward(opts.Apps.Users, "login"))).Methods(http.MethodPost)
+	api.HandleFunc("/products", read(h.catalog)).Methods(http.MethodGet)
+	api.HandleFunc(product, read(h.product)).Methods(http.MethodGet)
 
 	// Signed-in users: every call upstream names the caller in the owner header.
-	api.Handle("/me", h.signedIn(h.me)).Methods(http.MethodGet)
-	api.Handle("/orders", h.signedIn(h.placeOrder)).Methods(http.MethodPost)
-	api.Handle("/orders", h.signedIn(h.own(opts.Apps.Orders, "orders"))).Methods(http.MethodGet)
-	api.Handle(order, h.signedIn(h.ownOrder)).Methods(http.MethodGet)
-	api.Handle(order+"/cancel", h.signedIn(h.cancelOrder)).Methods(http.MethodPost)
-	api.Handle("/notifications", h.signedIn(h.own(opts.Apps.Notifications, "notifications"))).Methods(http.MethodGet)
+	api.Handle("/me", h.signedIn(read(h.me))).Methods(http.MethodGet)
+	api.Handle("/orders", h.signedIn(place(h.placeOrder))).Methods(http.MethodPost)
+	api.Handle("/orders", h.signedIn(read(h.own(opts.Apps.Orders, "orders")))).Methods(http.MethodGet)
+	api.Handle(order, h.signedIn(read(h.ownOrder))).Methods(http.MethodGet)
+	api.Handle(order+"/cancel", h.signedIn(place(h.cancelOrder))).Methods(http.MethodPost)
+	api.Handle("/notifications", h.signedIn(read(h.own(opts.Apps.Notifications, "notifications")))).Methods(http.MethodGet)
 
 	// Admins.
-	api.Handle("/products", h.admin(h.forward(opts.Apps.Products, "products"))).Methods(http.MethodPost)
-	api.Handle(product+"/stock", h.admin(h.restock)).Methods(http.MethodPut)
+	api.Handle("/products", h.admin(write(h.forward(opts.Apps.Products, "products")))).Methods(http.MethodPost)
+	api.Handle(product+"/stock", h.admin(write(h.restock))).Methods(http.MethodPut)
 
 	// Anything else in an ID's place names nothing: said as such, not as an
 	// unknown route, and never forwarded.
@@ -105,6 +124,13 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	web.NoRoute(api, log, m)
 	// Outside the router: its 404s and 405s carry the request ID too.
 	return h.requestID(r)
+}
+
+// admitted returns what puts a handler behind l's admission control.
+func (h *handlers) admitted(l *admit.Limiter) func(http.HandlerFunc) http.HandlerFunc {
+	return func(next http.HandlerFunc) http.HandlerFunc {
+		return l.Handler(h.log, next).ServeHTTP
+	}
 }
 
 // noSuch answers a path whose ID is not one of kind's: 404.

@@ -1,0 +1,235 @@
+// Package admit is the gateway's admission control: for each class of
+// request it bounds how many are in flight through the suite at once, with a
+// limit that adapts to the latency the admitted ones get, and refuses the
+// rest at once.
+//
+// Why at the edge: two cores serve about 50 orders a second (33 ms of CPU
+// each across the services and their sidecars, docs/performance.md). A
+// client asking 200 a second, with nothing bounding the work, had every
+// request wait somewhere (the gateway's heap, orders, the sidecars) until
+// all of them were seconds late and timed out: p50 3.9 s, hundreds of
+// errors, 60 MB held by the gateway. Work admitted beyond what the suite
+// finishes within the latency target only makes every request late; refused
+// at the gateway, the excess costs a fraction of a millisecond, and what is
+// admitted stays fast.
+//
+// Why no queue: a request over the limit is refused, not kept waiting for a
+// slot. Under a sustained overload a queue is always full, so it only adds
+// its length to the latency of what is admitted, and memory to the gateway;
+// a client told 503 with Retry-After at once can go elsewhere or come back.
+//
+// Why adaptive: how many orders the suite can hold in flight within the
+// target depends on the machine, the replicas, the other load (reads, the
+// events every order causes after its reply, the refusals themselves) and
+// the store, so it is measured rather than configured. The limit follows
+// AIMD on latency, as in Netflix's concurrency-limits: after every window of
+// Window completed requests in which a client was refused, a median above
+// Target cuts the limit in proportion to how far over it is (by half at
+// most, to Min at least), and a median within Target raises it by one. The
+// median, not a high percentile: an overload moves every request, while a
+// few slow ones (a restart, a retry, a collection) move only the tail, and
+// must not shrink the limit.
+//
+// A limit nobody reached is never cut: clients that are never refused are
+// a closed group (a test's 16 parallel requests, 50 orders at once), whose
+// latency fewer in flight would not improve, as each would wait its turn
+// anyway. So that an overload does reach the limit soon, a limit
+// nobody reached in a window within the target comes down to twice what was
+// in flight (Burst at least): from a calm rate, a spike meets a limit near
+// what the calm needed and is refused beyond it at once, and the limit
+// grows while the latency allows. Once nothing of the class has been in
+// flight for Idle, the limit is Max again: a client's burst after a quiet
+// spell (50 orders at once) is admitted whole. Not at once: under an
+// overload the last request in flight may end a moment before the next one
+// comes, and the limit must hold then. Requests admitted before a cut tell
+// of the limit before it, and are left out of the windows after it.
+//
+// Classes keep cheap reads from being starved by orders (an order costs
+// the CPU of 7 to 15 reads): each class has its own limit, target and
+// bounds.
+package admit
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Config bounds one class of requests.
+type Config struct {
+	// Target is the median latency the limit aims for: a window of admitted
+	// requests whose median is above it cuts the limit.
+	Target time.Duration
+	// Min is the least the limit falls to: that many requests are always
+	// admitted, whatever the latency.
+	Min int
+	// Burst is the least a limit nobody reached comes down to: from a
+	// calm state, a burst of that many is admitted at once.
+	Burst int
+	// Max is the most the limit rises to, and the limit of an idle class
+	// (see Idle): a burst of that many after a quiet spell is admitted.
+	Max int
+	// Window is how many completed requests make one decision.
+	Window int
+	// Idle is how long nothing of the class must be in flight for the limit
+	// to go back to Max: long enough that a class under a steady overload,
+	// whose last request ends a moment before the next comes, keeps its
+	// limit.
+	Idle time.Duration
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Target <= 0 {
+		errs = append(errs, errors.New("target must be positive"))
+	}
+	if c.Min < 1 {
+		errs = append(errs, errors.New("min must be at least 1"))
+	}
+	if c.Burst < c.Min {
+		errs = append(errs, fmt.Errorf("burst (%d) must be at least min (%d)", c.Burst, c.Min))
+	}
+	if c.Max < c.Burst {
+		errs = append(errs, fmt.Errorf("max (%d) must be at least burst (%d)", c.Max, c.Burst))
+	}
+	if c.Window < 1 {
+		errs = append(errs, errors.New("window must be at least 1"))
+	}
+	if c.Idle < 0 {
+		errs = append(errs, errors.New("idle must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Limiter admits the requests of one class while fewer than its limit are in
+// flight. It is safe for concurrent use.
+type Limiter struct {
+	cfg Config
+	now func() time.Time
+
+	mu       sync.Mutex
+	limit    float64
+	inFlight int
+	// The current window: latencies of completed requests, the most in
+	// flight at once, and whether any arrival found the limit reached.
+	samples []time.Duration
+	peak    int
+	reached bool
+	// cutAt is when the limit was last cut: requests admitted before it
+	// tell of the limit before, and are left out of the windows after.
+	cutAt time.Time
+	// idleSince is when the last request in flight ended.
+	idleSince time.Time
+	// Totals, for metrics.
+	admitted, shed uint64
+}
+
+// New returns a limiter for cfg, at its Max; now is the clock (time.Now).
+func New(cfg Config, now func() time.Time) (*Limiter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max), samples: make([]time.Duration, 0, cfg.Window)}, nil
+}
+
+// Ticket is one admitted request; Done must be called once it is over.
+type Ticket struct {
+	l     *Limiter
+	start time.Time
+}
+
+// Acquire admits a request if fewer than the limit are in flight. It never
+// waits: false means refused.
+func (l *Limiter) Acquire() (Ticket, bool) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inFlight == 0 && now.Sub(l.idleSince) >= l.cfg.Idle {
+		// Nothing of the class was in flight for a while: whatever
+		// overload cut the limit has drained.
+		l.limit = float64(l.cfg.Max)
+	}
+	if l.inFlight >= int(l.limit) {
+		l.shed++
+		l.reached = true
+		return Ticket{}, false
+	}
+	l.inFlight++
+	l.admitted++
+	l.peak = max(l.peak, l.inFlight)
+	return Ticket{l: l, start: now}, true
+}
+
+// Done records that the request is over, and its latency.
+func (t Ticket) Done() {
+	l := t.l
+	if l == nil {
+		return
+	}
+	end := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFlight--
+	if !t.start.Before(l.cutAt) {
+		l.samples = append(l.samples, end.Sub(t.start))
+		if len(l.samples) >= l.cfg.Window {
+			l.decide(end)
+		}
+	}
+	if l.inFlight == 0 {
+		l.idleSince = end
+	}
+}
+
+// decide closes the window. With a client refused in it (the limit
+// reached): a median over the target cuts the limit in proportion to how far
+// over (by half at most, to Min at least), one within raises it by one.
+// Without a refusal: a median within the target brings the limit down to
+// twice what was in flight at most (Burst at least); one over it changes
+// nothing, as clients that are never refused are a closed group, whose
+// latency fewer in flight would not improve.
+func (l *Limiter) decide(now time.Time) {
+	slices.Sort(l.samples)
+	median := l.samples[len(l.samples)/2]
+	over := median > l.cfg.Target
+	f := max(0.5, math.Min(0.9, float64(l.cfg.Target)/float64(median)))
+	switch {
+	case over && l.reached:
+		l.cut(l.limit*f, now)
+	case l.reached:
+		l.limit = math.Min(float64(l.cfg.Max), l.limit+1)
+	case !over:
+		l.limit = math.Min(l.limit, math.Max(float64(l.cfg.Burst), float64(2*l.peak)))
+	}
+	l.samples = l.samples[:0]
+	l.peak = l.inFlight
+	l.reached = false
+}
+
+// cut lowers the limit to to (Min at least); requests admitted before now
+// are left out of the windows from here on.
+func (l *Limiter) cut(to float64, now time.Time) {
+	l.limit = math.Max(float64(l.cfg.Min), math.Min(l.limit, math.Floor(to)))
+	l.cutAt = now
+}
+
+// State is a limiter's figures at one moment.
+type State struct {
+	// Limit is how many may be in flight at once now.
+	Limit int
+	// InFlight is how many are.
+	InFlight int
+	// Admitted and Shed count the requests admitted and refused so far.
+	Admitted, Shed uint64
+}
+
+// State returns the limiter's figures now.
+func (l *Limiter) State() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return State{Limit: int(l.limit), InFlight: l.inFlight, Admitted: l.admitted, Shed: l.shed}
+}

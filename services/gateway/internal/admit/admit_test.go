@@ -1,0 +1,349 @@
+package admit_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/daprshop/suite/lib/lease/leasetest"
+	"github.com/daprshop/suite/lib/web"
+	"github.com/daprshop/suite/services/gateway/internal/admit"
+)
+
+const (
+	target = 100 * time.Millisecond
+	idle   = 250 * time.Millisecond
+)
+
+func newLimiter(t *testing.T, min, max, window int) (*admit.Limiter, *leasetest.Clock) {
+	t.Helper()
+	clock := leasetest.NewClock()
+	l, err := admit.New(admit.Config{Target: target, Min: min, Burst: min, Max: max, Window: window, Idle: idle}, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, clock
+}
+
+// fill admits n requests, failing if any is refused.
+func fill(t *testing.T, l *admit.Limiter, n int) []admit.Ticket {
+	t.Helper()
+	var ts []admit.Ticket
+	for i := range n {
+		tk, ok := l.Acquire()
+		if !ok {
+			t.Fatalf("request %d of %d refused: %+v", i+1, n, l.State())
+		}
+		ts = append(ts, tk)
+	}
+	return ts
+}
+
+// finish ends tickets after took each (one after another on the clock).
+func finish(clock *leasetest.Clock, took time.Duration, ts ...admit.Ticket) {
+	clock.Add(took)
+	for _, tk := range ts {
+		tk.Done()
+	}
+}
+
+func wantLimit(t *testing.T, l *admit.Limiter, want int, when string) {
+	t.Helper()
+	if got := l.State().Limit; got != want {
+		t.Fatalf("%s: limit %d, want %d (%+v)", when, got, want, l.State())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := admit.Config{Target: time.Millisecond, Min: 1, Burst: 1, Max: 1, Window: 1}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("%+v: %v", good, err)
+	}
+	for name, c := range map[string]admit.Config{
+		"no target":   {Min: 1, Max: 1, Window: 1},
+		"min 0":       {Target: time.Second, Min: 0, Max: 1, Window: 1},
+		"max < min":   {Target: time.Second, Min: 4, Max: 3, Window: 1},
+		"no window":   {Target: time.Second, Min: 1, Max: 1},
+		"all at once": {},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: %+v accepted", name, c)
+		}
+		if _, err := admit.New(c, time.Now); err == nil {
+			t.Errorf("%s: New accepted %+v", name, c)
+		}
+	}
+}
+
+// TestRefusesAtOnceOverTheLimit: a new limiter admits Max, refuses the next
+// without waiting, and admits again once one is done.
+func TestRefusesAtOnceOverTheLimit(t *testing.T) {
+	l, clock := newLimiter(t, 1, 3, 100)
+	ts := fill(t, l, 3)
+	if _, ok := l.Acquire(); ok {
+		t.Fatal("a 4th request admitted with a limit of 3")
+	}
+	if s := l.State(); s.Admitted != 3 || s.Shed != 1 || s.InFlight != 3 || s.Limit != 3 {
+		t.Fatalf("state %+v", s)
+	}
+	finish(clock, time.Millisecond, ts[0])
+	tk, ok := l.Acquire()
+	if !ok {
+		t.Fatal("refused after one was done")
+	}
+	finish(clock, time.Millisecond, tk, ts[1], ts[2])
+	if s := l.State(); s.InFlight != 0 || s.Admitted != 4 {
+		t.Fatalf("state after all done %+v", s)
+	}
+}
+
+// round admits n more requests and ends them after took each.
+func round(t *testing.T, l *admit.Limiter, clock *leasetest.Clock, n int, took time.Duration) {
+	t.Helper()
+	finish(clock, took, fill(t, l, n)...)
+}
+
+// refuse asks for one more request, which must be refused: a client met
+// the limit.
+func refuse(t *testing.T, l *admit.Limiter) {
+	t.Helper()
+	if _, ok := l.Acquire(); ok {
+		t.Fatalf("admitted over the limit: %+v", l.State())
+	}
+}
+
+// full is round with the limit reached: n more fill it, and one is refused.
+func full(t *testing.T, l *admit.Limiter, clock *leasetest.Clock, n int, took time.Duration) {
+	t.Helper()
+	ts := fill(t, l, n)
+	refuse(t, l)
+	finish(clock, took, ts...)
+}
+
+// TestLimitShrinksWhenLatencyExceedsTarget: at the limit, a window whose
+// median is twice the target halves it; the requests admitted before the
+// cut do not cut it again; a median far over the target cuts by half at
+// most; the limit never falls below Min.
+func TestLimitShrinksWhenLatencyExceedsTarget(t *testing.T) {
+	l, clock := newLimiter(t, 3, 20, 4)
+	old := fill(t, l, 20)
+	refuse(t, l)
+	finish(clock, 2*target, old[:4]...)
+	wantLimit(t, l, 10, "after a window at twice the target")
+	refuse(t, l) // 16 in flight
+	// Admitted before the cut: they tell of the old limit.
+	finish(clock, 5*target, old[4:12]...)
+	wantLimit(t, l, 10, "after 8 requests admitted before the cut")
+	old = old[12:] // 8 in flight from before: room for 2
+	full(t, l, clock, 2, 10*target)
+	full(t, l, clock, 2, 10*target)
+	wantLimit(t, l, 5, "after a window at 10 times the target")
+	finish(clock, 0, old[:4]...) // 4 left: room for 1 at a time
+	for range 4 {
+		full(t, l, clock, 1, 10*target)
+	}
+	wantLimit(t, l, 3, "at the floor")
+	finish(clock, 0, old[4:6]...) // 2 left: room for 1 at a time
+	for range 8 {
+		full(t, l, clock, 1, 10*target)
+	}
+	wantLimit(t, l, 3, "still at the floor")
+	finish(clock, 0, old[6:]...)
+}
+
+// TestLimitGrowsBack: after a cut, windows within the target at the limit
+// raise it by one each, up to Max and no further; a window within the
+// target that did not reach the limit does not raise it.
+func TestLimitGrowsBack(t *testing.T) {
+	l, clock := newLimiter(t, 1, 10, 4)
+	old := fill(t, l, 10)
+	refuse(t, l)
+	finish(clock, 3*target, old[:4]...)
+	wantLimit(t, l, 5, "after the cut")
+	hold := old[4:8] // 4 stay in flight throughout: the class is never idle
+	finish(clock, 0, old[8:]...)
+	for range 4 { // a window of 4, each at the limit of 5, one refused
+		full(t, l, clock, 1, target/10)
+	}
+	wantLimit(t, l, 6, "after one window at the limit within the target")
+	// Below the limit: 1 of 2 free slots used, none refused.
+	for range 4 {
+		round(t, l, clock, 1, target/10)
+	}
+	wantLimit(t, l, 6, "after a window that did not reach the limit")
+	for range 100 {
+		full(t, l, clock, l.State().Limit-l.State().InFlight, target/10)
+	}
+	wantLimit(t, l, 10, "after many windows at the limit within the target")
+	finish(clock, 0, hold...)
+}
+
+// TestIdleClassGoesBackToMax: once nothing of the class has been in flight
+// for Idle, the limit is Max again, whatever cut it; a class whose last
+// request ended a moment before the next came keeps its limit.
+func TestIdleClassGoesBackToMax(t *testing.T) {
+	l, clock := newLimiter(t, 1, 8, 2)
+	old := fill(t, l, 8)
+	refuse(t, l)
+	finish(clock, 10*target, old[:2]...)
+	wantLimit(t, l, 4, "after the cut")
+	finish(clock, 10*target, old[2:7]...)
+	wantLimit(t, l, 4, "with one still in flight")
+	finish(clock, 0, old[7])
+	clock.Add(idle - time.Millisecond)
+	ts := fill(t, l, 4)
+	if _, ok := l.Acquire(); ok {
+		t.Fatalf("a 5th request admitted after %s idle: %+v", idle-time.Millisecond, l.State())
+	}
+	finish(clock, 0, ts...)
+	clock.Add(idle)
+	fill(t, l, 8)
+	wantLimit(t, l, 8, "after a request came with none in flight for "+idle.String())
+}
+
+// TestUnreachedLimit: a limit nobody reached is not cut for a slow median
+// (a closed group of clients, none refused), and comes down to twice what
+// was in flight, Burst at least, after a window within the target.
+func TestUnreachedLimit(t *testing.T) {
+	clock := leasetest.NewClock()
+	l, err := admit.New(admit.Config{Target: target, Min: 1, Burst: 6, Max: 40, Window: 4, Idle: idle}, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := fill(t, l, 1) // never idle
+	ts := fill(t, l, 16)
+	finish(clock, 5*target, ts[:4]...)
+	wantLimit(t, l, 40, "after a window at 5 times the target, 17 in flight, none refused")
+	finish(clock, 0, ts[4:]...) // three more such windows
+	wantLimit(t, l, 40, "after four such windows")
+	round(t, l, clock, 4, target/2) // 5 in flight at most
+	wantLimit(t, l, 10, "after a window within the target with 5 in flight")
+	round(t, l, clock, 1, target/2)
+	round(t, l, clock, 1, target/2)
+	round(t, l, clock, 1, target/2)
+	round(t, l, clock, 1, target/2) // 2 in flight at most
+	wantLimit(t, l, 6, "after a window within the target with 2 in flight (Burst 6)")
+	round(t, l, clock, 4, 10*target) // 5 in flight, 10 times the target
+	wantLimit(t, l, 6, "after a window at 10 times the target with 5 in flight, none refused")
+	finish(clock, 0, hold...)
+}
+
+// TestOneSlowRequestDoesNotCut: the decision reads the median, so a window
+// with one request 50 times the target and the others fast keeps the limit.
+func TestOneSlowRequestDoesNotCut(t *testing.T) {
+	l, clock := newLimiter(t, 1, 10, 5)
+	ts := fill(t, l, 10)
+	finish(clock, target/10, ts[:4]...)
+	finish(clock, 50*target, ts[4])
+	wantLimit(t, l, 10, "after one slow request among five")
+	finish(clock, 0, ts[5:]...)
+}
+
+// slow is a handler that holds its request until release is closed.
+type slow struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s slow) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	s.started <- struct{}{}
+	<-s.release
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// TestHandlerRefusesAtOnceWithRetryAfter: over the limit, a request is
+// answered at once (the one in flight is still held) with 503, Retry-After
+// and the error model, and next never sees it.
+func TestHandlerRefusesAtOnceWithRetryAfter(t *testing.T) {
+	l, _ := newLimiter(t, 1, 1, 10)
+	h := slow{started: make(chan struct{}, 1), release: make(chan struct{})}
+	srv := l.Handler(slog.New(slog.DiscardHandler), h)
+	first := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("POST", "/api/orders", nil))
+		first <- w.Code
+	}()
+	<-h.started
+	refused := make(chan *httptest.ResponseRecorder)
+	go func() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("POST", "/api/orders", strings.NewReader(`{}`)))
+		refused <- w
+	}()
+	var w *httptest.ResponseRecorder
+	select {
+	case w = <-refused:
+	case <-h.started:
+		t.Fatal("the second request reached the handler with a limit of 1")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second request waited instead of being refused")
+	}
+	close(h.release)
+	if code := <-first; code != http.StatusNoContent {
+		t.Fatalf("the admitted request got %d", code)
+	}
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" ||
+		!strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		t.Fatalf("refusal: %d Retry-After %q Content-Type %q", w.Code, w.Header().Get("Retry-After"), w.Header().Get("Content-Type"))
+	}
+	var body web.ErrorBody
+	dec := json.NewDecoder(w.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Error.Code != "unavailable" || body.Error.Message != admit.ShedMessage {
+		t.Fatalf("refusal body: %v %+v", err, body)
+	}
+	if s := l.State(); s.Admitted != 1 || s.Shed != 1 || s.InFlight != 0 {
+		t.Fatalf("state %+v", s)
+	}
+}
+
+func TestNilLimiterAdmitsEverything(t *testing.T) {
+	var l *admit.Limiter
+	called := 0
+	h := l.Handler(slog.New(slog.DiscardHandler), http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called++ }))
+	for range 3 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}
+	if called != 3 {
+		t.Fatalf("next called %d times, want 3", called)
+	}
+}
+
+func TestCollector(t *testing.T) {
+	order, clock := newLimiter(t, 1, 2, 10)
+	read, _ := newLimiter(t, 1, 5, 10)
+	ts := fill(t, order, 2)
+	order.Acquire()
+	order.Acquire()
+	finish(clock, time.Millisecond, ts[0])
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(admit.Collector(map[string]*admit.Limiter{"order": order, "read": read}))
+	want := `
+# HELP admission_in_flight How many admitted requests of the class are in flight now.
+# TYPE admission_in_flight gauge
+admission_in_flight{class="order"} 1
+admission_in_flight{class="read"} 0
+# HELP admission_limit How many requests of the class may be in flight through the suite now (the adaptive limit).
+# TYPE admission_limit gauge
+admission_limit{class="order"} 2
+admission_limit{class="read"} 5
+# HELP admission_requests_total Requests the gateway's admission control admitted or refused at once (shed), by class (read, order, write).
+# TYPE admission_requests_total counter
+admission_requests_total{class="order",outcome="admitted"} 2
+admission_requests_total{class="order",outcome="shed"} 2
+admission_requests_total{class="read",outcome="admitted"} 0
+admission_requests_total{class="read",outcome="shed"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	finish(clock, 0, ts[1])
+}
