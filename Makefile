@@ -100,10 +100,10 @@ test-e2e: ## integration tests on both profiles (real daprd sidecars, Redis, the
 
 SCENARIO ?= load
 
-loadtest: tools build ## run loadtest/<SCENARIO>.js with k6 (default: load, 50/s for 30s; starts the suite if needed); DURATION=... RATE=... PROFILE=...
+loadtest: tools build ## run loadtest/<SCENARIO>.js with k6 (default: load, 30/s for 30s; starts the suite if needed); DURATION=... RATE=... PROFILE=...
 	@PROFILE=$(PROFILE) bash tools/loadtest.sh $(SCENARIO)
 
-bench: tools build ## the sidecar floor (0, 1, 2 daprd hops) and the suite's endpoints at BENCH_RATE/s (starts the suite if needed)
+bench: tools build ## the sidecar floor, each sidecar operation's cost, a stream of orders (BENCH_STREAM_RATE, BENCH_STREAM_DURATION) and the overload (BENCH_RATE); PROFILE=kafka-postgres; starts the suite if needed
 	@PROFILE=$(PROFILE) BENCH_RATE=$(BENCH_RATE) BENCH_DURATION=$(BENCH_DURATION) bash tools/loadtest.sh bench
 
 BENCH_RATE ?= 200

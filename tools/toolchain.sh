@@ -166,7 +166,7 @@ apt_install() {
 # rules in the integration tests and in `make observe`.
 install_prometheus() {
   if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
-    say "prometheus already installed ($(prometheus --version 2>&1 | head -1))"
+    say "prometheus already installed ($(prometheus --version 2>&1 | sed -n 1p))"
     return
   fi
   if apt_install prometheus "prometheus"; then
@@ -237,7 +237,7 @@ build_cli() {
 build_kube() {
   local have=""
   if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kubectl" ]]; then
-    have="$("$BIN/kube-apiserver" --version 2>/dev/null) / $("$BIN/kubectl" version --client 2>/dev/null | head -1)"
+    have="$("$BIN/kube-apiserver" --version 2>/dev/null) / $("$BIN/kubectl" version --client 2>/dev/null | sed -n 1p)"
   fi
   if [[ "$have" == "Kubernetes v$KUBE_VERSION / Client Version: v$KUBE_VERSION" ]]; then
     say "kube-apiserver and kubectl $KUBE_VERSION already built ($BIN)"
@@ -259,7 +259,7 @@ build_kube() {
 # install, otherwise it says how.
 install_etcd() {
   if command -v etcd >/dev/null; then
-    say "etcd already installed ($(etcd --version 2>/dev/null | head -1))"
+    say "etcd already installed ($(etcd --version 2>/dev/null | sed -n 1p))"
     return
   fi
   apt_install etcd-server "etcd (the Kubernetes API server's store in make test)" || die "etcd is needed by make test (the manifests are applied to a real API server): install it with

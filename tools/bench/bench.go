@@ -1,17 +1,24 @@
 // Package bench measures latency and throughput at a fixed arrival rate, the
 // way the suite's performance report needs them: the same generator for the
-// sidecar floor (a no-op app behind zero, one and two daprd hops) and for the
-// suite's endpoints, so every figure can be read as a ratio to the floor of
-// the same run on the same machine.
+// sidecar floor (a no-op app behind zero, one and two daprd hops, with the
+// CPU its sidecars spend per call) and for the suite's endpoints, so every
+// figure can be read as a ratio to the floor of the same run on the same
+// machine. It also reads what the figures are made of: each daprd's
+// Prometheus counters (operations by kind, deliveries by topic, CPU) and
+// the records of the pub/sub's topics at the broker (Redis streams, Kafka
+// topics), and runs a Kafka broker whose topics get a chosen number of
+// partitions.
 package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,23 +27,34 @@ import (
 
 // Result is what one measurement gave.
 type Result struct {
-	Name       string  `json:"name"`
-	Rate       int     `json:"rate"`       // requests/s asked
-	Sent       int     `json:"sent"`       // requests sent
-	Errors     int     `json:"errors"`     // transport errors and unexpected statuses
-	Dropped    int     `json:"dropped"`    // not sent: too many in flight
-	Throughput float64 `json:"throughput"` // successful requests/s
-	P50        float64 `json:"p50_ms"`     // latency percentiles of successful requests, ms
-	P90        float64 `json:"p90_ms"`
-	P99        float64 `json:"p99_ms"`
-	Note       string  `json:"note,omitempty"`
+	Name    string `json:"name"`
+	Rate    int    `json:"rate"`    // requests/s asked
+	Sent    int    `json:"sent"`    // requests sent
+	Errors  int    `json:"errors"`  // transport errors and unexpected statuses
+	Dropped int    `json:"dropped"` // not sent: too many in flight
+	Done    int    `json:"done"`    // successful requests
+	// Failures counts the errors by kind: the status of an unexpected
+	// reply, "timeout" or "transport" for none.
+	Failures   map[string]int `json:"failures,omitempty"`
+	Throughput float64        `json:"throughput"` // successful requests/s
+	P50        float64        `json:"p50_ms"`     // latency percentiles of successful requests, ms
+	P90        float64        `json:"p90_ms"`
+	P99        float64        `json:"p99_ms"`
+	// CPU is the CPU time the measured processes spent per successful
+	// request, in ms, where the measurement reads it (the floor's two
+	// sidecars for two hops); 0 where it does not.
+	CPU  float64 `json:"cpu_ms_per_request,omitempty"`
+	Note string  `json:"note,omitempty"`
 }
 
 // Request is one call of a measurement: it builds the request for the i-th
-// call and names the status that counts as success.
+// call and names the status that counts as success. Reply, if set, is
+// called (from the request's goroutine) with every reply of that status,
+// its body and the time it arrived.
 type Request struct {
-	Make func(i int) (*http.Request, error)
-	Want int
+	Make  func(i int) (*http.Request, error)
+	Want  int
+	Reply func(i int, body []byte, at time.Time)
 }
 
 // MaxInFlight bounds the requests a measurement keeps open; beyond it,
@@ -67,6 +85,15 @@ func Measure(ctx context.Context, name string, rate int, d time.Duration, r Requ
 		inflight  atomic.Int64
 		wg        sync.WaitGroup
 	)
+	fail := func(kind string) {
+		errs.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		if res.Failures == nil {
+			res.Failures = map[string]int{}
+		}
+		res.Failures[kind]++
+	}
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	deadline := start.Add(d)
@@ -89,7 +116,7 @@ func Measure(ctx context.Context, name string, rate int, d time.Duration, r Requ
 		}
 		req, err := r.Make(i)
 		if err != nil {
-			errs.Add(1)
+			fail("request")
 			continue
 		}
 		res.Sent++
@@ -101,15 +128,33 @@ func Measure(ctx context.Context, name string, rate int, d time.Duration, r Requ
 			t0 := time.Now()
 			resp, err := Client.Do(req.WithContext(ctx))
 			if err != nil {
-				errs.Add(1)
+				var nerr net.Error
+				if errors.As(err, &nerr) && nerr.Timeout() {
+					fail("timeout")
+				} else {
+					fail("transport")
+				}
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			var body []byte
+			if r.Reply != nil && resp.StatusCode == r.Want {
+				body, err = io.ReadAll(resp.Body)
+			} else {
+				_, err = io.Copy(io.Discard, resp.Body)
+			}
 			resp.Body.Close()
-			took := time.Since(t0)
+			at := time.Now()
+			took := at.Sub(t0)
 			if resp.StatusCode != r.Want {
-				errs.Add(1)
+				fail(strconv.Itoa(resp.StatusCode))
 				return
+			}
+			if err != nil {
+				fail("transport")
+				return
+			}
+			if r.Reply != nil {
+				r.Reply(i, body, at)
 			}
 			mu.Lock()
 			latencies = append(latencies, took)
@@ -118,7 +163,10 @@ func Measure(ctx context.Context, name string, rate int, d time.Duration, r Requ
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
 	res.Errors = int(errs.Load())
+	res.Done = len(latencies)
 	res.Throughput = float64(len(latencies)) / elapsed.Seconds()
 	res.P50, res.P90, res.P99 = Percentile(latencies, 50), Percentile(latencies, 90), Percentile(latencies, 99)
 	return res

@@ -64,15 +64,40 @@ func StartFloor(ctx context.Context, daprd, sentry string, out io.Writer) (*Floo
 
 // Measure measures GET /ping directly, through the app's own daprd (one
 // hop) and from the other daprd (two hops: the way one service invokes
-// another), each at rate for d.
+// another), each at rate for d. twoHops.CPU is the CPU the two sidecars
+// spent per request of the two-hop measurement (their
+// process_cpu_seconds_total before and after; the no-op handler runs in
+// this process, beside the generator, and is not counted): the floor of a
+// call from one service to another, in CPU.
 func (f *Floor) Measure(ctx context.Context, rate int, d time.Duration) (direct, oneHop, twoHops Result) {
 	app, caller := f.run.App(floorApp), f.run.App(floorCaller)
 	direct = Measure(ctx, "floor: no-op app, direct", rate, d, Get(fmt.Sprintf("http://127.0.0.1:%d/ping", app.AppPort), nil))
 	oneHop = Measure(ctx, "floor: no-op app, 1 sidecar hop", rate, d,
 		Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/ping", app.DaprHTTPPort, floorApp), http.Header{"Dapr-Api-Token": {app.APIToken}}))
+	before, errBefore := f.sidecarCPU(ctx)
 	twoHops = Measure(ctx, "floor: no-op app, 2 sidecar hops", rate, d,
 		Get(fmt.Sprintf("http://127.0.0.1:%d/v1.0/invoke/%s/method/ping", caller.DaprHTTPPort, floorApp), http.Header{"Dapr-Api-Token": {caller.APIToken}}))
+	after, errAfter := f.sidecarCPU(ctx)
+	if errBefore == nil && errAfter == nil && twoHops.Done > 0 {
+		twoHops.CPU = (after - before) * 1000 / float64(twoHops.Done)
+	}
 	return direct, oneHop, twoHops
+}
+
+// sidecarCPU is the CPU seconds both sidecars of the floor have spent.
+func (f *Floor) sidecarCPU(ctx context.Context) (float64, error) {
+	total := 0.0
+	for _, id := range []string{floorApp, floorCaller} {
+		ss, err := Scrape(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", f.run.App(id).MetricsPort))
+		if err != nil {
+			return 0, err
+		}
+		if !ss.Has(MetricCPU) {
+			return 0, fmt.Errorf("%s's daprd has no %s", id, MetricCPU)
+		}
+		total += ss.Sum(MetricCPU, nil)
+	}
+	return total, nil
 }
 
 // Stop stops the sidecars and the no-op apps.

@@ -1,10 +1,19 @@
 // Command bench measures the sidecar floor and the suite in one run on one
 // machine: a no-op app directly, behind one daprd and behind two (the way one
-// service invokes another), then, when the suite answers on -gateway, each
-// read endpoint and the order journey through the gateway, all at the same
-// arrival rate. It prints a Markdown report with every figure's ratio to the
-// two-hop floor and the resident memory of every service and sidecar, and
-// writes it with the raw figures (JSON) into -out.
+// service invokes another), with the CPU the two sidecars spend per call;
+// then, when the suite answers on -gateway, placed-to-confirmed for orders
+// one after another, each read endpoint at -rate, a sustained stream of
+// orders at -stream-rate (the order's latency, CPU and sidecar operations
+// per order per process, the events each subscriber got per topic and
+// second and how far each trailed the stream, placed-to-confirmed under that
+// load) and last the order journey at -rate, which overloads two cores. It
+// prints a Markdown report with every figure's ratio to the two-hop floor
+// and writes it with the raw figures (JSON) into -out.
+//
+// "bench kafka -port 9092" runs a Kafka broker for the kafka-postgres
+// profile whose topics get the partitions the Kubernetes deployment
+// declares (k8s/kafka/topics.yaml; -partitions n: n for every topic);
+// tools/loadtest.sh starts it before the suite.
 package main
 
 import (
@@ -15,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +32,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,31 +47,101 @@ type options struct {
 	daprd, sentry, gateway, runFile, secrets, adminEmail, out, pprof string
 	rate                                                             int
 	duration                                                         time.Duration
+	// profile names the components the suite runs with (the report says
+	// it); resources is their directory (the pub/sub's topics); redis and
+	// kafka are the pub/sub's broker, whose topics' records are counted
+	// ("" for none).
+	profile, resources, redis, kafka string
+	// k8sTopics is the Kubernetes deployment's KafkaTopics, whose
+	// partitions the report sets beside the broker's.
+	k8sTopics string
+	// The sustained stream of orders: its rate and length, the customers
+	// placing them (0: enough that no customer's notification list
+	// overflows), how often the subscribers' sidecars are read once it
+	// stops, for how long nothing must change for the events to count as
+	// settled, and how long to wait for that at most.
+	streamRate, customers                         int
+	streamDuration, sampleEvery, quiet, settleMax time.Duration
+	confirmOrders                                 int
+	// redisServer is the redis-server binary of the operations floor ("":
+	// the operations floor is skipped).
+	redisServer string
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "kafka" {
+		if err := runKafka(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench kafka:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.daprd, "daprd", "../.bin/daprd", "the daprd binary for the floor")
 	flag.StringVar(&o.sentry, "sentry", "../.bin/sentry", "Dapr's sentry binary: the floor's sidecars use mTLS, as the suite's do")
-	flag.IntVar(&o.rate, "rate", 200, "arrivals per second of every measurement")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of every measurement")
+	flag.StringVar(&o.redisServer, "redis-server", bench.OpsRedisServer, "redis-server for the floor of each kind of operation (a private instance on a free port; empty: skip it)")
+	flag.IntVar(&o.rate, "rate", 200, "arrivals per second of the floor, the reads and the last order journey")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of those measurements")
+	flag.IntVar(&o.streamRate, "stream-rate", 40, "orders per second of the sustained stream (about what two cores sustain)")
+	flag.DurationVar(&o.streamDuration, "stream-duration", 60*time.Second, "length of the sustained stream")
+	flag.IntVar(&o.customers, "customers", 0, "customers placing the orders (0: enough that no one's notifications overflow their list)")
+	flag.IntVar(&o.confirmOrders, "confirm-orders", 50, "orders placed one after another for placed-to-confirmed below saturation")
+	flag.DurationVar(&o.sampleEvery, "sample-every", 250*time.Millisecond, "how often the subscribers' sidecars are read after the stream")
+	flag.DurationVar(&o.quiet, "quiet", 3*time.Second, "events count as settled when no count changed for this long")
+	flag.DurationVar(&o.settleMax, "settle-max", 45*time.Second, "the longest wait for the events to settle after the stream")
+	flag.StringVar(&o.profile, "profile", "redis", "the components' profile the suite runs with (reported)")
+	flag.StringVar(&o.resources, "resources", "", "the profile's components directory (default ../components/<profile>): the pub/sub's topics")
+	flag.StringVar(&o.redis, "redis", "", "the redis profile's pub/sub Redis (host:port): its topics' records are counted")
+	flag.StringVar(&o.kafka, "kafka", "", "the kafka-postgres profile's broker (host:port): its topics' partitions and records are read")
+	flag.StringVar(&o.k8sTopics, "k8s-topics", "../k8s/kafka/topics.yaml", "the Kubernetes deployment's KafkaTopics: their partitions beside the broker's")
 	flag.StringVar(&o.gateway, "gateway", "http://127.0.0.1:8080", "the suite's gateway; the suite part is skipped when it does not answer")
-	flag.StringVar(&o.runFile, "f", "../dapr.yaml", "the run file, for the ports of the services and sidecars (memory)")
+	flag.StringVar(&o.runFile, "f", "../dapr.yaml", "the run file, for the ports of the services and sidecars (memory, CPU, operations)")
 	flag.StringVar(&o.secrets, "secrets", "../components/local-secrets.json", "the secrets file the suite runs with (admin password)")
 	flag.StringVar(&o.adminEmail, "admin-email", "admin@daprshop.local", "the suite's admin account")
 	flag.StringVar(&o.out, "out", "../loadtest/results", "directory for bench.md and bench.json")
-	flag.StringVar(&o.pprof, "pprof", "", "app=host:port,...: CPU-profile these apps (started with PPROF_ADDR) during the order journey")
+	flag.StringVar(&o.pprof, "pprof", "", "app=host:port,...: CPU-profile these apps (started with PPROF_ADDR) during the last order journey")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: bench [flags]\n\nMeasures the sidecar floor and the suite at one arrival rate (make bench).\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: bench [flags]\n       bench kafka [-port 9092] [-manifest ../k8s/kafka/topics.yaml] [-partitions n]\n\nMeasures the sidecar floor and the suite (make bench).\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if o.resources == "" {
+		o.resources = filepath.Join("..", "components", o.profile)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// report is everything one run measured; bench.json is it as JSON.
+type report struct {
+	Measured time.Time      `json:"measured"`
+	Profile  string         `json:"profile"`
+	Rate     int            `json:"rate"`
+	Duration string         `json:"duration"`
+	Results  []bench.Result `json:"results"`
+	// Floor is the two-hop floor (also in Results), FloorCPU its sidecars'
+	// CPU per call, ms.
+	Floor    bench.Result `json:"-"`
+	FloorCPU float64      `json:"floor_cpu_ms_per_call"`
+	Direct   bench.Result `json:"-"`
+	OneHop   bench.Result `json:"-"`
+	// OpCosts is the daprd CPU per operation of each kind an order is made
+	// of (the operations floor); OpsSkipped says why it is missing.
+	OpCosts    []bench.OpCost `json:"daprd_cpu_per_operation,omitempty"`
+	OpsSkipped string         `json:"ops_floor_skipped,omitempty"`
+	// Confirmed is placed-to-confirmed for orders one after another, the
+	// order read until confirmed; ConfirmedNotified the same orders to
+	// order.confirmed reaching notifications.
+	Confirmed         *confirmFigures `json:"placed_to_confirmed_ms,omitempty"`
+	ConfirmedNotified *latency        `json:"placed_to_notified_sequential_ms,omitempty"`
+	Stream            *streamFigures  `json:"stream,omitempty"`
+	Memory            []memoryFigure  `json:"memory_mb"`
+	Profiles          []profile       `json:"-"`
+	Cores             int             `json:"cores"`
 }
 
 func run(ctx context.Context, o options) error {
@@ -87,85 +168,164 @@ func run(ctx context.Context, o options) error {
 	say("floor: %d/s for %s each: direct, 1 hop, 2 hops", o.rate, o.duration)
 	direct, one, two := floor.Measure(ctx, o.rate, o.duration)
 	floor.Stop()
-	results := []bench.Result{direct, one, two}
-
-	var (
-		profiles  []profile
-		cpu       []cpuFigure
-		sustained []memoryFigure // after the journey below saturation
-	)
-	var confirmed *confirmFigures
-	suite, s, err := suiteRequests(o)
-	switch {
+	rep := &report{Measured: time.Now().UTC(), Profile: o.profile, Rate: o.rate, Duration: o.duration.String(),
+		Results: []bench.Result{direct, one, two}, Direct: direct, OneHop: one, Floor: two, FloorCPU: two.CPU, Cores: runtime.NumCPU()}
+	measureOps(ctx, o, daprd, sentry, rep)
+	switch err := measureSuite(ctx, o, rep); {
 	case errors.Is(err, errNoSuite):
 		say("suite: skipped (%v)", err)
 	case err != nil:
-		// The suite answers but could not be set up (a login refused, a
-		// wrong secrets file): a floor-only report would hide it.
-		return fmt.Errorf("setting up the suite's measurements: %w", err)
-	default:
-		say("suite: placed to confirmed, %d orders one after another", confirmOrders)
-		f, err := placedToConfirmed(ctx, s, confirmOrders)
-		if err != nil {
-			return fmt.Errorf("placed to confirmed: %w", err)
-		}
-		confirmed = &f
-		for i, m := range suite {
-			if i == len(suite)-1 { // the order journey: also below saturation, with its CPU cost
-				say("suite: %s at %d/s", m.name, max(1, o.rate/4))
-				before := cpuSeconds(o.runFile)
-				r := bench.Measure(ctx, m.name, max(1, o.rate/4), o.duration, m.req)
-				results = append(results, r)
-				cpu = cpuPerOrder(before, cpuSeconds(o.runFile), r.Throughput*o.duration.Seconds())
-				sustained = rss(o.runFile)
-			}
-			say("suite: %s", m.name)
-			var wait func() []profile
-			if i == len(suite)-1 {
-				wait = profileApps(o.pprof, o.duration, o.out)
-			}
-			results = append(results, bench.Measure(ctx, m.name, o.rate, o.duration, m.req))
-			if wait != nil {
-				profiles = wait()
-			}
-		}
+		return err
 	}
-	memory := rss(o.runFile)
+	return write(o, rep)
+}
 
-	var md strings.Builder
-	fmt.Fprintf(&md, "Measured %s, %d arrivals/s for %s each (open loop, at most %d in flight).\n\n", time.Now().UTC().Format(time.RFC3339), o.rate, o.duration, bench.MaxInFlight)
-	md.WriteString(bench.Table(results, &two))
-	fmt.Fprintf(&md, "\nAdded by a sidecar hop: p50 %+.2f ms, p90 %+.2f ms (one hop minus direct); the second hop p50 %+.2f ms, p90 %+.2f ms.\n",
-		one.P50-direct.P50, one.P90-direct.P90, two.P50-one.P50, two.P90-one.P90)
-	if confirmed != nil {
-		md.WriteString(confirmTable(*confirmed))
+// measureOps measures the floor of each kind of operation into rep: state
+// save and get, publish and delivery, an outbox event. Without a
+// redis-server it is skipped, and the report says so.
+func measureOps(ctx context.Context, o options, daprd, sentry string, rep *report) {
+	if o.redisServer == "" {
+		rep.OpsSkipped = "-redis-server is empty"
+		return
 	}
-	if len(memory) > 0 {
-		md.WriteString(memoryTable(sustained, memory, max(1, o.rate/4), o.rate))
+	say("ops floor: starting a private redis-server, Sentry, two daprd sidecars and no-op apps")
+	ops, err := bench.StartOps(ctx, daprd, sentry, o.redisServer, io.Discard)
+	if err != nil {
+		rep.OpsSkipped = err.Error()
+		say("ops floor: skipped (%v)", err)
+		return
 	}
-	if len(cpu) > 0 {
-		total := 0.0
-		md.WriteString("\nCPU per order (the journey below saturation; process_cpu_seconds_total before and after, divided by the orders done):\n\n| process | CPU ms per order |\n|---|---|\n")
-		for _, c := range cpu {
-			total += c.ms
-			fmt.Fprintf(&md, "| %s | %.2f |\n", c.name, c.ms)
-		}
-		fmt.Fprintf(&md, "| all services and sidecars | %.2f (at most %.0f orders/s on %d cores, Redis and the generator not counted) |\n", total, 1000*float64(runtime.NumCPU())/total, runtime.NumCPU())
-	}
-	for _, p := range profiles {
-		fmt.Fprintf(&md, "\nWhere %s spends its CPU during the order journey (`go tool pprof -top %s`):\n\n```\n%s```\n", p.app, p.file, p.top)
-	}
+	defer ops.Stop()
+	say("ops floor: %d/s for %s each (the outbox at most %d/s): state save, state get, publish + delivery, outbox event", o.rate, o.duration, bench.MaxOutboxRate)
+	rep.OpCosts = ops.Measure(ctx, o.rate, o.duration)
+}
+
+// write prints the report and writes bench.md and bench.json into o.out.
+func write(o options, rep *report) error {
+	md := rep.markdown(o)
 	fmt.Println()
-	fmt.Print(md.String())
+	fmt.Print(md)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	raw, _ := json.MarshalIndent(map[string]any{"rate": o.rate, "duration": o.duration.String(), "results": results, "memory_mb": memory,
-		"memory_mb_below_saturation": sustained, "placed_to_confirmed_ms": confirmed}, "", "  ")
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(o.out, "bench.json"), raw, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(o.out, "bench.md"), []byte(md.String()), 0o644)
+	return os.WriteFile(filepath.Join(o.out, "bench.md"), []byte(md), 0o644)
+}
+
+// measureSuite measures the suite through its gateway into rep: errNoSuite
+// when nothing answers there.
+func measureSuite(ctx context.Context, o options, rep *report) error {
+	reads, s, err := suiteRequests(o)
+	if err != nil {
+		if errors.Is(err, errNoSuite) {
+			return err
+		}
+		// The suite answers but could not be set up (a login refused, a
+		// wrong secrets file): a floor-only report would hide it.
+		return fmt.Errorf("setting up the suite's measurements: %w", err)
+	}
+	say("suite: placed to confirmed, %d orders one after another", o.confirmOrders)
+	f, placed, err := placedToConfirmed(ctx, s, o.confirmOrders)
+	if err != nil {
+		return fmt.Errorf("placed to confirmed: %w", err)
+	}
+	rep.Confirmed = &f
+	for _, m := range reads {
+		say("suite: %s", m.name)
+		rep.Results = append(rep.Results, bench.Measure(ctx, m.name, o.rate, o.duration, m.req))
+	}
+	say("suite: the order journey as a sustained stream, %d/s for %s", o.streamRate, o.streamDuration)
+	st, err := runStream(ctx, o, s)
+	if err != nil {
+		return fmt.Errorf("the sustained stream: %w", err)
+	}
+	rep.Stream = st
+	rep.Results = append(rep.Results, st.Result)
+	say("suite: reading every customer's notifications")
+	notified, err := notifiedAt(ctx, s)
+	if err != nil {
+		return fmt.Errorf("reading notifications: %w", err)
+	}
+	rep.ConfirmedNotified = placedToNotified(placed, notified)
+	st.Latency = placedToNotified(st.placed, notified)
+
+	say("suite: the order journey at %d/s (past what two cores sustain)", o.rate)
+	wait := profileApps(o.pprof, o.duration, o.out)
+	rep.Results = append(rep.Results, bench.Measure(ctx, "suite: POST /api/orders (the order journey)", o.rate, o.duration, s.order(nil)))
+	if wait != nil {
+		rep.Profiles = wait()
+	}
+	rep.Memory = rss(o.runFile)
+	return nil
+}
+
+// markdown renders the report.
+func (rep *report) markdown(o options) string {
+	var md strings.Builder
+	fmt.Fprintf(&md, "Measured %s on %d cores, profile **%s**%s. The floor, the reads and the last order journey at %d arrivals/s for %s each (open loop, at most %d in flight).\n\n",
+		rep.Measured.Format(time.RFC3339), rep.Cores, rep.Profile, profileNote(rep), rep.Rate, rep.Duration, bench.MaxInFlight)
+	md.WriteString(bench.Table(rep.Results, &rep.Floor))
+	fmt.Fprintf(&md, "\nAdded by a sidecar hop: p50 %+.2f ms, p90 %+.2f ms (one hop minus direct); the second hop p50 %+.2f ms, p90 %+.2f ms.\n",
+		rep.OneHop.P50-rep.Direct.P50, rep.OneHop.P90-rep.Direct.P90, rep.Floor.P50-rep.OneHop.P50, rep.Floor.P90-rep.OneHop.P90)
+	if rep.FloorCPU > 0 {
+		fmt.Fprintf(&md, "\nCPU of one two-hop no-op call (the floor's two sidecars, process_cpu_seconds_total before and after the two-hop measurement, divided by its calls): **%.3f ms**.\n", rep.FloorCPU)
+	}
+	md.WriteString(opsMarkdown(rep))
+	if rep.Confirmed != nil {
+		md.WriteString(confirmTable(*rep.Confirmed, rep.ConfirmedNotified))
+	}
+	if st := rep.Stream; st != nil {
+		md.WriteString(st.markdown(rep.FloorCPU, rep.Cores))
+	}
+	if len(rep.Memory) > 0 {
+		var below []memoryFigure
+		if rep.Stream != nil {
+			below = rep.Stream.Memory
+		}
+		md.WriteString(memoryTable(below, rep.Memory, o.streamRate, o.rate))
+	}
+	for _, p := range rep.Profiles {
+		fmt.Fprintf(&md, "\nWhere %s spends its CPU during the last order journey (`go tool pprof -top %s`):\n\n```\n%s```\n", p.app, p.file, p.top)
+	}
+	return md.String()
+}
+
+// opsMarkdown renders the daprd CPU per operation of each kind.
+func opsMarkdown(rep *report) string {
+	if len(rep.OpCosts) == 0 {
+		if rep.OpsSkipped != "" {
+			return fmt.Sprintf("\nThe floor of each kind of operation was not measured: %s.\n", rep.OpsSkipped)
+		}
+		return ""
+	}
+	return "\n" + bench.OpsMarkdown(rep.Floor, rep.OpCosts)
+}
+
+// profileNote says what the profile runs on.
+func profileNote(rep *report) string {
+	switch {
+	case rep.Profile == "redis":
+		return " (Redis state stores and pub/sub)"
+	case rep.Profile == "kafka-postgres" && rep.Stream != nil && len(rep.Stream.Topics) > 0:
+		parts := map[int]bool{}
+		for _, t := range rep.Stream.Topics {
+			parts[t.Partitions] = true
+		}
+		var ps []string
+		for _, p := range slices.Sorted(maps.Keys(parts)) {
+			ps = append(ps, strconv.Itoa(p))
+		}
+		return fmt.Sprintf(" (PostgreSQL state stores, Kafka pub/sub: %s partition(s) per topic; Dapr 1.14 takes a partition's messages one at a time)", strings.Join(ps, ", "))
+	case rep.Profile == "kafka-postgres":
+		return " (PostgreSQL state stores, Kafka pub/sub)"
+	}
+	return ""
 }
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
@@ -178,11 +338,15 @@ type measurement struct {
 // errNoSuite says nothing answers at the gateway: only the floor is measured.
 var errNoSuite = errors.New("the suite is not running")
 
-// confirmOrders is how many orders the placed-to-confirmed figures time.
-const confirmOrders = 50
+// ordersPerCustomer bounds the stream's orders per customer: each order
+// leaves about four notifications in its customer's list, which keeps the
+// newest 200 (notifications' MAX_PER_USER), and placed-to-confirmed under
+// load reads them after the stream.
+const ordersPerCustomer = 40
 
-// suiteRequests signs up a customer, logs the admin in, creates a product
-// with plenty of stock and returns the requests to measure.
+// suiteRequests signs up the customers, logs the admin in, creates products
+// with plenty of stock and returns the reads to measure and the shop the
+// orders act in.
 func suiteRequests(o options) ([]measurement, shop, error) {
 	resp, err := bench.Client.Get(o.gateway + "/healthz")
 	if err != nil {
@@ -203,22 +367,25 @@ func suiteRequests(o options) ([]measurement, shop, error) {
 	// Orders come from many customers, as in a shop: one customer's orders
 	// share that customer's order list and notifications (one key each, ETag
 	// guarded), which would measure that key's contention instead.
-	// 20 customers: with the admin, within users' 30 logins per address and
-	// minute.
+	customers := o.customers
+	if customers <= 0 {
+		customers = max(20, int(float64(o.streamRate)*o.streamDuration.Seconds()/ordersPerCustomer)+1)
+	}
+	say("suite: signing up %d customers", customers)
 	var tokens []string
-	for i := range 20 {
+	for i := range customers {
 		email := fmt.Sprintf("bench-%d-%d@example.com", time.Now().UnixNano(), i)
 		if err := call(o.gateway, "POST", "/api/users", "", map[string]string{"email": email, "password": "bench password 1", "name": "Bench"}, 201, nil); err != nil {
 			return nil, shop{}, err
 		}
-		var login struct{ Token string }
-		if err := call(o.gateway, "POST", "/api/login", "", map[string]string{"email": email, "password": "bench password 1"}, 200, &login); err != nil {
+		tok, err := login(o.gateway, email, "bench password 1")
+		if err != nil {
 			return nil, shop{}, err
 		}
-		tokens = append(tokens, login.Token)
+		tokens = append(tokens, tok)
 	}
-	var admin struct{ Token string }
-	if err := call(o.gateway, "POST", "/api/login", "", map[string]string{"email": o.adminEmail, "password": secrets["admin-password"]}, 200, &admin); err != nil {
+	admin, err := login(o.gateway, o.adminEmail, secrets["admin-password"])
+	if err != nil {
 		return nil, shop{}, fmt.Errorf("admin login: %w", err)
 	}
 	// Orders spread over several products: one product takes its
@@ -227,7 +394,7 @@ func suiteRequests(o options) ([]measurement, shop, error) {
 	var ids []string
 	for i := range 20 {
 		var p struct{ ID string }
-		if err := call(o.gateway, "POST", "/api/products", admin.Token, map[string]any{"name": fmt.Sprint("Bench widget ", i), "price": 100, "currency": "EUR", "stock": 1_000_000}, 201, &p); err != nil {
+		if err := call(o.gateway, "POST", "/api/products", admin, map[string]any{"name": fmt.Sprint("Bench widget ", i), "price": 100, "currency": "EUR", "stock": 1_000_000}, 201, &p); err != nil {
 			return nil, shop{}, err
 		}
 		ids = append(ids, p.ID)
@@ -239,20 +406,62 @@ func suiteRequests(o options) ([]measurement, shop, error) {
 		{"suite: GET /api/me (gateway → users)", bench.Get(o.gateway+"/api/me", auth)},
 		{"suite: GET /api/orders (gateway → orders)", bench.Get(o.gateway+"/api/orders", auth)},
 		{"suite: GET /api/notifications (gateway → notifications)", bench.Get(o.gateway+"/api/notifications", auth)},
-		{"suite: POST /api/orders (the order journey)", bench.Request{Want: http.StatusCreated, Make: func(i int) (*http.Request, error) {
-			order := fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}]}`, ids[i%len(ids)])
-			req, err := http.NewRequest(http.MethodPost, o.gateway+"/api/orders", strings.NewReader(order))
-			if err == nil {
-				req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
-				req.Header.Set("Content-Type", "application/json")
-			}
-			return req, err
-		}}},
 	}, shop{gateway: o.gateway, tokens: tokens, ids: ids}, nil
 }
 
-// call sends one request to the gateway, with body as JSON unless nil.
+// login logs a user in and returns the token. Users allows 30 logins a
+// minute from one address (tools/loadtest.sh raises that for the suite it
+// starts): a 429, like a 503, is waited out, within three minutes.
+func login(gateway, email, password string) (string, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var out struct{ Token string }
+		err := call(gateway, "POST", "/api/login", "", map[string]string{"email": email, "password": password}, 200, &out)
+		var st statusError
+		if err == nil || !errors.As(err, &st) || time.Now().After(deadline) ||
+			st.status != http.StatusTooManyRequests && st.status != http.StatusServiceUnavailable {
+			return out.Token, err
+		}
+		wait := 2 * time.Second
+		if n, err := strconv.Atoi(st.retryAfter); err == nil && n > 0 && n < 60 {
+			wait = time.Duration(n) * time.Second
+		}
+		say("login refused (%d): waiting %s (429: the suite's LOGIN_ATTEMPTS_PER_ADDRESS)", st.status, wait)
+		time.Sleep(wait)
+	}
+}
+
+// statusError is a reply of an unexpected status.
+type statusError struct {
+	method, path string
+	status       int
+	body         string
+	retryAfter   string
+}
+
+func (e statusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.method, e.path, e.status, e.body)
+}
+
+// call sends one request to the gateway, with body as JSON unless nil. A
+// GET refused with 503 (the gateway's admission control sheds load, and
+// says when to come back) is sent again, up to five times.
 func call(base, method, path, token string, body any, want int, out any) error {
+	for attempt := 1; ; attempt++ {
+		err := callOnce(base, method, path, token, body, want, out)
+		var st statusError
+		if method != http.MethodGet || attempt == 5 || !errors.As(err, &st) || st.status != http.StatusServiceUnavailable {
+			return err
+		}
+		wait := time.Second
+		if n, err := strconv.Atoi(st.retryAfter); err == nil && n > 0 && n < 10 {
+			wait = time.Duration(n) * time.Second
+		}
+		time.Sleep(wait)
+	}
+}
+
+func callOnce(base, method, path, token string, body any, want int, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -275,7 +484,7 @@ func call(base, method, path, token string, body any, want int, out any) error {
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, reply)
+		return statusError{method, path, resp.StatusCode, string(reply), resp.Header.Get("Retry-After")}
 	}
 	if out != nil {
 		return json.Unmarshal(reply, out)
@@ -283,20 +492,27 @@ func call(base, method, path, token string, body any, want int, out any) error {
 	return nil
 }
 
+// memoryFigure is one process's resident memory.
 type memoryFigure struct {
-	name string
-	mb   float64
+	Name string  `json:"process"`
+	MB   float64 `json:"mb"`
+}
+
+// appsOf returns the apps of the run file, their ports and their sidecars'
+// (nil if it cannot be read).
+func appsOf(runFile string) []prometheus.App {
+	f, err := runner.Load(runFile)
+	if err != nil {
+		return nil
+	}
+	return prometheus.AppsOf(f.Apps)
 }
 
 // rss reads process_resident_memory_bytes of every service and sidecar of
 // the run file that answers.
 func rss(runFile string) []memoryFigure {
-	f, err := runner.Load(runFile)
-	if err != nil {
-		return nil
-	}
 	var out []memoryFigure
-	for _, a := range prometheus.AppsOf(f.Apps) {
+	for _, a := range appsOf(runFile) {
 		for _, t := range []struct {
 			name string
 			port int
@@ -309,22 +525,22 @@ func rss(runFile string) []memoryFigure {
 	return out
 }
 
-// memoryTable puts the resident memory after the journey below saturation
-// (the load the suite sustains) beside the memory after the whole run, whose
-// last step overloads it.
+// memoryTable puts the resident memory after the sustained stream (the load
+// the suite sustains) beside the memory after the whole run, whose last
+// step overloads it.
 func memoryTable(sustained, after []memoryFigure, low, high int) string {
 	at := map[string]float64{}
 	for _, m := range sustained {
-		at[m.name] = m.mb
+		at[m.Name] = m.MB
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| process | resident memory after the journey at %d/s | after the run (the journey at %d/s last) |\n|---|---|---|\n", low, high)
+	fmt.Fprintf(&b, "\n| process | resident memory after the stream at %d/s | after the run (the journey at %d/s last) |\n|---|---|---|\n", low, high)
 	for _, m := range after {
 		below := "-"
-		if v, ok := at[m.name]; ok {
+		if v, ok := at[m.Name]; ok {
 			below = fmt.Sprintf("%.1f MB", v)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f MB |\n", m.name, below, m.mb)
+		fmt.Fprintf(&b, "| %s | %s | %.1f MB |\n", m.Name, below, m.MB)
 	}
 	return b.String()
 }
@@ -356,14 +572,10 @@ func metricValue(url, name string) (float64, error) {
 // cpuSeconds reads process_cpu_seconds_total of every service and sidecar
 // of the run file.
 func cpuSeconds(runFile string) map[string]float64 {
-	f, err := runner.Load(runFile)
-	if err != nil {
-		return nil
-	}
 	out := map[string]float64{}
-	for _, a := range prometheus.AppsOf(f.Apps) {
+	for _, a := range appsOf(runFile) {
 		for name, port := range map[string]int{a.ID: a.AppPort, a.ID + " daprd": a.MetricsPort} {
-			if v, err := metricValue(fmt.Sprintf("http://127.0.0.1:%d/metrics", port), "process_cpu_seconds_total"); err == nil {
+			if v, err := metricValue(fmt.Sprintf("http://127.0.0.1:%d/metrics", port), bench.MetricCPU); err == nil {
 				out[name] = v
 			}
 		}
@@ -431,8 +643,8 @@ func profileApps(spec string, d time.Duration, dir string) func() []profile {
 
 // cpuFigure is one process's CPU time per order.
 type cpuFigure struct {
-	name string
-	ms   float64
+	Name string  `json:"process"`
+	MS   float64 `json:"ms"`
 }
 
 // cpuPerOrder divides each process's CPU seconds between before and after
@@ -449,12 +661,12 @@ func cpuPerOrder(before, after map[string]float64, orders float64) []cpuFigure {
 	}
 	slices.SortFunc(out, func(x, y cpuFigure) int {
 		switch {
-		case x.ms > y.ms:
+		case x.MS > y.MS:
 			return -1
-		case x.ms < y.ms:
+		case x.MS < y.MS:
 			return 1
 		}
-		return strings.Compare(x.name, y.name)
+		return strings.Compare(x.Name, y.Name)
 	})
 	return out
 }
