@@ -1,8 +1,8 @@
 // Package orders is the order domain: an order is placed by reserving its
-// stock in products and charging it in payments, and then
-// moves through a small state machine (pending -> paid -> confirmed, or ->
-// cancelled with its stock released and its payment refunded). Every change
-// of state is stored together with the event that announces it.
+// stock in products and charging it in payments, and then moves through a
+// small state machine (pending -> paid -> confirmed, or -> cancelled with its
+// stock released and its payment refunded). Every change of state is stored
+// together with the event that announces it.
 //
 // # Several replicas
 //
@@ -34,10 +34,11 @@
 // The order of steps keeps each decision durable before its effects:
 //
 //   - Placing reserves every line, charges, and only then decides paid,
-//     storing the prices with that decision; a refusal (stock short, payment declined) decides
-//     cancelled first and releases after, so stock goes back only from an
-//     order that can no longer be paid (and products releases it again on
-//     order.cancelled, should this replica die first).
+//     storing the prices with that decision; a refusal (stock short,
+//     payment declined) decides cancelled first and releases after, so
+//     stock goes back only from an order that can no longer be paid (and
+//     products releases it again on order.cancelled, should this replica
+//     die first).
 //   - A customer's cancel first records the request in the order (no
 //     event): from then on the order is cancelled, never confirmed, by
 //     whoever touches it next. Then the payment is refunded, the stock
