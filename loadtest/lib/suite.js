@@ -292,10 +292,16 @@ export function memoryThresholds(mb) {
 // order a client was told about settled exactly once, and every service's
 // memory bounded. A refusal is no failure of the suite (see
 // expectRefusals), so http_req_failed counts only the rest.
+// LATENCY=0 leaves the latency thresholds out and keeps the rest: make
+// test runs the stress scenario so on a machine shared with other work
+// (e2e TestK6Stress), where what is lost or duplicated is the suite's doing
+// and a late refusal may be the machine's.
 export const overload = {
-  admitted_order_duration: ['p(99)<250'],
-  admitted_read_duration: ['p(99)<250'],
-  refused_duration: ['p(99)<5'],
+  ...(__ENV.LATENCY === '0' ? {} : {
+    admitted_order_duration: ['p(99)<250'],
+    admitted_read_duration: ['p(99)<250'],
+    refused_duration: ['p(99)<5'],
+  }),
   orders_accepted: ['count>0'],
   server_errors: ['count==0'],
   order_balance: ['count==0'],
