@@ -19,16 +19,23 @@ func k6Path() string {
 	return p
 }
 
-// TestK6Smoke runs loadtest/smoke.js against the running suite, so the load
-// test scripts cannot rot: k6 must pass its thresholds and run every
-// iteration without a failed request.
-func TestK6Smoke(t *testing.T) {
+// requireK6 skips the test when there is no k6, or fails it when the run
+// requires everything (E2E_REQUIRED).
+func requireK6(t *testing.T) {
+	t.Helper()
 	if _, err := os.Stat(k6Path()); err != nil {
 		if os.Getenv("E2E_REQUIRED") != "" {
 			t.Fatalf("k6 not found at %s: run `make tools`", k6Path())
 		}
 		t.Skipf("no k6 at %s", k6Path())
 	}
+}
+
+// TestK6Smoke runs loadtest/smoke.js against the running suite, so the load
+// test scripts cannot rot: k6 must pass its thresholds and run every
+// iteration without a failed request.
+func TestK6Smoke(t *testing.T) {
+	requireK6(t)
 	summary := filepath.Join(t.TempDir(), "smoke.json")
 	cmd := exec.Command(k6Path(), "run", "--quiet", "--no-color", "--summary-export", summary,
 		"-e", fmt.Sprintf("BASE_URL=http://127.0.0.1:%d", env.run.App("gateway").AppPort),
@@ -67,12 +74,7 @@ func TestK6Stress(t *testing.T) {
 	if env.profile != "redis" {
 		t.Skip("runs once, on the redis profile's pass")
 	}
-	if _, err := os.Stat(k6Path()); err != nil {
-		if os.Getenv("E2E_REQUIRED") != "" {
-			t.Fatalf("k6 not found at %s: run `make tools`", k6Path())
-		}
-		t.Skipf("no k6 at %s", k6Path())
-	}
+	requireK6(t)
 	var metrics []string
 	for _, a := range env.run.Apps {
 		if a.ID != "e2e-probe" {

@@ -36,24 +36,11 @@ func StartFloor(ctx context.Context, daprd, sentry string, out io.Writer) (*Floo
 		return nil, err
 	}
 	f := &Floor{dir: dir}
-	var apps []runner.App
-	for _, id := range []string{floorApp, floorCaller} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			f.Stop()
-			return nil, err
-		}
-		mux := http.NewServeMux()
+	// No components and no configuration: nothing but invocation.
+	r, servers, err := noopSidecars(ctx, dir, []string{floorApp, floorCaller}, func(_ string, mux *http.ServeMux) {
 		mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(l) }()
-		f.servers = append(f.servers, srv)
-		// No components and no configuration: nothing but invocation.
-		apps = append(apps, runner.App{ID: id, Dir: dir, AppPort: l.Addr().(*net.TCPAddr).Port, AppProtocol: "http",
-			HealthPath: "/healthz", ResourcesPaths: []string{dir}, LogLevel: "warn"})
-	}
-	r, err := runner.Start(ctx, &runner.File{Dir: dir, Apps: apps}, runner.Options{Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: time.Minute})
+	}, daprd, sentry, out)
+	f.servers = servers
 	if err != nil {
 		f.Stop()
 		return nil, fmt.Errorf("starting the floor's sidecars: %w", err)
@@ -86,9 +73,15 @@ func (f *Floor) Measure(ctx context.Context, rate int, d time.Duration) (direct,
 
 // sidecarCPU is the CPU seconds both sidecars of the floor have spent.
 func (f *Floor) sidecarCPU(ctx context.Context) (float64, error) {
+	return daprdCPU(ctx, f.run, []string{floorApp, floorCaller})
+}
+
+// daprdCPU is the CPU seconds the daprds of the apps ids of r have spent
+// (their process_cpu_seconds_total, summed).
+func daprdCPU(ctx context.Context, r *runner.Run, ids []string) (float64, error) {
 	total := 0.0
-	for _, id := range []string{floorApp, floorCaller} {
-		ss, err := Scrape(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", f.run.App(id).MetricsPort))
+	for _, id := range ids {
+		ss, err := Scrape(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", r.App(id).MetricsPort))
 		if err != nil {
 			return 0, err
 		}
@@ -98,6 +91,34 @@ func (f *Floor) sidecarCPU(ctx context.Context) (float64, error) {
 		total += ss.Sum(MetricCPU, nil)
 	}
 	return total, nil
+}
+
+// noopSidecars starts, in dir, one no-op app per ID on a free loopback port
+// (GET /healthz, and whatever routes adds for that ID) with its daprd,
+// Sentry giving the sidecars mTLS as the suite's have; the components are
+// dir's own. The servers it started come back even with an error, for the
+// caller to close.
+func noopSidecars(ctx context.Context, dir string, ids []string, routes func(id string, mux *http.ServeMux), daprd, sentry string, out io.Writer) (*runner.Run, []*http.Server, error) {
+	var (
+		apps    []runner.App
+		servers []*http.Server
+	)
+	for _, id := range ids {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, servers, err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+		routes(id, mux)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+		servers = append(servers, srv)
+		apps = append(apps, runner.App{ID: id, Dir: dir, AppPort: l.Addr().(*net.TCPAddr).Port, AppProtocol: "http",
+			HealthPath: "/healthz", ResourcesPaths: []string{dir}, LogLevel: "warn"})
+	}
+	r, err := runner.Start(ctx, &runner.File{Dir: dir, Apps: apps}, runner.Options{Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: time.Minute})
+	return r, servers, err
 }
 
 // Stop stops the sidecars and the no-op apps.

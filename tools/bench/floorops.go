@@ -30,8 +30,7 @@ type OpsFloor struct {
 	run     *runner.Run
 	servers []*http.Server
 	dir     string
-	redis   *exec.Cmd
-	addr    string // the private Redis, host:port
+	redis   *runner.Redis
 	// Events the subscriber got, by topic.
 	published, outboxed atomic.Int64
 }
@@ -115,47 +114,35 @@ func StartOps(ctx context.Context, daprd, sentry, redisServer string, out io.Wri
 		return nil, err
 	}
 	o := &OpsFloor{dir: dir}
-	if err := o.startRedis(redisServer, out); err != nil {
+	if o.redis, err = startRedis(redisServer); err != nil {
 		o.Stop()
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "components.yaml"), []byte(strings.ReplaceAll(opsComponents, "{{redis}}", o.addr)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "components.yaml"), []byte(strings.ReplaceAll(opsComponents, "{{redis}}", o.redis.Addr)), 0o600); err != nil {
 		o.Stop()
 		return nil, err
 	}
-	var apps []runner.App
-	for _, id := range []string{opsPub, opsSub} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			o.Stop()
-			return nil, err
+	r, servers, err := noopSidecars(ctx, dir, []string{opsPub, opsSub}, func(id string, mux *http.ServeMux) {
+		if id != opsSub {
+			return
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-		if id == opsSub {
-			mux.HandleFunc("GET /dapr/subscribe", func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				_ = json.NewEncoder(w).Encode([]map[string]string{
-					{"pubsubname": opsPubsub, "topic": opsTopic, "route": "/events/published"},
-					{"pubsubname": opsPubsub, "topic": opsOutboxTopo, "route": "/events/outboxed"},
-				})
+		mux.HandleFunc("GET /dapr/subscribe", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode([]map[string]string{
+				{"pubsubname": opsPubsub, "topic": opsTopic, "route": "/events/published"},
+				{"pubsubname": opsPubsub, "topic": opsOutboxTopo, "route": "/events/outboxed"},
 			})
-			for route, n := range map[string]*atomic.Int64{"/events/published": &o.published, "/events/outboxed": &o.outboxed} {
-				mux.HandleFunc("POST "+route, func(w http.ResponseWriter, r *http.Request) {
-					_, _ = io.Copy(io.Discard, r.Body)
-					n.Add(1)
-					w.Header().Set("Content-Type", "application/json")
-					_, _ = w.Write([]byte(`{"status":"SUCCESS"}`))
-				})
-			}
+		})
+		for route, n := range map[string]*atomic.Int64{"/events/published": &o.published, "/events/outboxed": &o.outboxed} {
+			mux.HandleFunc("POST "+route, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				n.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"status":"SUCCESS"}`))
+			})
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(l) }()
-		o.servers = append(o.servers, srv)
-		apps = append(apps, runner.App{ID: id, Dir: dir, AppPort: l.Addr().(*net.TCPAddr).Port, AppProtocol: "http",
-			HealthPath: "/healthz", ResourcesPaths: []string{dir}, LogLevel: "warn"})
-	}
-	r, err := runner.Start(ctx, &runner.File{Dir: dir, Apps: apps}, runner.Options{Daprd: daprd, Sentry: sentry, Out: out, ReadyTimeout: time.Minute})
+	}, daprd, sentry, out)
+	o.servers = servers
 	if err != nil {
 		o.Stop()
 		return nil, fmt.Errorf("starting the operations floor's sidecars: %w", err)
@@ -164,35 +151,18 @@ func StartOps(ctx context.Context, daprd, sentry, redisServer string, out io.Wri
 	return o, nil
 }
 
-// startRedis starts the private redis-server and waits until it answers.
-func (o *OpsFloor) startRedis(redisServer string, out io.Writer) error {
+// startRedis starts the private redis-server (runner.StartRedis, as make
+// run's -private-redis) on a free loopback port.
+func startRedis(redisServer string) (*runner.Redis, error) {
 	path, err := exec.LookPath(redisServer)
 	if err != nil {
-		return fmt.Errorf("no redis-server for the operations floor: %w", err)
+		return nil, fmt.Errorf("no redis-server for the operations floor: %w", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := runner.FreePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	o.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", o.dir)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = runner.ChildAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", path, err)
-	}
-	o.redis = cmd
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if err = runner.PingRedis(o.addr, time.Second); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the operations floor's redis-server on %s: %w", o.addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return runner.StartRedis(path, port)
 }
 
 // Stop stops the sidecars, the apps and redis-server, and removes the files.
@@ -203,9 +173,8 @@ func (o *OpsFloor) Stop() {
 	for _, s := range o.servers {
 		_ = s.Close()
 	}
-	if o.redis != nil && o.redis.Process != nil {
-		_ = o.redis.Process.Kill()
-		_ = o.redis.Wait()
+	if o.redis != nil {
+		o.redis.Stop()
 	}
 	_ = os.RemoveAll(o.dir)
 }
@@ -354,19 +323,14 @@ func waitDelivered(ctx context.Context, n *atomic.Int64, start, want int64, quie
 
 // cpu reads the CPU seconds of the given apps' daprds and of redis-server.
 func (o *OpsFloor) cpu(ctx context.Context, ids []string) (CPUSnapshot, error) {
-	var s CPUSnapshot
-	for _, id := range ids {
-		ss, err := Scrape(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", o.run.App(id).MetricsPort))
-		if err != nil {
-			return s, err
-		}
-		if !ss.Has(MetricCPU) {
-			return s, fmt.Errorf("%s's daprd has no %s", id, MetricCPU)
-		}
-		s.Daprd += ss.Sum(MetricCPU, nil)
+	var (
+		s   CPUSnapshot
+		err error
+	)
+	if s.Daprd, err = daprdCPU(ctx, o.run, ids); err != nil {
+		return s, err
 	}
-	v, err := RedisCPU(ctx, o.addr)
-	s.Redis = v
+	s.Redis, err = RedisCPU(ctx, o.redis.Addr)
 	return s, err
 }
 

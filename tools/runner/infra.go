@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
-// component is the part of a Dapr Component resource the runner reads.
-type component struct {
+// Component is the part of a Dapr Component resource the runner (and the
+// bench, for the pub/sub's topics) reads.
+type Component struct {
 	Kind     string `yaml:"kind"`
 	Metadata struct {
 		Name string `yaml:"name"`
@@ -41,7 +44,7 @@ func RedisHosts(apps []App) (map[string][]string, error) {
 					continue
 				}
 				seen[f] = true
-				comps, err := readComponents(f)
+				comps, err := ReadComponents(f)
 				if err != nil {
 					return nil, err
 				}
@@ -61,16 +64,18 @@ func RedisHosts(apps []App) (map[string][]string, error) {
 	return hosts, nil
 }
 
-func readComponents(path string) ([]component, error) {
+// ReadComponents returns the Component resources of a YAML file of one or
+// more documents; other kinds are left out.
+func ReadComponents(path string) ([]Component, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []component
+	var out []Component
 	dec := yaml.NewDecoder(f)
 	for {
-		var c component
+		var c Component
 		if err := dec.Decode(&c); err != nil {
 			if err.Error() == "EOF" {
 				return out, nil
@@ -144,4 +149,65 @@ func RewriteRedis(apps []App, from, to, dir string) error {
 		}
 	}
 	return nil
+}
+
+// Redis is a private redis-server: in memory only, on a loopback port, its
+// files (the log, rewritten components) in Dir.
+type Redis struct {
+	// Addr is its host:port.
+	Addr string
+	// Dir is its directory, removed by Stop.
+	Dir     string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once redis-server has exited; waitErr is then set
+	waitErr error
+}
+
+// StartRedis runs bin (a redis-server) on 127.0.0.1:port with nothing saved
+// to disk, and waits until it answers PING. A server that exits or does not
+// answer within 10 s is an error that quotes the last lines it logged.
+func StartRedis(bin string, port int) (*Redis, error) {
+	dir, err := os.MkdirTemp("", "daprun-redis-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, exited: make(chan struct{})}
+	logFile := filepath.Join(dir, "redis.log")
+	r.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logFile)
+	r.cmd.SysProcAttr = ChildAttr()
+	if err := r.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting redis-server: %w", err)
+	}
+	go func() { r.waitErr = r.cmd.Wait(); close(r.exited) }()
+	// What redis-server said, for a start that fails.
+	said := func() string {
+		b, _ := os.ReadFile(logFile)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		return strings.Join(lines[max(0, len(lines)-5):], "\n")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for PingRedis(r.Addr, time.Second) != nil {
+		select {
+		case <-r.exited:
+			err := fmt.Errorf("private redis-server at %s exited (%v); its last lines:\n%s", r.Addr, r.waitErr, said())
+			r.Stop()
+			return nil, err
+		default:
+		}
+		if time.Now().After(deadline) {
+			err := fmt.Errorf("private redis-server at %s did not answer within 10s; its last lines:\n%s", r.Addr, said())
+			r.Stop()
+			return nil, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return r, nil
+}
+
+// Stop kills the server (its process group) and removes Dir.
+func (r *Redis) Stop() {
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	<-r.exited
+	os.RemoveAll(r.Dir)
 }

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/daprshop/suite/tools/bench"
+	"github.com/daprshop/suite/tools/runner"
 )
 
 // runKafka is "bench kafka": a broker on loopback until SIGINT or SIGTERM,
@@ -144,26 +145,12 @@ func topicsOf(dir string) []string {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	seen := map[string]bool{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		comps, err := runner.ReadComponents(f)
 		if err != nil {
-			continue
+			continue // not the components of a profile
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		for {
-			var c struct {
-				Kind string `yaml:"kind"`
-				Spec struct {
-					Type     string `yaml:"type"`
-					Metadata []struct {
-						Name  string `yaml:"name"`
-						Value string `yaml:"value"`
-					} `yaml:"metadata"`
-				} `yaml:"spec"`
-			}
-			if err := dec.Decode(&c); err != nil {
-				break // io.EOF, or not YAML: no more components here
-			}
-			if c.Kind != "Component" || !strings.HasPrefix(c.Spec.Type, "pubsub.") {
+		for _, c := range comps {
+			if !strings.HasPrefix(c.Spec.Type, "pubsub.") {
 				continue
 			}
 			for _, m := range c.Spec.Metadata {

@@ -549,24 +549,17 @@ func residentBytes(url string) (float64, error) {
 	return metricValue(url, "process_resident_memory_bytes")
 }
 
-// metricValue reads the first sample of an unlabelled metric from a
-// Prometheus endpoint (with or without the service label).
+// metricValue reads a metric of a Prometheus endpoint (a process_*
+// metric: one sample, with or without the service label).
 func metricValue(url, name string) (float64, error) {
-	resp, err := bench.Client.Get(url)
+	ss, err := bench.Scrape(context.Background(), url)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			var v float64
-			if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v); err == nil {
-				return v, nil
-			}
-		}
+	if !ss.Has(name) {
+		return 0, errors.New("no " + name)
 	}
-	return 0, errors.New("no " + name)
+	return ss.Sum(name, nil), nil
 }
 
 // cpuSeconds reads process_cpu_seconds_total of every service and sidecar

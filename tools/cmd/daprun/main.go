@@ -389,46 +389,12 @@ func startPrivateRedis(f *runner.File, bin, from string, out io.Writer) (func(),
 	if err != nil {
 		return nop, err
 	}
-	dir, err := os.MkdirTemp("", "daprun-redis-")
+	fmt.Fprintf(out, "daprun: Redis does not answer at %s; started a private redis-server at 127.0.0.1:%d\n", from, port)
+	r, err := runner.StartRedis(bin, port)
 	if err != nil {
 		return nop, err
 	}
-	to := fmt.Sprintf("127.0.0.1:%d", port)
-	logFile := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logFile)
-	cmd.SysProcAttr = runner.ChildAttr()
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nop, fmt.Errorf("starting redis-server: %w", err)
-	}
-	var waitErr error
-	exited := make(chan struct{}) // closed once redis-server has exited; waitErr is then set
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	cleanup := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		os.RemoveAll(dir)
-	}
-	// What redis-server said, for a start that fails.
-	said := func() string {
-		b, _ := os.ReadFile(logFile)
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		return strings.Join(lines[max(0, len(lines)-5):], "\n")
-	}
-	fmt.Fprintf(out, "daprun: Redis does not answer at %s; started a private redis-server at %s\n", from, to)
-	deadline := time.Now().Add(10 * time.Second)
-	for runner.PingRedis(to, time.Second) != nil {
-		select {
-		case <-exited:
-			return cleanup, fmt.Errorf("private redis-server at %s exited (%v); its last lines:\n%s", to, waitErr, said())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return cleanup, fmt.Errorf("private redis-server at %s did not answer within 10s; its last lines:\n%s", to, said())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return cleanup, runner.RewriteRedis(f.Apps, from, to, dir)
+	return r.Stop, runner.RewriteRedis(f.Apps, from, r.Addr, r.Dir)
 }
 
 func printEndpoints(out io.Writer, r *runner.Run, envFile string) {
