@@ -44,6 +44,15 @@
 // comes, and the limit must hold then. Requests admitted before a cut tell
 // of the limit before it, and are left out of the windows after it.
 //
+// A window's median speaks only after Window requests complete, too late
+// for the first second of a spike: the requests admitted up to the limit
+// in that second all wait behind each other, and nothing is decided until
+// they are done. So a client refused while an admitted request has been in
+// flight longer than Late (twice the target, as the gateway sets it) cuts
+// the limit at once, in proportion, as a window would; only requests
+// admitted after the last cut are looked at, so that one slow request cuts
+// once.
+//
 // Classes keep cheap reads from being starved by orders (an order costs
 // the CPU of 7 to 15 reads): each class has its own limit, target and
 // bounds.
@@ -74,6 +83,10 @@ type Config struct {
 	Max int
 	// Window is how many completed requests make one decision.
 	Window int
+	// Late is how long an admitted request may be in flight while clients
+	// are refused before the limit is cut without waiting for a window;
+	// 0 waits for the window always.
+	Late time.Duration
 	// Idle is how long nothing of the class must be in flight for the limit
 	// to go back to Max: long enough that a class under a steady overload,
 	// whose last request ends a moment before the next comes, keeps its
@@ -102,6 +115,9 @@ func (c Config) Validate() error {
 	if c.Idle < 0 {
 		errs = append(errs, errors.New("idle must not be negative"))
 	}
+	if c.Late < 0 {
+		errs = append(errs, errors.New("late must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -124,6 +140,9 @@ type Limiter struct {
 	cutAt time.Time
 	// idleSince is when the last request in flight ended.
 	idleSince time.Time
+	// started holds when each request in flight was admitted, by ticket.
+	started map[uint64]time.Time
+	nextID  uint64
 	// Totals, for metrics.
 	admitted, shed uint64
 }
@@ -133,12 +152,14 @@ func New(cfg Config, now func() time.Time) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max), samples: make([]time.Duration, 0, cfg.Window)}, nil
+	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max),
+		samples: make([]time.Duration, 0, cfg.Window), started: map[uint64]time.Time{}}, nil
 }
 
 // Ticket is one admitted request; Done must be called once it is over.
 type Ticket struct {
 	l     *Limiter
+	id    uint64
 	start time.Time
 }
 
@@ -156,12 +177,38 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	if l.inFlight >= int(l.limit) {
 		l.shed++
 		l.reached = true
+		l.cutIfLate(now)
 		return Ticket{}, false
 	}
 	l.inFlight++
 	l.admitted++
 	l.peak = max(l.peak, l.inFlight)
-	return Ticket{l: l, start: now}, true
+	l.nextID++
+	l.started[l.nextID] = now
+	return Ticket{l: l, id: l.nextID, start: now}, true
+}
+
+// cutIfLate cuts the limit when a request admitted since the last cut has
+// been in flight longer than Late, in proportion to its age.
+func (l *Limiter) cutIfLate(now time.Time) {
+	if l.cfg.Late == 0 {
+		return
+	}
+	var oldest time.Duration
+	for _, start := range l.started {
+		if !start.Before(l.cutAt) {
+			oldest = max(oldest, now.Sub(start))
+		}
+	}
+	if oldest > l.cfg.Late {
+		l.cut(l.limit*l.factor(oldest), now)
+	}
+}
+
+// factor is how much a latency of took over the target cuts the limit: in
+// proportion, by half at most and a tenth at least.
+func (l *Limiter) factor(took time.Duration) float64 {
+	return max(0.5, math.Min(0.9, float64(l.cfg.Target)/float64(took)))
 }
 
 // Done records that the request is over, and its latency.
@@ -174,6 +221,7 @@ func (t Ticket) Done() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inFlight--
+	delete(l.started, t.id)
 	if !t.start.Before(l.cutAt) {
 		l.samples = append(l.samples, end.Sub(t.start))
 		if len(l.samples) >= l.cfg.Window {
@@ -196,10 +244,9 @@ func (l *Limiter) decide(now time.Time) {
 	slices.Sort(l.samples)
 	median := l.samples[len(l.samples)/2]
 	over := median > l.cfg.Target
-	f := max(0.5, math.Min(0.9, float64(l.cfg.Target)/float64(median)))
 	switch {
 	case over && l.reached:
-		l.cut(l.limit*f, now)
+		l.cut(l.limit*l.factor(median), now)
 	case l.reached:
 		l.limit = math.Min(float64(l.cfg.Max), l.limit+1)
 	case !over:

@@ -71,6 +71,7 @@ func TestConfigValidate(t *testing.T) {
 		"min 0":       {Target: time.Second, Min: 0, Max: 1, Window: 1},
 		"max < min":   {Target: time.Second, Min: 4, Max: 3, Window: 1},
 		"no window":   {Target: time.Second, Min: 1, Max: 1},
+		"late < 0":    {Target: time.Second, Min: 1, Burst: 1, Max: 1, Window: 1, Late: -1},
 		"all at once": {},
 	} {
 		if err := c.Validate(); err == nil {
@@ -244,6 +245,58 @@ func TestOneSlowRequestDoesNotCut(t *testing.T) {
 	finish(clock, 50*target, ts[4])
 	wantLimit(t, l, 10, "after one slow request among five")
 	finish(clock, 0, ts[5:]...)
+}
+
+// TestLateRequestCutsAtOnce: a client refused while an admitted request has
+// been in flight longer than Late cuts the limit without waiting for a
+// window; the same requests do not cut it again, a request admitted after
+// the cut that is late cuts once more, and nothing is cut while no client
+// is refused or with Late 0.
+func TestLateRequestCutsAtOnce(t *testing.T) {
+	clock := leasetest.NewClock()
+	cfg := admit.Config{Target: target, Min: 1, Burst: 16, Max: 16, Window: 100, Idle: idle, Late: 2 * target}
+	l, err := admit.New(cfg, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fill(t, l, 16)
+	clock.Add(2 * target)
+	refuse(t, l)
+	wantLimit(t, l, 16, "refused at exactly Late")
+	clock.Add(time.Millisecond)
+	refuse(t, l)
+	wantLimit(t, l, 8, "refused after Late")
+	clock.Add(10 * target)
+	refuse(t, l)
+	wantLimit(t, l, 8, "refused again, the same requests in flight")
+	finish(clock, 0, old[:9]...) // 7 in flight: room for 1
+	tk := fill(t, l, 1)
+	clock.Add(4 * target)
+	refuse(t, l)
+	wantLimit(t, l, 4, "refused with a request admitted after the cut in flight for 4 times the target")
+	finish(clock, 0, old[9:]...)
+	finish(clock, 0, tk...)
+
+	cfg.Late = 0
+	calm, err := admit.New(cfg, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := fill(t, calm, 16)
+	clock.Add(10 * target)
+	refuse(t, calm)
+	wantLimit(t, calm, 16, "Late 0")
+	finish(clock, 0, hold...)
+
+	cfg.Late = target
+	unreached, err := admit.New(cfg, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold = fill(t, unreached, 8)
+	clock.Add(10 * target)
+	fill(t, unreached, 1)
+	wantLimit(t, unreached, 16, "late requests in flight, nobody refused")
 }
 
 // slow is a handler that holds its request until release is closed.
