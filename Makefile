@@ -4,6 +4,8 @@ SHELL := /bin/bash
 
 BIN      := $(CURDIR)/.bin
 SERVICES := gateway users products orders payments notifications
+# Services in TypeScript on Node.js (tools/nodeapp.sh builds them).
+NODE_SERVICES := shipping
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools k8s e2e
 PROFILE  ?= redis
 
@@ -19,13 +21,14 @@ tools: ## build the pinned daprd, sentry, k6, kube-apiserver and kubectl into .b
 build: ## compile every service and the runner into .bin/
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES); do echo "==> building $$s"; (cd services/$$s && go build -o $(BIN)/$$s .) || exit 1; done
+	@for s in $(NODE_SERVICES); do echo "==> building $$s (Node.js)"; bash tools/nodeapp.sh build services/$$s $(BIN)/$$s || exit 1; done
 	@echo "==> building daprun"; cd tools && go build -o $(BIN)/daprun ./cmd/daprun
 
 TAG ?= dev
 
 images: ## build a container image per service (needs a Docker engine; TAG=dev): daprshop/<service>:<TAG>
 	@command -v docker >/dev/null || { echo "images need Docker (or a compatible builder) on PATH"; exit 1; }
-	@for s in $(SERVICES); do echo "==> image daprshop/$$s:$(TAG)"; \
+	@for s in $(SERVICES) $(NODE_SERVICES); do echo "==> image daprshop/$$s:$(TAG)"; \
 	  docker build -f services/$$s/Dockerfile -t daprshop/$$s:$(TAG) . || exit 1; done
 
 # What each profile needs from `make run` beyond its components.
@@ -41,6 +44,7 @@ answers = (exec 3<>/dev/tcp/127.0.0.1/$(1)) 2>/dev/null
 
 # What the profile needs from this machine, checked before minutes of building.
 run-check:
+	@bash tools/nodeapp.sh check
 	@test -d components/$(PROFILE) || { echo "no profile components/$(PROFILE) (profiles: $$(cd components && ls -d */ | tr -d / | grep -vx config | tr '\n' ' '))"; exit 1; }
 	@if [ "$(PROFILE)" = redis ] && ! $(call answers,6379) && ! command -v redis-server >/dev/null; then \
 	  echo "Redis does not answer at 127.0.0.1:6379 and redis-server is not installed (the redis profile keeps state and events there)."; \
@@ -54,7 +58,7 @@ run-check:
 observe: ## run Prometheus (127.0.0.1:9090) with the suite's config and alerts against `make run`
 	@bash tools/toolchain.sh prometheus
 	@mkdir -p .run/prometheus
-	@echo "==> Prometheus on http://127.0.0.1:9090 scrapes the services (8080-8085) and their daprd (9190-9195)"
+	@echo "==> Prometheus on http://127.0.0.1:9090 scrapes the services (8080-8086) and their daprd (9190-9196)"
 	@echo "    dashboards: import observability/grafana/dashboards/*.json into Grafana (README, Observability)"
 	@exec prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
 	  --web.listen-address=127.0.0.1:9090 --log.level=warn
@@ -64,6 +68,7 @@ test: test-check tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz 
 # What the integration tests need from this machine (for the profiles and
 # passes E2E_PROFILES and E2E_FAULTS select), checked before minutes of building.
 test-check:
+	@bash tools/nodeapp.sh check
 	@missing=""; profiles="$${E2E_PROFILES:-redis,kafka-postgres}"; \
 	case "$$profiles" in *redis*) $(call answers,6379) || \
 	  missing="$$missing\n  Redis on 127.0.0.1:6379 (sudo apt-get install redis-server, brew install redis)";; esac; \
@@ -84,6 +89,8 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-comp
 	    KUBE_REQUIRED=1 KUBE_APISERVER=$(BIN)/kube-apiserver KUBECTL=$(BIN)/kubectl ETCD=$$(command -v etcd) \
 	    GOWORK=off go test -count=1 ./...) || exit 1; \
 	done
+	@for s in $(NODE_SERVICES); do echo "==> services/$$s: build and unit tests (node --test)"; \
+	  bash tools/nodeapp.sh build services/$$s $(BIN)/$$s && (cd services/$$s && npm test) || exit 1; done
 	@echo "==> e2e: vet"; cd e2e && GOWORK=off go vet ./...
 	@for p in $(CROSS); do echo "==> every module: build and vet for $$p"; \
 	  for m in $(MODULES); do \

@@ -361,13 +361,21 @@ func TestCLIRunFile(t *testing.T) {
 			if got.Status != "confirmed" {
 				return "order " + got.Status
 			}
+			// The order's four events, then shipping's (TypeScript, built
+			// and started by dapr.yaml's command) three steps: label,
+			// shipped 3 s later, delivered 5 s after that.
 			var ns struct{ Notifications []notification }
 			gateway(t, tok).mustCall(t, "GET", "/api/notifications", nil, 200, &ns)
-			if len(ns.Notifications) != 4 {
-				return fmt.Sprintf("%d notifications of %s, want 4", len(ns.Notifications), u.ID)
+			if len(ns.Notifications) != 7 {
+				return fmt.Sprintf("%d notifications of %s, want 7", len(ns.Notifications), u.ID)
 			}
 			return ""
 		})
+		var s shipment
+		gateway(t, tok).mustCall(t, "GET", "/api/orders/"+o.ID+"/shipment", nil, 200, &s)
+		if s.Status != "delivered" || s.OrderID != o.ID {
+			t.Fatalf("shipment %+v, want delivered", s)
+		}
 		// The failure-rate step: payments' sidecar, found in sidecars.env.
 		vars := r.sidecarsEnv(t)
 		provider := vars["PAYMENTS_DAPR_HTTP"] + "/v1.0/invoke/payments/method/provider"

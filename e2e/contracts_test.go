@@ -64,7 +64,7 @@ func loadContracts(root string) (*contracts, error) {
 	}
 	comp := jsonschema.NewCompiler()
 	comp.AssertFormat()
-	for topic, p := range map[string]string{"orders": "orders", "payments": "payments"} {
+	for topic, p := range map[string]string{"orders": "orders", "payments": "payments", "shipments": "shipping"} {
 		file := filepath.Join(root, "services", p, "events.schema.json")
 		abs, _ := filepath.Abs(file)
 		raw, err := os.ReadFile(abs)

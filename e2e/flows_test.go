@@ -276,7 +276,9 @@ func TestPaidOrderEndToEnd(t *testing.T) {
 				}
 			}
 			slices.Sort(types)
-			if !slices.Equal(types, []string{"order.confirmed", "order.created", "order.paid", "payment.succeeded"}) {
+			// The order's events, and shipping's steps once it is confirmed.
+			if !slices.Equal(types, []string{"order.confirmed", "order.created", "order.paid", "payment.succeeded",
+				"shipment.created", "shipment.delivered", "shipment.shipped"}) {
 				return fmt.Sprintf("notifications %v", types)
 			}
 			return ""

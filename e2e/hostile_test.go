@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -667,6 +668,10 @@ func sentinelData(topic string) map[string]any {
 		return map[string]any{"type": "payment.declined", "charge_id": "ch_" + randomHex(10), "order_id": "ord_" + randomHex(12),
 			"user_id": "usr_" + randomHex(12), "amount": 1, "currency": "EUR", "reason": "e2e sentinel", "at": at}
 	}
+	if strings.HasPrefix(topic, "shipments") {
+		return map[string]any{"type": "shipment.delivered", "shipment_id": "shp_" + randomHex(12), "order_id": "ord_" + randomHex(12),
+			"user_id": "usr_" + randomHex(12), "status": "delivered", "tracking_number": "DS0000000000000000", "at": at}
+	}
 	return map[string]any{"type": "order.paid", "order_id": "ord_" + randomHex(12), "user_id": "usr_" + randomHex(12), "status": "paid",
 		"items": []any{}, "total": 1, "currency": "EUR", "at": at}
 }
@@ -745,7 +750,8 @@ func subscriptionRoutes(t *testing.T) []subscription {
 // (services/<topic>/events.schema.json), or a pair that matters to the
 // subscribers for a topic without one.
 func eventTypes(topic string) []string {
-	b, err := os.ReadFile(filepath.Join("..", "services", topic, "events.schema.json"))
+	publisher := map[string]string{"shipments": "shipping"}[topic]
+	b, err := os.ReadFile(filepath.Join("..", "services", cmp.Or(publisher, topic), "events.schema.json"))
 	var s struct {
 		Properties struct {
 			Type struct {

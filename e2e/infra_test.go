@@ -49,6 +49,7 @@ func startInfra(profile, dir string) (*infra, error) {
 			"payments-provider-key": "sk_e2e_" + randomHex(12),
 			"jwt-signing-key":       randomHex(32),
 			"admin-password":        "admin-" + randomHex(8),
+			"shipping-label-key":    randomHex(32),
 		},
 		close: func() {},
 	}

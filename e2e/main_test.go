@@ -275,7 +275,8 @@ var adminEmail = "admin-" + randomHex(6) + "@daprshop.local"
 // binaries maps each app ID to the binary built for it, once for all profiles.
 var binaries map[string]string
 
-// build compiles every app into dir.
+// build compiles every app into dir: go build, or tools/nodeapp.sh for a
+// Node.js service (a package.json in its directory).
 func build(apps []runner.App, dir string) (map[string]string, error) {
 	out := map[string]string{}
 	var (
@@ -290,6 +291,9 @@ func build(apps []runner.App, dir string) (map[string]string, error) {
 		go func() {
 			defer wg.Done()
 			cmd := exec.Command("go", "build", "-o", bin, ".")
+			if _, err := os.Stat(filepath.Join(a.Dir, "package.json")); err == nil {
+				cmd = exec.Command("bash", "../../tools/nodeapp.sh", "build", ".", bin)
+			}
 			cmd.Dir = a.Dir
 			if b, err := cmd.CombinedOutput(); err != nil {
 				mu.Lock()
@@ -329,6 +333,11 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 		if a.ID == "notifications" {
 			// The replica tests check every notification of hundreds of orders.
 			a.Env["MAX_PER_USER"] = "100000"
+		}
+		if a.ID == "shipping" {
+			// Shipments delivered within a test's patience.
+			a.Env["SHIPPING_STEPS"] = shippingSteps
+			a.Env["SHIPPING_TICK"] = "100ms"
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -470,7 +479,7 @@ type cloudEvent struct {
 }
 
 // probeTopics are the topics the probe listens to.
-var probeTopics = []string{"orders", "payments", "orders-deadletter", "payments-deadletter"}
+var probeTopics = []string{"orders", "payments", "shipments", "orders-deadletter", "payments-deadletter", "shipments-deadletter"}
 
 func newProbe() (*probe, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,7 +18,8 @@ import (
 )
 
 // hashes of the binaries, taken in the first profile's run, for comparing
-// with the next: switching profile must not change a byte of Go.
+// with the next: switching profile must not change a byte of Go, nor of the
+// JavaScript a Node.js service runs.
 var (
 	hashesMu sync.Mutex
 	hashes   = map[string]string{}
@@ -36,16 +39,56 @@ func fileHash(t *testing.T, path string) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
+// nodeMain is the script a Node.js service's executable (tools/nodeapp.sh's
+// wrapper) runs with node, or "" for a Go binary.
+func nodeMain(t *testing.T, bin string) string {
+	t.Helper()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "#!") {
+		return ""
+	}
+	_, after, ok := strings.Cut(string(b), "exec node \"")
+	main, _, ok2 := strings.Cut(after, "\"")
+	if !ok || !ok2 {
+		t.Fatalf("%s: a script that execs no node \"<main>\"", bin)
+	}
+	return main
+}
+
+// treeHash hashes every file under dir, with its path.
+func treeHash(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fmt.Fprintf(h, "%s %s\n", strings.TrimPrefix(path, dir), fileHash(t, path))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
 // TestSameBinariesOnEveryProfile: the processes serving this profile run the
 // binaries built once for all profiles, byte for byte: what each running
 // process executes (/proc/<pid>/exe; on macOS the path it was started by) is
-// hashed and compared across passes.
+// hashed and compared across passes; for a Node.js service, the built
+// JavaScript (the directory of the script its node runs).
 func TestSameBinariesOnEveryProfile(t *testing.T) {
 	hashesMu.Lock()
 	defer hashesMu.Unlock()
 	running := map[string]string{} // executable path -> what to hash: the file the process runs
 	for _, p := range runnertest.Tagged(env.marker) {
 		pid, cmdline, _ := strings.Cut(p, ": ")
+		if f := strings.Fields(cmdline); len(f) > 1 && filepath.Base(f[0]) == "node" {
+			running[f[1]] = f[1] // node's script
+		}
 		if exe, err := os.Readlink("/proc/" + pid + "/exe"); err == nil {
 			running[exe] = "/proc/" + pid + "/exe"
 		} else if f := strings.Fields(cmdline); runtime.GOOS != "linux" && len(f) > 0 {
@@ -57,11 +100,18 @@ func TestSameBinariesOnEveryProfile(t *testing.T) {
 		if len(a.Command) == 0 {
 			continue // the probe lives in the test process
 		}
-		exe, ok := running[binaries[a.ID]]
+		built := binaries[a.ID]
+		if main := nodeMain(t, built); main != "" {
+			built = main
+		}
+		exe, ok := running[built]
 		if !ok {
-			t.Fatalf("no process of this run executes the shared build of %s (%s); running: %v", a.ID, binaries[a.ID], running)
+			t.Fatalf("no process of this run executes the shared build of %s (%s); running: %v", a.ID, built, running)
 		}
 		h := fileHash(t, exe)
+		if built != binaries[a.ID] {
+			h = treeHash(t, filepath.Dir(exe))
+		}
 		if prev, ok := hashes[a.ID]; ok && prev != h {
 			t.Fatalf("%s's binary changed between profiles", a.ID)
 		}
@@ -73,7 +123,7 @@ func TestSameBinariesOnEveryProfile(t *testing.T) {
 // TestDataIsolation: a sidecar has only its own app's state store loaded, so
 // no service can read another service's data, even by asking its sidecar.
 func TestDataIsolation(t *testing.T) {
-	stores := []string{"users", "products", "orders", "payments", "notifications"}
+	stores := []string{"users", "products", "orders", "payments", "notifications", "shipping"}
 	for _, a := range env.run.Apps {
 		for _, owner := range stores {
 			status, body := sidecarGet(t, a.ID, "/v1.0/state/"+owner+"-store/probe-key")
@@ -119,13 +169,15 @@ func TestOnlySidecarsGetIn(t *testing.T) {
 	}
 }
 
-// TestPubSubScopes: only orders publishes orders events and only payments
-// publishes payments events, whatever another sidecar is asked to do.
+// TestPubSubScopes: only orders publishes orders events, only payments
+// payments events and only shipping shipments events, whatever another
+// sidecar is asked to do.
 func TestPubSubScopes(t *testing.T) {
 	event := `{"type":"order.paid"}`
 	for _, tc := range []struct{ app, topic string }{
 		{"products", "orders"}, {"payments", "orders"}, {"gateway", "orders"}, {"users", "orders"},
-		{"orders", "payments"}, {"notifications", "payments"}, {"gateway", "payments"},
+		{"orders", "payments"}, {"notifications", "payments"}, {"gateway", "payments"}, {"shipping", "orders"},
+		{"shipping", "payments"}, {"orders", "shipments"}, {"notifications", "shipments"}, {"gateway", "shipments"},
 	} {
 		a := env.run.App(tc.app)
 		url := fmt.Sprintf("http://127.0.0.1:%d/v1.0/publish/events/%s", a.DaprHTTPPort, tc.topic)
@@ -141,9 +193,10 @@ func TestSecretScopes(t *testing.T) {
 		"gateway":  {"jwt-signing-key"},
 		"users":    {"jwt-signing-key", "admin-password"},
 		"payments": {"payments-provider-key"},
+		"shipping": {"shipping-label-key"},
 	}
-	for _, app := range []string{"gateway", "users", "payments", "orders", "products", "notifications"} {
-		for _, secret := range []string{"jwt-signing-key", "admin-password", "payments-provider-key"} {
+	for _, app := range []string{"gateway", "users", "payments", "orders", "products", "notifications", "shipping"} {
+		for _, secret := range []string{"jwt-signing-key", "admin-password", "payments-provider-key", "shipping-label-key"} {
 			status, body := sidecarGet(t, app, "/v1.0/secrets/secrets/"+secret)
 			want := http.StatusForbidden
 			if slices.Contains(allowed[app], secret) {

@@ -125,7 +125,8 @@ func TestFaultReplicaKilledMidStream(t *testing.T) {
 	})
 	victims := []struct{ app, source string }{
 		{"orders", "app"}, {"payments", "daprd"}, {"products", "app"}, {"orders", "daprd"},
-		{"notifications", "app"}, {"payments", "app"}, {"products", "daprd"}, {"gateway", "app"},
+		{"notifications", "app"}, {"payments", "app"}, {"products", "daprd"}, {"shipping", "app"},
+		{"gateway", "app"}, {"shipping", "daprd"},
 	}
 	time.Sleep(2 * time.Second)
 	for _, v := range victims {
@@ -240,7 +241,8 @@ type twice struct {
 // answer (its gateway instance died with its request in hand), and checks
 // what a retry inside the suite could duplicate: no more orders stored than
 // the requests that got no order ID could explain, and no event of an order
-// notified twice, while each paid order's notification arrives.
+// notified twice, while each paid order's notification arrives and each
+// confirmed order is shipped and delivered (a notification of each step).
 func checkNoneTwice(t *testing.T, tok string, outs []outcome, final []order, p product) twice {
 	t.Helper()
 	var answered []outcome
@@ -280,6 +282,11 @@ func checkNoneTwice(t *testing.T, tok string, outs []outcome, final []order, p p
 		for _, o := range final {
 			if (o.Status == "paid" || o.Status == "confirmed") && per[[2]string{o.ID, "order.paid"}] == 0 {
 				return fmt.Sprintf("no order.paid notification yet for %s", o.ID)
+			}
+			for _, step := range []string{"shipment.created", "shipment.shipped", "shipment.delivered"} {
+				if o.Status == "confirmed" && per[[2]string{o.ID, step}] == 0 {
+					return fmt.Sprintf("no %s notification yet for %s", step, o.ID)
+				}
 			}
 		}
 		return ""

@@ -99,8 +99,9 @@ func TestTracing(t *testing.T) {
 
 	// Invocation: gateway -> orders -> products, payments (orders does not
 	// ask users: the gateway's token proves the owner). Pub/sub: the order's
-	// events reach notifications within the same trace.
-	want := []string{"gateway", "orders", "products", "payments", "notifications"}
+	// events reach notifications and shipping (TypeScript) within the same
+	// trace.
+	want := []string{"gateway", "orders", "products", "payments", "notifications", "shipping"}
 	eventually(t, 30*time.Second, func() string {
 		seen := map[string]bool{}
 		for _, s := range env.spans.trace(traceID) {
@@ -118,7 +119,7 @@ func TestTracing(t *testing.T) {
 		return ""
 	})
 
-	// Logs: orders and payments logged this order with its trace ID.
+	// Logs: orders, payments and shipping logged this order with its trace ID.
 	eventually(t, 10*time.Second, func() string {
 		apps := map[string]bool{}
 		f, err := os.Open(env.logPath)
@@ -135,7 +136,7 @@ func TestTracing(t *testing.T) {
 				apps[replicaSuffix.ReplaceAllString(strings.TrimSpace(strings.SplitN(line, " ", 2)[0]), "")] = true
 			}
 		}
-		for _, app := range []string{"orders", "payments"} {
+		for _, app := range []string{"orders", "payments", "shipping"} {
 			if !apps[app] {
 				return fmt.Sprintf("no log line of %s carries trace %s (found in %v)", app, traceID, keys(apps))
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -141,21 +142,37 @@ type runFile struct {
 	} `json:"common"`
 	Apps []struct {
 		AppID          string `json:"appID"`
+		AppDirPath     string `json:"appDirPath"`
 		AppPort        int    `json:"appPort"`
 		ConfigFilePath string `json:"configFilePath"`
 	} `json:"apps"`
 }
 
+// loadRunFile returns the app port of every app of dapr.yaml, by app ID:
+// the suite's services, which every test of "each service" iterates.
 func loadRunFile(t *testing.T) map[string]int {
 	t.Helper()
 	ports := map[string]int{}
 	for _, a := range readRunFile(t).Apps {
 		ports[a.AppID] = a.AppPort
 	}
-	if len(ports) != 6 {
+	if len(ports) < 2 || ports["gateway"] == 0 {
 		t.Fatalf("dapr.yaml apps: %v", ports)
 	}
 	return ports
+}
+
+// nodeApp reports whether app is a Node.js service (a package.json in its
+// directory, as e2e's build decides; the Makefile's NODE_SERVICES) rather
+// than a Go one: the two bound their memory and build their images
+// differently.
+func nodeApp(t *testing.T, app string) bool {
+	t.Helper()
+	_, err := os.Stat(filepath.Join("..", "services", app, "package.json"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return err == nil
 }
 
 // readRunFile decodes ../dapr.yaml.
@@ -173,17 +190,28 @@ func readRunFile(t *testing.T) runFile {
 }
 
 // TestOverlaysBuildAndDecode: every overlay builds and holds every kind the
-// suite needs.
+// suite needs: the per-app objects once for each app of dapr.yaml and no
+// other, the Dapr resources as many as the kafka-postgres profile has.
 func TestOverlaysBuildAndDecode(t *testing.T) {
+	ports := loadRunFile(t)
+	apps := len(ports)
+	components := len(profileComponents(t, "kafka-postgres"))
+	subs := len(objectsOf(t, filepath.Join("..", "components", "kafka-postgres", "subscriptions.yaml"), "Subscription"))
 	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
 			b := render(t, o)
-			want := map[string]int{"Namespace": 1, "Deployment": 6, "Service": 6, "ServiceAccount": 6, "PodDisruptionBudget": 6,
-				"HorizontalPodAutoscaler": 6, "Ingress": 1, "NetworkPolicy": 4, "Component": 7, "Configuration": 6,
-				"Resiliency": 1, "Subscription": 5}
+			want := map[string]int{"Namespace": 1, "Deployment": apps, "Service": apps, "ServiceAccount": apps, "PodDisruptionBudget": apps,
+				"HorizontalPodAutoscaler": apps, "Ingress": 1, "NetworkPolicy": 4, "Component": components, "Configuration": apps,
+				"Resiliency": 1, "Subscription": subs}
 			for kind, n := range want {
 				if b.kinds[kind] != n {
 					t.Errorf("%d %s objects, want %d", b.kinds[kind], kind, n)
+				}
+			}
+			// The counts match both ways only if the names do too.
+			for name := range b.deployments {
+				if _, ok := ports[name]; !ok {
+					t.Errorf("Deployment %s is no app of dapr.yaml", name)
 				}
 			}
 			if b.namespace != "daprshop" {
@@ -252,10 +280,7 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 					t.Errorf("%s %s: %s must come from the secret %s names (key token)", o, app, name, annotation)
 				}
 			}
-			if ref := env["GOMEMLIMIT"].ValueFrom; ref == nil || ref.ResourceFieldRef == nil || ref.ResourceFieldRef.Resource != "limits.memory" ||
-				(ref.ResourceFieldRef.ContainerName != "" && ref.ResourceFieldRef.ContainerName != c.Name) {
-				t.Errorf("%s %s: GOMEMLIMIT must come from the container's limits.memory", o, app)
-			}
+			checkMemoryBound(t, o, app, nodeApp(t, app), c, env)
 			if !strings.HasPrefix(c.Image, "daprshop/"+app+":") || strings.HasSuffix(c.Image, ":latest") {
 				t.Errorf("%s %s: image %q: want daprshop/%s with the overlay's tag", o, app, c.Image, app)
 			}
@@ -305,6 +330,40 @@ func TestDeploymentsMatchTheRunFile(t *testing.T) {
 	}
 }
 
+// maxOldSpace reads Node's heap bound (MiB) from NODE_OPTIONS.
+var maxOldSpace = regexp.MustCompile(`(?:^|\s)--max-old-space-size=(\d+)(?:\s|$)`)
+
+// checkMemoryBound: neither runtime reads the container's memory limit by
+// itself, so each is told. A Go service's GOMEMLIMIT comes from the
+// container's limits.memory (the collector works harder near it instead of
+// the pod being killed). A Node service's V8 old generation is bounded by
+// NODE_OPTIONS --max-old-space-size to at most half the limit: the rest of
+// a Node process (binary, code, young generation, Buffers) lives outside
+// that bound, and the Go variable would mean nothing to it.
+func checkMemoryBound(t *testing.T, o, app string, node bool, c corev1.Container, env map[string]corev1.EnvVar) {
+	t.Helper()
+	if !node {
+		if ref := env["GOMEMLIMIT"].ValueFrom; ref == nil || ref.ResourceFieldRef == nil || ref.ResourceFieldRef.Resource != "limits.memory" ||
+			(ref.ResourceFieldRef.ContainerName != "" && ref.ResourceFieldRef.ContainerName != c.Name) {
+			t.Errorf("%s %s: GOMEMLIMIT must come from the container's limits.memory", o, app)
+		}
+		return
+	}
+	if _, ok := env["GOMEMLIMIT"]; ok {
+		t.Errorf("%s %s: GOMEMLIMIT set for a Node.js service, which does not read it", o, app)
+	}
+	m := maxOldSpace.FindStringSubmatch(env["NODE_OPTIONS"].Value)
+	if m == nil || env["NODE_OPTIONS"].ValueFrom != nil {
+		t.Errorf("%s %s: NODE_OPTIONS %q: want --max-old-space-size=<MiB> bounding the heap under the memory limit", o, app, env["NODE_OPTIONS"].Value)
+		return
+	}
+	heap, _ := strconv.ParseInt(m[1], 10, 64)
+	limit := c.Resources.Limits.Memory().Value() >> 20
+	if heap <= 0 || heap*2 > limit {
+		t.Errorf("%s %s: --max-old-space-size=%d MiB with a memory limit of %d MiB: want at most half the limit", o, app, heap, limit)
+	}
+}
+
 // component is a Dapr component as the local profiles write it.
 type component struct {
 	Kind     string `json:"kind"`
@@ -315,7 +374,8 @@ type component struct {
 		Type     string `json:"type"`
 		Version  string `json:"version"`
 		Metadata []struct {
-			Name string `json:"name"`
+			Name  string `json:"name"`
+			Value any    `json:"value"`
 		} `json:"metadata"`
 	} `json:"spec"`
 	Scopes []string `json:"scopes"`
@@ -346,12 +406,25 @@ func profileComponents(t *testing.T, profile string) map[string]component {
 
 // TestComponentsAreTheKafkaPostgresProfile: the cluster gets the components
 // the code names, as the kafka-postgres profile defines them: same names,
-// types, metadata and scopes. Only where secrets come from differs.
+// types, metadata and scopes. Only where secrets come from differs, and the
+// outboxes' internal topics in the pub/sub's scopes, which carry the
+// namespace.
 func TestComponentsAreTheKafkaPostgresProfile(t *testing.T) {
 	local := profileComponents(t, "kafka-postgres")
-	named := []string{"events", "secrets", "users-store", "products-store", "orders-store", "payments-store", "notifications-store"}
+	var named []string
+	for name := range local {
+		named = append(named, name)
+	}
+	if !slices.Contains(named, "events") || !slices.Contains(named, "secrets") {
+		t.Fatalf("kafka-postgres components %v: want events and secrets among them", named)
+	}
 	for _, o := range overlays {
 		b := render(t, o)
+		for name := range b.components {
+			if _, ok := local[name]; !ok {
+				t.Errorf("%s: component %s is not in the kafka-postgres profile", o, name)
+			}
+		}
 		for _, name := range named {
 			c, ok := b.components[name]
 			l, lok := local[name]
@@ -385,26 +458,76 @@ func TestComponentsAreTheKafkaPostgresProfile(t *testing.T) {
 				t.Errorf("%s: %s takes its secrets from %q, want kubernetes", o, name, c.Auth.SecretStore)
 			}
 		}
-		// The outbox's internal topics carry the namespace.
-		scopes := 0
-		for _, m := range b.components["events"].Spec.Metadata {
-			if strings.HasSuffix(m.Name, "Scopes") {
-				scopes++
-				v := string(m.Value.Raw)
-				for _, outbox := range []string{"ordersordersoutbox", "paymentspaymentsoutbox"} {
-					if !strings.Contains(v, b.namespace+outbox) || strings.Contains(v, "default"+outbox) {
-						t.Errorf("%s: %s %s lacks %s%s", o, m.Name, v, b.namespace, outbox)
+		// The pub/sub's scopes are the profile's but for the outboxes'
+		// internal topics, <namespace><app><topic>outbox (Dapr 1.14): the
+		// profile's run in namespace "default". Each app whose store has an
+		// outbox may publish and read its internal topic.
+		outboxes := map[string]string{} // app -> internal topic in the profile
+		for _, c := range local {
+			for _, m := range c.Spec.Metadata {
+				if topic, _ := m.Value.(string); m.Name == "outboxPublishTopic" {
+					for _, app := range c.Scopes {
+						outboxes[app] = app + topic + "outbox"
 					}
 				}
 			}
 		}
-		if scopes != 2 {
-			t.Errorf("%s: events has %d of publishingScopes and subscriptionScopes", o, scopes)
+		if len(outboxes) == 0 {
+			t.Fatalf("no state store of the kafka-postgres profile has an outbox")
 		}
-		if len(b.subs) != 5 || len(b.resiliency) != 1 {
-			t.Errorf("%s: %d subscriptions, %d resiliency", o, len(b.subs), len(b.resiliency))
+		for _, name := range []string{"publishingScopes", "subscriptionScopes"} {
+			profile := scopeValue(local["events"], name)
+			for _, internal := range outboxes {
+				profile = strings.ReplaceAll(profile, "default"+internal, b.namespace+internal)
+			}
+			cluster := ""
+			for _, m := range b.components["events"].Spec.Metadata {
+				if m.Name == name {
+					cluster = m.Value.String()
+				}
+			}
+			if cluster == "" || !reflect.DeepEqual(parseScopes(cluster), parseScopes(profile)) {
+				t.Errorf("%s: events %s\n %q\nwant the profile's with the namespace %s in the outboxes' topics\n %q", o, name, cluster, b.namespace, profile)
+			}
+			for app, internal := range outboxes {
+				if !slices.Contains(parseScopes(cluster)[app], b.namespace+internal) {
+					t.Errorf("%s: events %s: %s may not use its outbox's topic %s%s", o, name, app, b.namespace, internal)
+				}
+			}
 		}
 	}
+}
+
+// scopeValue is the value of a local component's metadata field name.
+func scopeValue(c component, name string) string {
+	for _, m := range c.Spec.Metadata {
+		if m.Name == name {
+			v, _ := m.Value.(string)
+			return v
+		}
+	}
+	return ""
+}
+
+// parseScopes reads a pub/sub scope value, "app1=t1,t2;app2=", as each
+// app's sorted topics: the order of apps and topics means nothing to Dapr.
+func parseScopes(v string) map[string][]string {
+	out := map[string][]string{}
+	for _, entry := range strings.Split(v, ";") {
+		app, topics, ok := strings.Cut(entry, "=")
+		if !ok {
+			continue
+		}
+		list := []string{}
+		for _, topic := range strings.Split(topics, ",") {
+			if topic = strings.TrimSpace(topic); topic != "" {
+				list = append(list, topic)
+			}
+		}
+		slices.Sort(list)
+		out[strings.TrimSpace(app)] = list
+	}
+	return out
 }
 
 // TestSubscriptionsAndResiliencyAreTheProfiles: the cluster's subscriptions
@@ -523,17 +646,26 @@ func prune(v any) any {
 
 // TestAccessControl: only orders may invoke payments; users and orders'
 // public routes only from the gateway (orders no longer reads users: the
-// gateway's token proves the owner), orders reserving stock by named
-// operations; every sidecar denies by default, in
-// the namespace the suite is deployed to.
+// gateway's token proves the owner), shipping reading an account (the name
+// on a label), orders reserving stock by named operations; notifications
+// and shipping only from the gateway (shipping learns of orders from
+// events); every sidecar denies by default, in
+// the namespace the suite is deployed to. Written out by hand, as the
+// intent; every app of dapr.yaml must have its line.
 func TestAccessControl(t *testing.T) {
 	want := map[string]map[string]string{ // callee -> caller -> "all" or the operations allowed
 		"gateway":       {},
-		"users":         {"gateway": "all"},
+		"users":         {"gateway": "all", "shipping": "GET /users/usr_*"},
 		"products":      {"gateway": "all", "orders": "POST,DELETE /products/prd_*/reservations"},
 		"orders":        {"gateway": "all"},
 		"payments":      {"orders": "all"},
 		"notifications": {"gateway": "all"},
+		"shipping":      {"gateway": "all"},
+	}
+	for app := range loadRunFile(t) {
+		if _, ok := want[app]; !ok {
+			t.Errorf("app %s of dapr.yaml: say here who may invoke it", app)
+		}
 	}
 	for _, o := range overlays {
 		b := render(t, o)
@@ -626,8 +758,14 @@ func TestSecretsAreDocumented(t *testing.T) {
 // around it).
 const createSecret = `(?m)(create secret generic |^\s*secret )`
 
-// TestDockerfiles: one per service, multi-stage, a static binary on a
-// distroless or scratch base, a non-root user, the run file's port.
+// TestDockerfiles: one per service (make images builds
+// services/<app>/Dockerfile), multi-stage, a distroless final stage, the
+// non-root user the Deployments run as (65532) and the run file's port.
+// A Go service: a static binary (distroless static or scratch) as the
+// entrypoint. A Node.js service: Node 20 (package.json's engines) on
+// distroless nodejs20, dependencies installed from the lockfile, running
+// package.json's main: no shell or npm at run time, so nothing writes to the
+// read-only root filesystem.
 func TestDockerfiles(t *testing.T) {
 	for app, port := range loadRunFile(t) {
 		b, err := os.ReadFile(filepath.Join("..", "services", app, "Dockerfile"))
@@ -637,13 +775,80 @@ func TestDockerfiles(t *testing.T) {
 		}
 		s := string(b)
 		froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(s, -1)
-		if len(froms) < 2 || !(strings.Contains(froms[len(froms)-1][1], "distroless") || froms[len(froms)-1][1] == "scratch") {
-			t.Errorf("%s: stages %v: want a build stage and a distroless or scratch final stage", app, froms)
+		final := ""
+		if len(froms) > 0 {
+			final = froms[len(froms)-1][1]
 		}
-		for _, want := range []string{"CGO_ENABLED=0", "USER 65532", fmt.Sprintf("EXPOSE %d", port), fmt.Sprintf("APP_PORT=%d", port), `ENTRYPOINT ["/` + app + `"]`} {
-			if !strings.Contains(s, want) {
-				t.Errorf("%s: Dockerfile lacks %q", app, want)
+		want := []string{"USER 65532", fmt.Sprintf("EXPOSE %d", port), fmt.Sprintf("APP_PORT=%d", port)}
+		if nodeApp(t, app) {
+			if len(froms) < 2 || !strings.Contains(final, "distroless/nodejs20") {
+				t.Errorf("%s: stages %v: want a build stage and a distroless nodejs20 final stage", app, froms)
 			}
+			var pkg struct{ Main string }
+			if raw, err := os.ReadFile(filepath.Join("..", "services", app, "package.json")); err != nil || json.Unmarshal(raw, &pkg) != nil || pkg.Main == "" {
+				t.Errorf("%s: package.json names no main (%v)", app, err)
+			}
+			// Relative to the image's WORKDIR or absolute: "dist/...", "/app/dist/...".
+			run := regexp.MustCompile(`(?m)^(?:CMD|ENTRYPOINT) \[.*"(?:[^"]*/)?` + regexp.QuoteMeta(strings.TrimPrefix(pkg.Main, "./")) + `"\]`)
+			if pkg.Main != "" && !run.MatchString(s) {
+				t.Errorf("%s: Dockerfile runs no %s (package.json's main) in JSON form", app, pkg.Main)
+			}
+			want = append(want, "npm ci")
+		} else {
+			if len(froms) < 2 || !(strings.Contains(final, "distroless") || final == "scratch") {
+				t.Errorf("%s: stages %v: want a build stage and a distroless or scratch final stage", app, froms)
+			}
+			want = append(want, "CGO_ENABLED=0", `ENTRYPOINT ["/`+app+`"]`)
+		}
+		for _, w := range want {
+			if !strings.Contains(s, w) {
+				t.Errorf("%s: Dockerfile lacks %q", app, w)
+			}
+		}
+	}
+}
+
+// TestConfigurationsAreTheLocalOnes: each app's Configuration in the
+// cluster lets it read the secrets its local Configuration
+// (dapr.yaml's configFilePath) does, no more, with the same default, and
+// keeps the same metrics settings: the integration tests run the local ones.
+// Tracing and access control differ on purpose (a collector; mTLS
+// identities exist only in the cluster).
+func TestConfigurationsAreTheLocalOnes(t *testing.T) {
+	// shared is what both Configurations must say alike.
+	type shared struct {
+		Secrets any `json:"secrets"`
+		Metric  any `json:"metric"`
+	}
+	pick := func(raw []byte) string {
+		var c struct{ Spec shared }
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(map[string]any{"secrets": prune(c.Spec.Secrets), "metric": prune(c.Spec.Metric)})
+		return string(b)
+	}
+	b := render(t, overlays[1])
+	apps := readRunFile(t).Apps
+	for _, a := range apps {
+		file := filepath.Join("..", a.AppDirPath, a.ConfigFilePath)
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Errorf("%s: %v", a.AppID, err)
+			continue
+		}
+		j, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		c, ok := b.configs[a.AppID+"-config"]
+		if !ok {
+			t.Errorf("%s: no Configuration %s-config in the cluster", a.AppID, a.AppID)
+			continue
+		}
+		cj, _ := json.Marshal(c)
+		if got, want := pick(cj), pick(j); got != want {
+			t.Errorf("%s-config differs from %s:\n cluster: %s\n local:   %s", a.AppID, file, got, want)
 		}
 	}
 }
@@ -725,6 +930,9 @@ func TestAccessControlDecisions(t *testing.T) {
 		{"gateway", "products", "POST", "products", true},
 		{"orders", "users", "GET", "users/usr_1a2b", false}, // the gateway's token proves the owner
 		{"orders", "users", "POST", "login", false},
+		{"shipping", "users", "GET", "users/usr_1a2b", true},
+		{"shipping", "users", "POST", "login", false},
+		{"shipping", "users", "POST", "users", false},
 		{"gateway", "users", "POST", "login", true},
 		{"orders", "payments", "POST", "charges", true},
 		{"orders", "payments", "POST", "refunds", true},
@@ -733,6 +941,10 @@ func TestAccessControlDecisions(t *testing.T) {
 		{"gateway", "orders", "POST", "orders", true},
 		{"gateway", "notifications", "GET", "notifications", true},
 		{"orders", "notifications", "GET", "notifications", false},
+		{"gateway", "shipping", "GET", "shipments/ord_0123456789abcdef01234567", true},
+		{"orders", "shipping", "GET", "shipments/ord_0123456789abcdef01234567", false},
+		{"notifications", "shipping", "GET", "shipments/ord_0123456789abcdef01234567", false},
+		{"shipping", "orders", "GET", "orders", false},
 	}
 	for _, c := range cases {
 		cfg, ok := b.configs[c.callee+"-config"]
@@ -916,8 +1128,9 @@ func TestPrometheusFindsThePods(t *testing.T) {
 // Resiliency retries and breaks no call between apps and no component's
 // outbound call (Dapr 1.14 counts every app reply outside 200-399, a 4xx
 // too, as a failure: pkg/api/http/directmessaging.go; orders retries and
-// breaks its calls in code), keeps a timeout for the apps orders calls, and
-// retries event deliveries (subscribers DROP what they can never process).
+// breaks its calls in code), keeps a timeout for every app another may
+// invoke (its Configuration's access control), and retries event
+// deliveries (subscribers DROP what they can never process).
 func TestResiliencyLeavesAppCallsToCode(t *testing.T) {
 	defaults := regexp.MustCompile(`^Default[A-Za-z]*(RetryPolicy|CircuitBreakerPolicy)$`)
 	for _, o := range overlays {
@@ -943,10 +1156,19 @@ func TestResiliencyLeavesAppCallsToCode(t *testing.T) {
 		}
 		// Every app another calls: listing it turns off daprd's built-in retries,
 		// which may send a call twice (components/redis/resiliency.yaml).
-		for _, app := range []string{"payments", "products", "users", "orders", "notifications"} {
+		called := 0
+		for name, c := range b.configs {
+			if c.Spec.AccessControlSpec == nil || len(c.Spec.AccessControlSpec.AppPolicies) == 0 {
+				continue // nobody may invoke it (the gateway)
+			}
+			called++
+			app := strings.TrimSuffix(name, "-config")
 			if r.Policies.Timeouts[r.Targets.Apps[app].Timeout] == "" {
 				t.Errorf("%s: app %s has no timeout", o, app)
 			}
+		}
+		if called < 2 {
+			t.Errorf("%s: only %d apps may be invoked: access control not read?", o, called)
 		}
 		for c, p := range r.Targets.Components {
 			if p.Outbound.Retry != "" || p.Outbound.CircuitBreaker != "" {

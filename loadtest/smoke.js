@@ -1,7 +1,7 @@
 // Smoke: one user walks every journey a few times. Seconds long; CI runs it
 // against the suite so the scripts cannot rot.
 import { sleep } from 'k6';
-import { correct, seedProducts, signUp, browse, order } from './lib/suite.js';
+import { correct, seedProducts, signUp, browse, order, track } from './lib/suite.js';
 
 export const options = {
   vus: 1,
@@ -17,5 +17,6 @@ export default function (data) {
   browse(data.ids);
   const token = signUp();
   order(token, data.ids);
-  sleep(0.1);
+  sleep(1.1);
+  track();
 }

@@ -20,14 +20,17 @@ type Kind struct {
 
 // The kinds the suite mints. Users, products and orders get 96 random bits;
 // a charge's ID is derived from its idempotency key (80 bits of SHA-256), so
-// a retried charge lands on the same record. (A notification's ID is the
-// CloudEvent ID of the event it is about, minted by whoever published it,
-// not by the suite.)
+// a retried charge lands on the same record; a shipment's from its order's
+// ID, so an order has one shipment whichever replica of shipping made it
+// (a TypeScript service: the same rule in services/shipping/src/id.ts). (A
+// notification's ID is the CloudEvent ID of the event it is about, minted
+// by whoever published it, not by the suite.)
 var (
-	User    = Kind{prefix: "usr_", digits: 24}
-	Product = Kind{prefix: "prd_", digits: 24}
-	Order   = Kind{prefix: "ord_", digits: 24}
-	Charge  = Kind{prefix: "ch_", digits: 20}
+	User     = Kind{prefix: "usr_", digits: 24}
+	Product  = Kind{prefix: "prd_", digits: 24}
+	Order    = Kind{prefix: "ord_", digits: 24}
+	Charge   = Kind{prefix: "ch_", digits: 20}
+	Shipment = Kind{prefix: "shp_", digits: 24}
 )
 
 // Prefix is what every ID of the kind starts with (e.g. "usr_").

@@ -8,7 +8,7 @@ import (
 	"github.com/daprshop/suite/lib/id"
 )
 
-var kinds = map[string]id.Kind{"user": id.User, "product": id.Product, "order": id.Order, "charge": id.Charge}
+var kinds = map[string]id.Kind{"user": id.User, "product": id.Product, "order": id.Order, "charge": id.Charge, "shipment": id.Shipment}
 
 func TestNewIsValidAndFresh(t *testing.T) {
 	for name, k := range kinds {
@@ -76,6 +76,10 @@ func TestDeriveIsStable(t *testing.T) {
 		t.Fatalf("Derive: %q %q", a, b)
 	}
 	// The charge IDs already stored were derived so: sha256, first 10 bytes.
+	// shipping (TypeScript) derives the same: e2e checks its shipments' IDs.
+	if got := id.Shipment.Derive("abc"); got != "shp_ba7816bf8f01cfea414140de" {
+		t.Fatalf("Derive(abc) = %s", got)
+	}
 	if got := id.Charge.Derive("abc"); got != "ch_ba7816bf8f01cfea4141" {
 		t.Fatalf("Derive(abc) = %q", got)
 	}

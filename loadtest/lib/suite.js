@@ -90,6 +90,8 @@ export const admission = {
   orderBalance: new Counter('order_balance'),
   ordersUnsettled: new Counter('orders_unsettled'),
   ordersListedTwice: new Counter('orders_listed_twice'),
+  // Confirmed orders that shipping has no shipment for at the end.
+  shipmentsMissing: new Counter('shipments_missing'),
   rss: new Trend('service_rss_mb'),
 };
 
@@ -143,6 +145,10 @@ export function browse(ids) {
 // finish now (it finishes it later): the client was told of that order.
 const keptOrder = /order (ord_[0-9a-f]{24}) is pending/;
 
+// placed holds, per VU, orders it placed: [token, id, when], the newest
+// last, for track to follow.
+const placed = [];
+
 // order places an order for one unit of a random product and checks it
 // paid, unless the gateway refused it.
 export function order(token, ids) {
@@ -154,6 +160,8 @@ export function order(token, ids) {
   if (res.status === 201) {
     admission.ordersAccepted.add(1);
     admission.orderBalance.add(1);
+    placed.push([token, res.json().id, Date.now()]);
+    placed.splice(0, placed.length - 20);
   } else if (res.status === 503 && keptOrder.test(res.body)) {
     admission.orderBalance.add(1);
   }
@@ -161,6 +169,25 @@ export function order(token, ids) {
     'order is 201': (r) => r.status === 201,
     'order is paid': (r) => r.status === 201 && r.json().status === 'paid',
   });
+}
+
+// track reads the shipment of an order this VU placed a while ago (shipping,
+// TypeScript, through the gateway): 200 with the shipment once the order is
+// confirmed, 404 before (or for a cancelled order), nothing else.
+export function track() {
+  const i = placed.findIndex(([, , at]) => Date.now() - at < 1000);
+  const old = i === -1 ? placed.length - 1 : i - 1;
+  if (old < 0) {
+    return;
+  }
+  const [token, id] = placed[old];
+  const res = http.get(`${API}/orders/${id}/shipment`, { headers: { Authorization: `Bearer ${token}` }, tags: { kind: 'read' } });
+  if (observe(res, 'read')) {
+    check(res, {
+      'shipment is 200 for this order, or 404 before its confirmation': (r) =>
+        (r.status === 200 && r.json().order_id === id) || (r.status === 404 && r.json().error.code === 'not_found'),
+    });
+  }
 }
 
 // prepare seeds products with stock for every order a run can place and
@@ -177,10 +204,12 @@ export function prepare(users, products = 10) {
   return { ids, tokens };
 }
 
-// journey is one customer visit: browse the catalog, then order.
+// journey is one customer visit: browse the catalog, order, and follow the
+// shipment of an earlier order.
 export function journey(data) {
   browse(data.ids);
   order(data.tokens[Math.floor(Math.random() * data.tokens.length)], data.ids);
+  track();
 }
 
 // env reads a number from the environment, with a default.
@@ -192,7 +221,8 @@ export function num(name, dflt) {
 // settle is the overload scenarios' teardown: it waits (up to SETTLE, 60s by
 // default) until every order of the run's users is confirmed or cancelled,
 // then takes each settled order off order_balance, counts what is still
-// unsettled and any order listed twice. With order_balance's threshold
+// unsettled, any order listed twice and any confirmed order shipping has no
+// shipment for. With order_balance's threshold
 // count==0, an order a client was told about that the suite lost, or one
 // it holds that no client was told about (made twice, or kept for a
 // request that was answered as refused), fails the run.
@@ -211,6 +241,15 @@ export function settle(data) {
   let settled = 0;
   let open = 0;
   let twice = 0;
+  let unshipped = 0;
+  data.tokens.forEach((token, i) => {
+    for (const o of lists[i]) {
+      if (o.status === 'confirmed' && !hasShipment(token, o.id)) {
+        unshipped++;
+      }
+    }
+  });
+  admission.shipmentsMissing.add(unshipped);
   for (const o of lists.flat()) {
     if (seen[o.id]) {
       twice++;
@@ -226,7 +265,21 @@ export function settle(data) {
   admission.orderBalance.add(-settled);
   admission.ordersUnsettled.add(open);
   admission.ordersListedTwice.add(twice);
-  console.log(`teardown: the suite lists ${settled} orders settled, ${open} not settled, ${twice} listed twice`);
+  console.log(`teardown: the suite lists ${settled} orders settled, ${open} not settled, ${twice} listed twice, ` +
+    `${unshipped} confirmed without a shipment`);
+}
+
+// hasShipment reports whether shipping has a shipment for the order,
+// asking again while the gateway refuses or shipping has not caught up.
+function hasShipment(token, id) {
+  for (let i = 0; i < 30; i++) {
+    const res = http.get(`${API}/orders/${id}/shipment`, { headers: { Authorization: `Bearer ${token}` }, tags: { kind: 'teardown' } });
+    if (res.status === 200) {
+      return true;
+    }
+    sleep(Number(res.headers['Retry-After']) || 1);
+  }
+  return false;
 }
 
 // listOrders lists one user's orders, asking again while the gateway
@@ -257,7 +310,8 @@ export function durationMs(d) {
 // the suite.
 const METRICS = (__ENV.METRICS ||
   'gateway=http://127.0.0.1:8080/metrics,orders=http://127.0.0.1:8081/metrics,payments=http://127.0.0.1:8082/metrics,' +
-  'users=http://127.0.0.1:8083/metrics,products=http://127.0.0.1:8084/metrics,notifications=http://127.0.0.1:8085/metrics')
+  'users=http://127.0.0.1:8083/metrics,products=http://127.0.0.1:8084/metrics,notifications=http://127.0.0.1:8085/metrics,' +
+  'shipping=http://127.0.0.1:8086/metrics')
   .split(',').filter((s) => s).map((s) => s.split('='));
 
 const rssLine = /^process_resident_memory_bytes(?:\{[^}]*\})?\s+(\S+)$/m;
@@ -277,11 +331,15 @@ export function watchMemory() {
   sleep(2);
 }
 
-// memoryThresholds bounds the resident memory of every service of METRICS.
-export function memoryThresholds(mb) {
+// memoryThresholds bounds the resident memory of every service of METRICS:
+// mb each, nodeMb for the services on Node.js (NODE_SERVICES, default
+// shipping), whose runtime alone is about 40 MB resident and whose heap
+// (V8) grows before it collects.
+export function memoryThresholds(mb, nodeMb) {
+  const node = (__ENV.NODE_SERVICES || 'shipping').split(',');
   const t = {};
   for (const [service] of METRICS) {
-    t[`service_rss_mb{service:${service}}`] = [`max<${mb}`];
+    t[`service_rss_mb{service:${service}}`] = [`max<${node.includes(service) ? nodeMb : mb}`];
   }
   return t;
 }
@@ -307,9 +365,10 @@ export const overload = {
   order_balance: ['count==0'],
   orders_unsettled: ['count==0'],
   orders_listed_twice: ['count==0'],
+  shipments_missing: ['count==0'],
   http_req_failed: ['rate<0.01'],
   checks: ['rate>0.99'],
-  ...memoryThresholds(num('MAX_RSS_MB', 40)),
+  ...memoryThresholds(num('MAX_RSS_MB', 40), num('MAX_RSS_MB_NODE', 150)),
 };
 
 // expectRefusals makes k6 take the gateway's refusals (503, 429) as expected

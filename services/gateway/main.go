@@ -31,6 +31,7 @@ type config struct {
 	ProductsApp      string        `env:"PRODUCTS_APP_ID" default:"products"`
 	OrdersApp        string        `env:"ORDERS_APP_ID" default:"orders"`
 	NotificationsApp string        `env:"NOTIFICATIONS_APP_ID" default:"notifications"`
+	ShippingApp      string        `env:"SHIPPING_APP_ID" default:"shipping"`
 	InvokeTimeout    time.Duration `env:"INVOKE_TIMEOUT" default:"15s"`
 	MaxBodyBytes     int64         `env:"MAX_BODY_BYTES" default:"65536"`
 	// TrustedProxies lists, comma-separated, the networks (CIDR) of the
@@ -51,10 +52,14 @@ type config struct {
 	// without a refusal: e2e's 16 parallel requests of one customer, 32
 	// of every kind); after ADMIT_IDLE with nothing of the class in flight
 	// it is MAX (a burst of 50 orders from an idle suite).
-	// ADMIT_WINDOW completed requests make one decision.
+	// ADMIT_WINDOW completed requests make one decision; a client refused
+	// while an admitted request has been in flight ADMIT_LATE times its
+	// class's target cuts the limit at once (the spike's first second; 0
+	// waits for the window).
 	Admit            bool          `env:"ADMIT" default:"true"`
 	AdmitWindow      int           `env:"ADMIT_WINDOW" default:"10"`
 	AdmitIdle        time.Duration `env:"ADMIT_IDLE" default:"250ms"`
+	AdmitLate        float64       `env:"ADMIT_LATE" default:"2"`
 	AdmitReadTarget  time.Duration `env:"ADMIT_READ_TARGET" default:"10ms"`
 	AdmitReadMin     int           `env:"ADMIT_READ_MIN" default:"2"`
 	AdmitReadBurst   int           `env:"ADMIT_READ_BURST" default:"32"`
@@ -74,13 +79,17 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 	if !cfg.Admit {
 		return httpapi.Admission{}, nil, nil
 	}
+	class := func(target time.Duration, min, burst, max int) admit.Config {
+		return admit.Config{Target: target, Min: min, Burst: burst, Max: max, Window: cfg.AdmitWindow,
+			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target))}
+	}
 	classes := []struct {
 		name string
 		cfg  admit.Config
 	}{
-		{"read", admit.Config{Target: cfg.AdmitReadTarget, Min: cfg.AdmitReadMin, Burst: cfg.AdmitReadBurst, Max: cfg.AdmitReadMax, Window: cfg.AdmitWindow, Idle: cfg.AdmitIdle}},
-		{"order", admit.Config{Target: cfg.AdmitOrderTarget, Min: cfg.AdmitOrderMin, Burst: cfg.AdmitOrderBurst, Max: cfg.AdmitOrderMax, Window: cfg.AdmitWindow, Idle: cfg.AdmitIdle}},
-		{"write", admit.Config{Target: cfg.AdmitWriteTarget, Min: cfg.AdmitWriteMin, Burst: cfg.AdmitWriteBurst, Max: cfg.AdmitWriteMax, Window: cfg.AdmitWindow, Idle: cfg.AdmitIdle}},
+		{"read", class(cfg.AdmitReadTarget, cfg.AdmitReadMin, cfg.AdmitReadBurst, cfg.AdmitReadMax)},
+		{"order", class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)},
+		{"write", class(cfg.AdmitWriteTarget, cfg.AdmitWriteMin, cfg.AdmitWriteBurst, cfg.AdmitWriteMax)},
 	}
 	byName := map[string]*admit.Limiter{}
 	var errs []error
@@ -150,7 +159,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
 	h := httpapi.Routes(invoker, httpapi.KeyFunc(key.Bytes),
 		httpapi.Options{
-			Apps:           httpapi.Apps{Users: cfg.UsersApp, Products: cfg.ProductsApp, Orders: cfg.OrdersApp, Notifications: cfg.NotificationsApp},
+			Apps:           httpapi.Apps{Users: cfg.UsersApp, Products: cfg.ProductsApp, Orders: cfg.OrdersApp, Notifications: cfg.NotificationsApp, Shipping: cfg.ShippingApp},
 			MaxBody:        cfg.MaxBodyBytes,
 			Now:            time.Now,
 			TrustedProxies: proxies,

@@ -52,4 +52,7 @@ func TestAdmissionConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ADMIT_ORDER_") || !strings.Contains(err.Error(), "ADMIT_READ_") {
 		t.Fatalf("bad bounds: %v", err)
 	}
+	if _, _, err = parse(map[string]string{"ADMIT_LATE": "-1"}).admission(time.Now); err == nil || !strings.Contains(err.Error(), "late") {
+		t.Fatalf("ADMIT_LATE=-1: %v", err)
+	}
 }

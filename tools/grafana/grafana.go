@@ -13,6 +13,7 @@ package grafana
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -45,8 +46,15 @@ type Query struct {
 	Expr, Legend string
 }
 
-// Services are the suite's services, one dashboard each.
-var Services = []string{"gateway", "users", "products", "orders", "payments", "notifications"}
+// Services are the suite's services, one dashboard each (dapr.yaml's apps;
+// a test holds the two alike).
+var Services = []string{"gateway", "users", "products", "orders", "payments", "notifications", "shipping"}
+
+// NodeServices are the Services written in TypeScript on Node.js (a
+// package.json in their directory; a test holds the two alike). They export
+// the suite's metrics under the same names, but their runtime's are
+// prom-client's nodejs_* where Go's are go_*.
+var NodeServices = []string{"shipping"}
 
 // sel is the label matcher of a service's own metrics.
 func sel(service string, extra ...string) string {
@@ -95,11 +103,20 @@ func sidecarPanels(service string) []Panel {
 	}
 }
 
-// processPanels show memory and goroutines.
+// processPanels show memory and what the runtime is busy with: goroutines
+// for a Go service; for a Node.js one its V8 heap (bounded by NODE_OPTIONS
+// --max-old-space-size in Kubernetes) and its event loop's lag, since one
+// thread serves every request and a blocked loop delays them all.
 func processPanels(service string) []Panel {
-	return []Panel{
-		{Title: "Resident memory", Unit: "bytes", Queries: []Query{{"sum by (service) (process_resident_memory_bytes" + sel(service) + ")", "{{service}}"}}},
-		{Title: "Goroutines", Unit: "short", Queries: []Query{{"sum by (service) (go_goroutines" + sel(service) + ")", "{{service}}"}}},
+	memory := Panel{Title: "Resident memory", Unit: "bytes", Queries: []Query{{"sum by (service) (process_resident_memory_bytes" + sel(service) + ")", "{{service}}"}}}
+	if !slices.Contains(NodeServices, service) {
+		return []Panel{memory, {Title: "Goroutines", Unit: "short", Queries: []Query{{"sum by (service) (go_goroutines" + sel(service) + ")", "{{service}}"}}}}
+	}
+	return []Panel{memory,
+		{Title: "V8 heap used", Unit: "bytes", Description: "JavaScript objects on V8's heap, per replica.",
+			Queries: []Query{{"max by (service) (nodejs_heap_size_used_bytes" + sel(service) + ")", "{{service}}"}}},
+		{Title: "Event loop lag p99", Unit: "s", Description: "How late the event loop runs what is ready: every request waits that long too.",
+			Queries: []Query{{"max by (service) (nodejs_eventloop_lag_p99_seconds" + sel(service) + ")", "{{service}}"}}},
 	}
 }
 
@@ -135,6 +152,17 @@ var business = map[string][]Panel{
 		{Title: "Notifications", Unit: "reqps", Description: "Recorded per event type, and events delivered again that were not recorded twice.", Queries: []Query{
 			{"sum by (event_type) (" + rate("notifications_recorded_total", sel("notifications")) + ")", "{{event_type}}"},
 			{"sum(" + rate("notifications_duplicates_total", sel("notifications")) + ")", "duplicates"},
+		}},
+	},
+	"shipping": {
+		{Title: "Shipment changes", Unit: "reqps", Description: "Shipments created, shipped, delivered and cancelled per second (each stored with its event).", Queries: []Query{
+			{"sum by (type) (" + rate("shipping_events_total", sel("shipping")) + ")", "{{type}}"},
+		}},
+		{Title: "Order events", Unit: "reqps", Description: "order.confirmed and order.cancelled handled, by outcome: applied, duplicate, ignored, dropped, retried.", Queries: []Query{
+			{"sum by (type, outcome) (" + rate("shipping_order_events_total", sel("shipping")) + ")", "{{type}} {{outcome}}"},
+		}},
+		{Title: "Circuit breakers", Unit: "short", Description: "0 closed, 1 half-open, 2 open: shipping's calls to its state store and secret store.", Queries: []Query{
+			{"max by (name) (circuit_breaker_state" + sel("shipping") + ")", "{{name}}"},
 		}},
 	},
 }

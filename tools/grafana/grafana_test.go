@@ -5,13 +5,56 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/daprshop/suite/tools/grafana"
+	"github.com/daprshop/suite/tools/runner"
 )
+
+// TestServicesAreTheRunFile: a dashboard for every app of dapr.yaml and no
+// other, and the Node.js panels for exactly the apps with a package.json
+// (how e2e's build tells a Node.js service): a Go panel on a Node.js
+// service (go_goroutines) would show no data, and the reverse too.
+func TestServicesAreTheRunFile(t *testing.T) {
+	f, err := runner.Load("../../dapr.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apps, node []string
+	for _, a := range f.Apps {
+		apps = append(apps, a.ID)
+		if _, err := os.Stat(filepath.Join(a.Dir, "package.json")); err == nil {
+			node = append(node, a.ID)
+		}
+	}
+	services, nodeServices := slices.Sorted(slices.Values(grafana.Services)), slices.Sorted(slices.Values(grafana.NodeServices))
+	slices.Sort(apps)
+	slices.Sort(node)
+	if !slices.Equal(services, apps) {
+		t.Errorf("dashboards for %v, dapr.yaml's apps are %v", services, apps)
+	}
+	if !slices.Equal(nodeServices, node) {
+		t.Errorf("Node.js panels for %v, the apps with a package.json are %v", nodeServices, node)
+	}
+	for _, d := range grafana.All() {
+		s := strings.TrimPrefix(d.UID, "daprshop-")
+		if !slices.Contains(grafana.Services, s) {
+			continue
+		}
+		for _, q := range d.Queries() {
+			if goOnly := strings.Contains(q.Expr, "go_"); goOnly && slices.Contains(node, s) {
+				t.Errorf("%s: %q reads a Go runtime metric", d.UID, q.Expr)
+			}
+			if nodeOnly := strings.Contains(q.Expr, "nodejs_"); nodeOnly && !slices.Contains(node, s) {
+				t.Errorf("%s: %q reads a Node.js runtime metric", d.UID, q.Expr)
+			}
+		}
+	}
+}
 
 const dir = "../../observability/grafana/dashboards"
 

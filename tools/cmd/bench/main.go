@@ -339,10 +339,11 @@ type measurement struct {
 var errNoSuite = errors.New("the suite is not running")
 
 // ordersPerCustomer bounds the stream's orders per customer: each order
-// leaves about four notifications in its customer's list, which keeps the
-// newest 200 (notifications' MAX_PER_USER), and placed-to-confirmed under
-// load reads them after the stream.
-const ordersPerCustomer = 40
+// leaves about seven notifications in its customer's list (four of the
+// order, three of its shipment), which keeps the newest 200 (notifications'
+// MAX_PER_USER), and placed-to-confirmed under load reads them after the
+// stream.
+const ordersPerCustomer = 25
 
 // suiteRequests signs up the customers, logs the admin in, creates products
 // with plenty of stock and returns the reads to measure and the shop the

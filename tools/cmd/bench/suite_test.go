@@ -368,7 +368,8 @@ func TestEventFiguresSaySubscriberThatFellShort(t *testing.T) {
 
 func TestTopicsOfReadsTheScopes(t *testing.T) {
 	got := topicsOf(filepath.Join("..", "..", "..", "components", "kafka-postgres"))
-	want := []string{"defaultordersordersoutbox", "defaultpaymentspaymentsoutbox", "orders", "orders-deadletter", "payments", "payments-deadletter"}
+	want := []string{"defaultordersordersoutbox", "defaultpaymentspaymentsoutbox", "defaultshippingshipmentsoutbox",
+		"orders", "orders-deadletter", "payments", "payments-deadletter", "shipments", "shipments-deadletter"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("%v, want %v", got, want)
 	}

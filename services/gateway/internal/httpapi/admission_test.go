@@ -47,6 +47,7 @@ func TestAdmissionByClass(t *testing.T) {
 		{"read", "GET", "/api/orders", customer, "", "orders"},
 		{"read", "GET", ordBase, customer, "", "orders/" + ord},
 		{"read", "GET", "/api/notifications", customer, "", "notifications"},
+		{"read", "GET", ordBase + "/shipment", customer, "", "shipments/" + ord},
 		{"order", "POST", "/api/orders", customer, item, "orders"},
 		{"order", "POST", ordBase + "/cancel", customer, "", "orders/" + ord + "/cancel"},
 		{"write", "POST", "/api/users", "", `{"email":"a@b.c"}`, "users"},
@@ -72,7 +73,7 @@ func TestAdmissionByClass(t *testing.T) {
 				return l
 			}
 			h := httpapi.Routes(up, key, httpapi.Options{
-				Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications"},
+				Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications", Shipping: "shipping"},
 				MaxBody: 1024, Now: time.Now,
 				Admit: httpapi.Admission{Read: limiter(), Order: limiter(), Write: limiter()},
 			}, metrics.New("gateway"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })

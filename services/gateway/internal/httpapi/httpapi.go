@@ -51,7 +51,7 @@ func (f KeyFunc) SigningKey(ctx context.Context) ([]byte, error) { return f(ctx)
 
 // Apps names the app ID of each service.
 type Apps struct {
-	Users, Products, Orders, Notifications string
+	Users, Products, Orders, Notifications, Shipping string
 }
 
 // Options configure the API.
@@ -108,6 +108,7 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api.Handle("/orders", h.signedIn(read(h.own(opts.Apps.Orders, "orders")))).Methods(http.MethodGet)
 	api.Handle(order, h.signedIn(read(h.ownOrder))).Methods(http.MethodGet)
 	api.Handle(order+"/cancel", h.signedIn(place(h.cancelOrder))).Methods(http.MethodPost)
+	api.Handle(order+"/shipment", h.signedIn(read(h.shipment))).Methods(http.MethodGet)
 	api.Handle("/notifications", h.signedIn(read(h.own(opts.Apps.Notifications, "notifications")))).Methods(http.MethodGet)
 
 	// Admins.
@@ -120,6 +121,7 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api.Handle("/products/{id}/stock", h.noSuch("product")).Methods(http.MethodPut)
 	api.Handle("/orders/{id}", h.noSuch("order")).Methods(http.MethodGet)
 	api.Handle("/orders/{id}/cancel", h.noSuch("order")).Methods(http.MethodPost)
+	api.Handle("/orders/{id}/shipment", h.noSuch("order")).Methods(http.MethodGet)
 
 	web.NoRoute(api, log, m)
 	// Outside the router: its 404s and 405s carry the request ID too.
@@ -355,6 +357,12 @@ func (h *handlers) ownOrder(w http.ResponseWriter, r *http.Request) {
 // sent is not passed on.
 func (h *handlers) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	h.relay(w, r, call{app: h.opts.Apps.Orders, method: http.MethodPost, path: []string{"orders", mux.Vars(r)["id"], "cancel"}})
+}
+
+// shipment is the shipment of one of the caller's orders: shipping keeps it
+// under the order's ID and answers 404 for another owner's.
+func (h *handlers) shipment(w http.ResponseWriter, r *http.Request) {
+	h.relay(w, r, call{app: h.opts.Apps.Shipping, method: http.MethodGet, path: []string{"shipments", mux.Vars(r)["id"]}})
 }
 
 // readBody reads a bounded request body; none is nil.

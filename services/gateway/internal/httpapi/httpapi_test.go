@@ -79,7 +79,7 @@ func token(t testing.TB, role string, ttl time.Duration) string { return tokenFo
 
 func gateway(up *upstream) http.Handler {
 	return httpapi.Routes(up, key, httpapi.Options{
-		Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications"},
+		Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications", Shipping: "shipping"},
 		MaxBody: 1024, Now: time.Now,
 	}, metrics.New("gateway"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
 }
@@ -128,6 +128,8 @@ func TestRoutesForwardToTheOwningService(t *testing.T) {
 		{"my order", "GET", ordBase, customer, "", call{"orders", "GET", "orders/" + ord, "", "", me}},
 		{"cancel", "POST", ordBase + "/cancel", customer, "", call{"orders", "POST", "orders/" + ord + "/cancel", "", "", me}},
 		{"cancel, a body naming another user", "POST", ordBase + "/cancel", customer, `{"user_id":"` + other + `"}`, call{"orders", "POST", "orders/" + ord + "/cancel", "", "", me}},
+		{"shipment", "GET", ordBase + "/shipment", customer, "", call{"shipping", "GET", "shipments/" + ord, "", "", me}},
+		{"shipment, a query naming another user", "GET", ordBase + "/shipment?user_id=" + other, customer, "", call{"shipping", "GET", "shipments/" + ord, "", "", me}},
 		{"notifications", "GET", "/api/notifications", customer, "", call{"notifications", "GET", "notifications", "", "", me}},
 		{"notifications, a query naming another user", "GET", "/api/notifications?user_id=" + other, customer, "", call{"notifications", "GET", "notifications", "", "", me}},
 		{"create product", "POST", "/api/products", admin, `{"name":"x"}`, call{"products", "POST", "products", `{"name":"x"}`, "", me}},
@@ -166,6 +168,7 @@ func TestOwnerIsAlwaysTheTokensUser(t *testing.T) {
 		{"GET", "/api/orders", ""},
 		{"GET", ordBase, ""},
 		{"POST", ordBase + "/cancel", `{"user_id":"` + other + `"}`},
+		{"GET", ordBase + "/shipment", ""},
 		{"GET", "/api/notifications", ""},
 	}
 	for _, rt := range routes {
@@ -313,6 +316,7 @@ var routes = []struct {
 	{"GET", "/api/orders", "", "orders"},
 	{"GET", ordBase, "", "orders/" + ord},
 	{"POST", ordBase + "/cancel", "", "orders/" + ord + "/cancel"},
+	{"GET", ordBase + "/shipment", "", "shipments/" + ord},
 	{"GET", "/api/notifications", "", "notifications"},
 }
 
@@ -541,7 +545,7 @@ func TestForwardedForBehindTrustedProxies(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			up := &upstream{status: 200, reply: `{}`}
 			h := httpapi.Routes(up, key, httpapi.Options{
-				Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications"},
+				Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications", Shipping: "shipping"},
 				MaxBody: 1024, Now: time.Now, TrustedProxies: proxies,
 			}, metrics.New("gateway"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
 			r := httptest.NewRequest("POST", "/api/login", strings.NewReader(`{}`))
@@ -571,7 +575,7 @@ func TestRequestIDKeptWhenWellFormed(t *testing.T) {
 // forwardedPath is every path the gateway may forward: its routes' shapes,
 // with IDs of their kinds and numeric paging.
 var forwardedPath = regexp.MustCompile(`^(users|login|orders|notifications|products(\?(limit=[0-9]{1,9}|offset=[0-9]{1,9}|limit=[0-9]{1,9}&offset=[0-9]{1,9}))?|` +
-	`users/usr_[0-9a-f]{24}|products/prd_[0-9a-f]{24}(/stock)?|orders/ord_[0-9a-f]{24}(/cancel)?)$`)
+	`users/usr_[0-9a-f]{24}|products/prd_[0-9a-f]{24}(/stock)?|orders/ord_[0-9a-f]{24}(/cancel)?|shipments/ord_[0-9a-f]{24})$`)
 
 // FuzzGateway: whatever the method, path, token or body, the gateway answers
 // no 5xx but a 503 and never panics; what it forwards is one of its routes'

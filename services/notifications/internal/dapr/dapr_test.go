@@ -2,8 +2,11 @@ package dapr_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/daprshop/suite/lib/sidecar/sidecartest"
 	"github.com/daprshop/suite/services/notifications/internal/dapr"
@@ -58,4 +61,51 @@ func TestRedeliveryFinishesAHalfDoneAdd(t *testing.T) {
 	if got := ids(t, s, "usr_2"); len(got) != 0 {
 		t.Fatalf("usr_2 lists %v: a redelivery's payload overrode the record", got)
 	}
+}
+
+// TestAdditionsToOneListAreWrittenTogether: a burst of events about one
+// user, delivered at once, ends with every ID in the list once, in far
+// fewer list writes than events (the writes are grouped), and none lost a
+// race (one writer per user in a replica).
+func TestAdditionsToOneListAreWrittenTogether(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		writes int
+	)
+	st := &sidecartest.State{Hook: func(op, key string) {
+		if op == "save" && key == "user:usr_1" {
+			mu.Lock()
+			writes++
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond) // a store's round trip
+		}
+	}}
+	s := &dapr.Store{Client: st, Name: "st", MaxPerUser: 1000}
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Add(context.Background(), notifications.Notification{ID: fmt.Sprintf("e%d", i), UserID: "usr_1"})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := ids(t, s, "usr_1")
+	slices.Sort(got)
+	if len(got) != n || len(slices.Compact(got)) != n {
+		t.Fatalf("listed %d IDs (%d distinct), want %d", len(got), len(slices.Compact(got)), n)
+	}
+	if writes > n/4 {
+		t.Fatalf("%d list writes for %d additions made at once: not grouped", writes, n)
+	}
+	t.Logf("%d additions in %d list writes", n, writes)
 }

@@ -45,5 +45,6 @@ func Routes(svc Notifier, m *metrics.Metrics, log *slog.Logger, ready func(conte
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/events/orders", events.Handler(log, svc.Handle)).Methods(http.MethodPost)
 	r.HandleFunc("/events/payments", events.Handler(log, svc.Handle)).Methods(http.MethodPost)
+	r.HandleFunc("/events/shipments", events.Handler(log, svc.Handle)).Methods(http.MethodPost)
 	return r
 }

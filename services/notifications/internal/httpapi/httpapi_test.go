@@ -58,6 +58,10 @@ func TestEndpoints(t *testing.T) {
 	if w := do("POST", "/events/payments", good); !strings.Contains(w.Body.String(), string(events.Success)) {
 		t.Fatalf("good: %s", w.Body)
 	}
+	shipped := `{"id":"e2","topic":"shipments","data":{"type":"shipment.shipped","shipment_id":"shp_000000000000000000000001","order_id":"ord_000000000000000000000001","user_id":"usr_000000000000000000000001","status":"shipped","tracking_number":"DS1","at":"2026-11-29T10:00:00Z"}}`
+	if w := do("POST", "/events/shipments", shipped); !strings.Contains(w.Body.String(), string(events.Success)) {
+		t.Fatalf("shipment event: %s", w.Body)
+	}
 	if w := do("POST", "/events/orders", `{"id":"e2","data":{"type":"order.paid"}}`); !strings.Contains(w.Body.String(), string(events.DropIt)) {
 		t.Fatalf("poison: %s", w.Body)
 	}

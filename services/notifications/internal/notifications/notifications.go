@@ -1,4 +1,4 @@
-// Package notifications turns order and payment events into one message per
+// Package notifications turns order, payment and shipment events into one message per
 // event for the user concerned, however often an event is delivered: the
 // CloudEvent ID is the notification's ID, and a notification is written once.
 package notifications
@@ -26,15 +26,17 @@ type Notification struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// eventData is the part of orders and payments events a message needs.
+// eventData is the part of orders, payments and shipments events a message
+// needs.
 type eventData struct {
-	Type     string `json:"type"`
-	OrderID  string `json:"order_id"`
-	UserID   string `json:"user_id"`
-	Total    int64  `json:"total"`
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-	Reason   string `json:"reason"`
+	Type           string `json:"type"`
+	OrderID        string `json:"order_id"`
+	UserID         string `json:"user_id"`
+	Total          int64  `json:"total"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	Reason         string `json:"reason"`
+	TrackingNumber string `json:"tracking_number"`
 }
 
 // EventTypes are the event types notifications records, sorted.
@@ -58,6 +60,16 @@ var messages = map[string]func(d eventData) string{
 	},
 	"payment.refunded": func(d eventData) string {
 		return fmt.Sprintf("Payment of %s for order %s was refunded.", money(d.Amount, d.Currency), d.OrderID)
+	},
+	"shipment.created": func(d eventData) string {
+		return fmt.Sprintf("Order %s is being packed: tracking number %s.", d.OrderID, d.TrackingNumber)
+	},
+	"shipment.shipped": func(d eventData) string {
+		return fmt.Sprintf("Order %s has shipped: tracking number %s.", d.OrderID, d.TrackingNumber)
+	},
+	"shipment.delivered": func(d eventData) string { return fmt.Sprintf("Order %s was delivered.", d.OrderID) },
+	"shipment.cancelled": func(d eventData) string {
+		return fmt.Sprintf("The shipment of order %s was cancelled: %s.", d.OrderID, orDefault(d.Reason, "no reason given"))
 	},
 }
 

@@ -76,9 +76,11 @@ func TestMessages(t *testing.T) {
 		data map[string]any
 		want string
 	}{
-		"paid":      {map[string]any{"type": "order.paid", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "total": 2550, "currency": "EUR"}, "Order ord_000000000000000000000001 was paid: 25.50 EUR."},
-		"cancelled": {map[string]any{"type": "order.cancelled", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "reason": "payment declined"}, "Order ord_000000000000000000000001 was cancelled: payment declined."},
-		"refunded":  {map[string]any{"type": "payment.refunded", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "amount": 705, "currency": "EUR"}, "Payment of 7.05 EUR for order ord_000000000000000000000001 was refunded."},
+		"paid":               {map[string]any{"type": "order.paid", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "total": 2550, "currency": "EUR"}, "Order ord_000000000000000000000001 was paid: 25.50 EUR."},
+		"cancelled":          {map[string]any{"type": "order.cancelled", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "reason": "payment declined"}, "Order ord_000000000000000000000001 was cancelled: payment declined."},
+		"shipped":            {map[string]any{"type": "shipment.shipped", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "shipment_id": "shp_000000000000000000000001", "status": "shipped", "tracking_number": "DS0123456789ABCDEF"}, "Order ord_000000000000000000000001 has shipped: tracking number DS0123456789ABCDEF."},
+		"shipment cancelled": {map[string]any{"type": "shipment.cancelled", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "reason": "order cancelled"}, "The shipment of order ord_000000000000000000000001 was cancelled: order cancelled."},
+		"refunded":           {map[string]any{"type": "payment.refunded", "order_id": "ord_000000000000000000000001", "user_id": "usr_000000000000000000000001", "amount": 705, "currency": "EUR"}, "Payment of 7.05 EUR for order ord_000000000000000000000001 was refunded."},
 	}
 	for name, tc := range cases {
 		svc, _, _ := newService()
