@@ -268,7 +268,11 @@ func checkNoneTwice(t *testing.T, tok string, outs []outcome, final []order, p p
 	// Every notification of the user is kept (the suite's MAX_PER_USER is
 	// above what a test makes).
 	per := map[[2]string]int{}
-	eventually(t, 60*time.Second, func() string {
+	// 90 s: a confirmation whose delivery died with a shipping instance
+	// (its app or its sidecar killed) and outlived the delivery retries is
+	// delivered again only once Redis hands it to another consumer
+	// (processingTimeout, 30 s), and its steps follow.
+	eventually(t, 90*time.Second, func() string {
 		var list struct{ Notifications []notification }
 		status, reply := gateway(t, tok).call(t, "GET", "/api/notifications", nil)
 		if status != 200 {

@@ -56,15 +56,7 @@ func confirmedOrder(t *testing.T, admin, tok string) order {
 	if status != 201 {
 		t.Fatalf("order: %d %s", status, reply)
 	}
-	eventually(t, 20*time.Second, func() string {
-		var cur order
-		gateway(t, tok).mustCall(t, "GET", "/api/orders/"+o.ID, nil, 200, &cur)
-		if cur.Status != "confirmed" {
-			return "order status " + cur.Status
-		}
-		return ""
-	})
-	return o
+	return confirmedUncancelled(t, tok, o.ID, "the order")
 }
 
 // probedTypes lists the types of the events of topic about orderID, sorted.
