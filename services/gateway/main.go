@@ -39,7 +39,8 @@ type config struct {
 	// empty: clients connect directly.
 	TrustedProxies string `env:"TRUSTED_PROXIES"`
 	// Admission control (internal/admit), one limit per class of route:
-	// reads (every GET), orders (placing and cancelling), writes (sign-ups,
+	// reads (every GET but a shipment), shipments (shipping, on Node.js, slows on
+	// its own), orders (placing and cancelling), writes (sign-ups,
 	// logins, the admins' catalog writes). Each limit adapts so that the
 	// median latency of what it admits stays within its TARGET: 2-3 times
 	// the class's latency on an idle suite (a read 3-5 ms, an order 25-40
@@ -68,6 +69,10 @@ type config struct {
 	AdmitOrderMin    int           `env:"ADMIT_ORDER_MIN" default:"1"`
 	AdmitOrderBurst  int           `env:"ADMIT_ORDER_BURST" default:"16"`
 	AdmitOrderMax    int           `env:"ADMIT_ORDER_MAX" default:"64"`
+	AdmitTrackTarget time.Duration `env:"ADMIT_TRACK_TARGET" default:"50ms"`
+	AdmitTrackMin    int           `env:"ADMIT_TRACK_MIN" default:"1"`
+	AdmitTrackBurst  int           `env:"ADMIT_TRACK_BURST" default:"16"`
+	AdmitTrackMax    int           `env:"ADMIT_TRACK_MAX" default:"64"`
 	AdmitWriteTarget time.Duration `env:"ADMIT_WRITE_TARGET" default:"250ms"`
 	AdmitWriteMin    int           `env:"ADMIT_WRITE_MIN" default:"1"`
 	AdmitWriteBurst  int           `env:"ADMIT_WRITE_BURST" default:"16"`
@@ -90,6 +95,7 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 		{"read", class(cfg.AdmitReadTarget, cfg.AdmitReadMin, cfg.AdmitReadBurst, cfg.AdmitReadMax)},
 		{"order", class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)},
 		{"write", class(cfg.AdmitWriteTarget, cfg.AdmitWriteMin, cfg.AdmitWriteBurst, cfg.AdmitWriteMax)},
+		{"track", class(cfg.AdmitTrackTarget, cfg.AdmitTrackMin, cfg.AdmitTrackBurst, cfg.AdmitTrackMax)},
 	}
 	byName := map[string]*admit.Limiter{}
 	var errs []error
@@ -104,7 +110,7 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 	if err := errors.Join(errs...); err != nil {
 		return httpapi.Admission{}, nil, err
 	}
-	return httpapi.Admission{Read: byName["read"], Order: byName["order"], Write: byName["write"]}, byName, nil
+	return httpapi.Admission{Read: byName["read"], Order: byName["order"], Write: byName["write"], Track: byName["track"]}, byName, nil
 }
 
 // parsePrefixes reads a comma-separated list of networks (CIDR).

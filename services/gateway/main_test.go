@@ -34,7 +34,7 @@ func TestAdmissionConfig(t *testing.T) {
 		return cfg
 	}
 	a, byName, err := parse(nil).admission(time.Now)
-	if err != nil || a.Read == nil || a.Order == nil || a.Write == nil || len(byName) != 3 {
+	if err != nil || a.Read == nil || a.Order == nil || a.Write == nil || a.Track == nil || len(byName) != 4 {
 		t.Fatalf("defaults: %+v %v %v", a, byName, err)
 	}
 	// The defaults admit a burst of 50 orders and 32 reads on an idle suite.

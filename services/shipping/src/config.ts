@@ -6,6 +6,9 @@
  * (500ms, 3s, 1m30s), as everywhere else in the suite.
  */
 import { parseDuration } from "./duration";
+
+/** maxTimerMs is the longest delay a Node timer honours. */
+const maxTimerMs = 2 ** 31 - 1;
 import { parseSteps, type Step } from "./shipping";
 
 /** Config is everything shipping reads from the environment. */
@@ -101,6 +104,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         const ms = parseDuration(raw);
         if (ms === undefined) bad("must be a duration such as 500ms, 3s or 1m30s");
         else if (ms < 0) bad("must not be negative");
+        // Each is a timer's delay: Node takes whole milliseconds up to
+        // 2^31-1 and runs a longer one at once (a tick every 1 ms).
+        else if (!Number.isInteger(ms)) bad("must be a whole number of milliseconds");
+        else if (ms > maxTimerMs) bad("must be at most 596h (Node's timers end at 2^31-1 ms)");
         v.set(f.env, ms ?? NaN);
         break;
       }

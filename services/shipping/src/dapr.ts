@@ -413,16 +413,19 @@ export class DaprStore implements Store {
   }
 
   async deleteLease(key: string, version: string): Promise<void> {
-    await this.run(async () => {
-      const res = await this.state.delete(this.name, key, {
-        etag: version,
-        concurrency: StateConcurrencyEnum.CONCURRENCY_FIRST_WRITE,
-      } as never);
-      if (!res.error) return;
-      if (daprError(res.error).status !== 409) throw unavailable(res.error, `${this.name} unavailable`);
-      // PostgreSQL answers a missing key like a changed one.
-      if (await this.read(key)) throw errorf("conflict", `${this.name} changed meanwhile`);
-    });
+    await this.run(() => this.remove(key, version));
+  }
+
+  /** remove deletes key at version; a key gone already is no error, one that changed is a conflict. */
+  private async remove(key: string, version: string): Promise<void> {
+    const res = await this.state.delete(this.name, key, {
+      etag: version,
+      concurrency: StateConcurrencyEnum.CONCURRENCY_FIRST_WRITE,
+    } as never);
+    if (!res.error) return;
+    if (daprError(res.error).status !== 409) throw unavailable(res.error, `${this.name} unavailable`);
+    // PostgreSQL answers a missing key like a changed one.
+    if (await this.read(key)) throw errorf("conflict", `${this.name} changed meanwhile`);
   }
 
   async getDue(shardList: number[]): Promise<DueShard[]> {
@@ -437,6 +440,10 @@ export class DaprStore implements Store {
   }
 
   async putDue(shard: number, entries: Record<string, string>, version: string | undefined): Promise<void> {
-    await this.run(() => this.save("due:" + shard, { entries }, version));
+    const key = "due:" + shard;
+    if (Object.keys(entries).length > 0) return this.run(() => this.save(key, { entries }, version));
+    if (version === undefined) return; // nothing to write
+    // A slot left empty goes: a bucket per 2 s would otherwise leave keys behind forever.
+    await this.run(() => this.remove(key, version));
   }
 }

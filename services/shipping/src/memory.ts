@@ -97,8 +97,27 @@ export class MemoryStore implements Store {
   }
 
   async putDue(shard: number, entries: Record<string, string>, version: string | undefined): Promise<void> {
-    await this.turn("state_save");
-    this.put("due:" + shard, { entries }, version, undefined);
+    const key = "due:" + shard;
+    if (Object.keys(entries).length > 0) {
+      await this.turn("state_save");
+      this.put(key, { entries }, version, undefined);
+      return;
+    }
+    if (version === undefined) return; // nothing to write
+    await this.turn("state_delete");
+    const cur = this.read(key);
+    if (!cur || String(cur.version) !== version) throw errorf("conflict", `${key} changed meanwhile`);
+    this.data.delete(key);
+  }
+
+  /** dueIds lists the shipment IDs of every due index slot (not the cursor), for tests to see the whole index. */
+  dueIds(): string[] {
+    const out: string[] = [];
+    for (const [key, e] of this.data) {
+      if (!key.startsWith("due:") || key === "due:0") continue;
+      out.push(...Object.keys((JSON.parse(e.json) as { entries: Record<string, string> }).entries));
+    }
+    return out;
   }
 
   private async turn(op: string): Promise<void> {

@@ -19,14 +19,21 @@
  *     ETag check of a shipment's outbox transaction fails: on Redis, a
  *     transaction whose ETag check fails may still publish its event
  *     (lib/sidecar.SaveWithEvent), which would announce a step twice.
- *   - due:<0..7>     the due index, in 8 shards (shardOf): shipment ID ->
- *     next_at for every shipment not yet final, each shard updated under its
- *     ETag (writers of different shipments share a shard). Every replica's
- *     ticker reads the 8 shards (one bulk read) every SHIPPING_TICK and
- *     advances the shipments that are due. An entry is a hint: the shipment
- *     record decides, and the ticker repairs an entry that disagrees with it
- *     (an orphan without a record is removed, a stale time is corrected, a
- *     final shipment's entry is removed).
+ *   - due:<slot>     the due index: shipment ID -> next_at for every
+ *     shipment not yet final, cut by time and by shipment (slotOf: the
+ *     bucket of 2 s its next_at falls in, times 8 shards, plus shardOf), each
+ *     slot written under its ETag and deleted once empty. due:0 holds the
+ *     cursor, the oldest bucket that may still hold entries. Every replica's
+ *     ticker reads the slots from the cursor to now (one bulk read, about 48
+ *     slots: the cursor stays 10 s behind for the replicas' clocks; after a
+ *     stop, a minute of buckets a tick until it caught up) every
+ *     SHIPPING_TICK, advances the shipments that are due and moves the
+ *     cursor past the buckets it found empty: a tick costs the same whatever
+ *     the number of shipments in flight (a day's deliveries wait in buckets
+ *     a day ahead). An entry is a hint: the shipment record decides, and the
+ *     ticker repairs an entry that disagrees with it (an orphan without a
+ *     record is removed, a stale time is moved to its slot, a final
+ *     shipment's entry is removed).
  *
  * # Events in, steps out
  *
@@ -60,9 +67,10 @@
  *     or absent.
  *   - after the creation, before the acknowledgement: the redelivery finds
  *     the shipment and creates nothing.
- *   - a ticker between a step's write and its index update: the entry still
- *     holds the past time; the next tick finds the record not due (or final)
- *     and repairs the entry. The step is not taken twice: its record moved on.
+ *   - a ticker between a step's write and its index update (the new entry
+ *     is written before the old one is removed): the old entry still holds
+ *     the past time; the next tick finds the record not due (or final) and
+ *     repairs the entry. The step is not taken twice: its record moved on.
  *   - holding a lease: it blocks its shipment until it expires (LEASE_TTL),
  *     then the next tick or redelivery takes it over.
  *   - restart: nothing lives in memory; every replica reads the index.
@@ -191,15 +199,41 @@ export function parseSteps(s: string, parse: (d: string) => number | undefined =
   return steps;
 }
 
-/** shards is the number of due index shards. Every replica must agree on it: it is not configurable. */
+/**
+ * The due index is cut by time, then by shipment: a slot holds the entries
+ * due within one bucket of bucketMs in one of shards shards, so a tick
+ * reads the few slots from its cursor to now, whatever the number of
+ * shipments in flight (a day's deliveries at Kubernetes' pace sit in
+ * buckets a day ahead, unread until then), and writers of one bucket spread
+ * over its shards. Every replica must agree on these: they are not
+ * configurable.
+ */
 export const shards = 8;
+/** bucketMs is the width of a due index bucket. */
+export const bucketMs = 2000;
+/** settleBuckets is how far behind the clock the cursor stays (10 s): replicas' clocks may disagree that much. */
+export const settleBuckets = 5;
+/** catchUpBuckets is the most buckets one tick reads: after a long stop, a minute of due entries a tick. */
+export const catchUpBuckets = 30;
+/** cursorSlot holds the cursor, the oldest bucket that may still hold entries: slot 0, the bucket of 1970, which nothing is due in. */
+export const cursorSlot = 0;
 
 /** shardOf is the due index shard of a shipment ID (its digits are uniform: a SHA-256 prefix). */
 export function shardOf(id: string): number {
   return parseInt(id.slice(4, 8), 16) % shards;
 }
 
-/** DueShard is one shard of the due index as stored: shipment ID -> when due (RFC 3339). */
+/** bucketOf is the bucket of a time (epoch ms). */
+export function bucketOf(ms: number): number {
+  return Math.floor(ms / bucketMs);
+}
+
+/** slotOf is the due index slot of shipment id due at at (RFC 3339). */
+export function slotOf(id: string, at: string): number {
+  return bucketOf(Date.parse(at)) * shards + shardOf(id);
+}
+
+/** DueShard is one slot of the due index as stored: shipment ID -> when due (RFC 3339). */
 export interface DueShard {
   shard: number;
   entries: Record<string, string>;
@@ -223,9 +257,12 @@ export interface Store extends LeaseStore {
    * when the key exists.
    */
   putShipment(s: Shipment, version: string | undefined, event?: ShipmentEvent): Promise<void>;
-  /** getDue returns the listed shards of the due index (empty ones without version). */
+  /** getDue returns the listed slots of the due index (empty ones without version). */
   getDue(shardList: number[]): Promise<DueShard[]>;
-  /** putDue writes a shard over version (undefined: only if it does not exist yet). */
+  /**
+   * putDue writes a slot over version (undefined: only if it does not exist
+   * yet); a slot left without entries is deleted (at that version).
+   */
   putDue(shard: number, entries: Record<string, string>, version: string | undefined): Promise<void>;
 }
 
@@ -277,6 +314,8 @@ export class Shipping {
   private readonly store: Store;
   private readonly leases: Leases;
   private readonly counters: Counters;
+  /** cursorSeen: the due index's cursor exists (startCursor need not look again). */
+  private cursorSeen = false;
 
   constructor(private readonly o: ShippingOptions) {
     this.store = o.store;
@@ -349,7 +388,10 @@ export class Shipping {
       const ev = eventOf(s);
       // The index entry first: no record is ever without one.
       const due = s.next_at;
-      if (due) await lease.step(() => this.index(id, due));
+      if (due) {
+        await lease.step(() => this.startCursor(now));
+        await lease.step(() => this.index(id, due));
+      }
       await lease.step(() => this.store.putShipment(s, undefined, ev));
       this.counters.stored(ev.type);
       this.counters.order(d.type, "applied");
@@ -408,7 +450,8 @@ export class Shipping {
       this.counters.stored(ev.type);
       this.counters.order(d.type, "applied");
       this.o.log.info("shipment cancelled", { shipment_id: id, order_id: d.order_id, reason });
-      await lease.step(() => this.unindex(id));
+      const was = cur.value.next_at;
+      if (was) await lease.step(() => this.unindex(id, was));
     });
   }
 
@@ -463,30 +506,48 @@ export class Shipping {
   }
 
   /**
-   * tick reads the due index and advances every shipment that is due, a few
-   * at a time, in an order of its own (replicas ticking together spread
-   * over the work; the lease settles who does each).
+   * tick reads the due index from its cursor to now, advances every
+   * shipment that is due, a few at a time, in an order of its own (replicas
+   * ticking together spread over the work; the lease settles who does
+   * each), and moves the cursor past the buckets it found empty.
    */
   async tick(): Promise<TickResult> {
-    const all = await this.store.getDue(Array.from({ length: shards }, (_, i) => i));
     const now = this.o.now();
-    const due: string[] = [];
-    for (const sh of all) {
+    const nowB = bucketOf(now);
+    const [c] = await this.store.getDue([cursorSlot]);
+    const stored = Number(c?.entries.cursor);
+    const from = Number.isInteger(stored) && stored > 0 ? Math.min(stored, nowB - settleBuckets) : nowB - settleBuckets;
+    const to = Math.min(nowB, from + catchUpBuckets - 1);
+    const slots: number[] = [];
+    for (let b = from; b <= to; b++) for (let sh = 0; sh < shards; sh++) slots.push(b * shards + sh);
+    const got = await this.store.getDue(slots);
+    const due: [string, string][] = [];
+    const full = new Set<number>();
+    for (const sh of got) {
       for (const [id, at] of Object.entries(sh.entries)) {
-        if (!(Date.parse(at) > now)) due.push(id);
+        full.add(Math.floor(sh.shard / shards));
+        if (!(Date.parse(at) > now)) due.push([id, at]);
       }
+    }
+    // The cursor passes the buckets found empty, up to the settle margin.
+    let next = from;
+    while (next <= to && next < nowB - settleBuckets && !full.has(next)) next++;
+    if (next !== stored) {
+      await this.store.putDue(cursorSlot, { cursor: String(next) }, c?.version).catch((err) => {
+        if (codeOf(err) !== "conflict") throw err; // another replica moved it
+      });
     }
     shuffle(due);
     const res: TickResult = { due: due.length, advanced: 0, busy: 0 };
-    const next = () => due.shift();
+    const take = () => due.shift();
     const worker = async () => {
-      for (let id = next(); id !== undefined; id = next()) {
+      for (let e = take(); e !== undefined; e = take()) {
         try {
-          const r = await this.advance(id);
+          const r = await this.advance(e[0], e[1]);
           if (r === "advanced") res.advanced++;
           if (r === "busy") res.busy++;
         } catch (err) {
-          this.o.log.warn("shipment not advanced", { shipment_id: id, err: describe(err) });
+          this.o.log.warn("shipment not advanced", { shipment_id: e[0], err: describe(err) });
         }
       }
     };
@@ -494,8 +555,23 @@ export class Shipping {
     return res;
   }
 
-  /** advance takes the due step of shipment id, if it still is due, or repairs its index entry. */
-  async advance(id: string): Promise<"advanced" | "busy" | "repaired"> {
+  /**
+   * startCursor writes the cursor if there is none yet (a first shipment),
+   * at the settle margin before now: the ticker reads from there.
+   */
+  private async startCursor(now: number): Promise<void> {
+    if (this.cursorSeen) return;
+    const [c] = await this.store.getDue([cursorSlot]);
+    if (!c?.version) {
+      await this.store.putDue(cursorSlot, { cursor: String(bucketOf(now) - settleBuckets) }, undefined).catch((err) => {
+        if (codeOf(err) !== "conflict") throw err;
+      });
+    }
+    this.cursorSeen = true;
+  }
+
+  /** advance takes the due step of shipment id, whose index entry says at, if it still is due, or repairs that entry. */
+  async advance(id: string, at: string): Promise<"advanced" | "busy" | "repaired"> {
     let lease: Lease;
     try {
       lease = await this.leases.acquire(leaseKey(id), false);
@@ -507,11 +583,11 @@ export class Shipping {
       const cur = await lease.step(() => this.store.getShipment(id));
       if (!cur) {
         // An entry whose creation did not finish: the redelivery indexes it again.
-        await lease.step(() => this.unindex(id));
+        await lease.step(() => this.unindex(id, at));
         this.counters.repaired("orphan");
         return "repaired";
       }
-      return await withTrace(cur.value.traceparent, () => this.step(lease, cur));
+      return await withTrace(cur.value.traceparent, () => this.step(lease, cur, at));
     } catch (err) {
       if (err instanceof LostError) return "busy";
       throw err;
@@ -520,18 +596,17 @@ export class Shipping {
     }
   }
 
-  private async step(lease: Lease, cur: Versioned<Shipment>): Promise<"advanced" | "repaired"> {
+  private async step(lease: Lease, cur: Versioned<Shipment>, entry: string): Promise<"advanced" | "repaired"> {
     const s = cur.value;
     const next = this.nextStep(s.status);
     if (!next || s.next_at === null) {
-      await lease.step(() => this.unindex(s.id));
+      await lease.step(() => this.reindex(s.id, [entry, s.next_at], null));
       this.counters.repaired("final");
       return "repaired";
     }
     const now = this.o.now();
     if (Date.parse(s.next_at) > now) {
-      const due = s.next_at;
-      await lease.step(() => this.index(s.id, due));
+      await lease.step(() => this.reindex(s.id, [entry], s.next_at));
       this.counters.repaired("stale");
       return "repaired";
     }
@@ -548,9 +623,23 @@ export class Shipping {
     await lease.step(() => this.store.putShipment(moved, cur.version, ev));
     this.counters.stored(ev.type);
     this.o.log.info("shipment moved on", { shipment_id: s.id, order_id: s.order_id, status: next.status });
-    const due = moved.next_at;
-    await lease.step(() => (due ? this.index(s.id, due) : this.unindex(s.id)));
+    await lease.step(() => this.reindex(s.id, [entry, s.next_at], moved.next_at));
     return "advanced";
+  }
+
+  /**
+   * reindex makes shipment id's index entry say to (none when null): the
+   * entry at to first, so the shipment is never without one, then the
+   * entries at the times in from (those whose slot differs) removed.
+   */
+  private async reindex(id: string, from: (string | null)[], to: string | null): Promise<void> {
+    if (to) await this.index(id, to);
+    const done = new Set(to ? [slotOf(id, to)] : []);
+    for (const at of from) {
+      if (!at || done.has(slotOf(id, at))) continue;
+      done.add(slotOf(id, at));
+      await this.unindex(id, at);
+    }
   }
 
   /** nextStep is the configured step after status, if any. */
@@ -570,18 +659,18 @@ export class Shipping {
     }
   }
 
-  /** index sets shipment id's due entry to at. */
+  /** index sets shipment id's due entry to at, in at's slot. */
   private index(id: string, at: string): Promise<void> {
-    return this.modifyDue(shardOf(id), (entries) => {
+    return this.modifyDue(slotOf(id, at), (entries) => {
       if (entries[id] === at) return false;
       entries[id] = at;
       return true;
     });
   }
 
-  /** unindex removes shipment id's due entry. */
-  private unindex(id: string): Promise<void> {
-    return this.modifyDue(shardOf(id), (entries) => {
+  /** unindex removes shipment id's due entry from at's slot. */
+  private unindex(id: string, at: string): Promise<void> {
+    return this.modifyDue(slotOf(id, at), (entries) => {
       if (!(id in entries)) return false;
       delete entries[id];
       return true;

@@ -38,6 +38,18 @@ describe("config", () => {
     }
   });
 
+  it("refuses durations Node's timers cannot honour", () => {
+    try {
+      parseConfig({ SHIPPING_TICK: "9999999h", SHUTDOWN_GRACE: "999999h", SIDECAR_TIMEOUT: "1ns" });
+      assert.fail("no error");
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.problems.map((p) => p.split("=")[0]), ["SHIPPING_TICK", "SHUTDOWN_GRACE", "SIDECAR_TIMEOUT"]);
+    }
+    // Steps are dates, not timers: a month is fine.
+    assert.equal(parseConfig({ SHIPPING_STEPS: "shipped=720h" }).steps[0]!.delayMs, 720 * 3_600_000);
+  });
+
   it("masks secrets in the start-up line", () => {
     const line = describeConfig({ APP_API_TOKEN: "a", DAPR_API_TOKEN: "b" });
     assert.match(line, /APP_API_TOKEN=\*\*\*\*\*\* /);

@@ -138,9 +138,9 @@ export function storeContract(name: string, setup: () => Promise<Harness>, skip?
       assert.equal(await h.store.getLease(key), undefined);
     });
 
-    it("due index shards: empty until written, then versioned with first-write", async () => {
-      // Shards are shared by every test of a store: a shard of this run's own.
-      const shard = 7;
+    it("due index slots: empty until written, versioned with first-write, deleted when emptied", async () => {
+      // Slots are shared by every test of a store: a slot of this run's own.
+      const shard = 7 + 8 * (Date.now() % 1_000_000);
       const [before] = await h.store.getDue([shard]);
       assert.equal(before!.shard, shard);
       const entries = { ...before!.entries, shp_000000000000000000000001: new Date().toISOString() };
@@ -150,14 +150,19 @@ export function storeContract(name: string, setup: () => Promise<Harness>, skip?
       } else {
         await h.store.putDue(shard, entries, before!.version);
       }
-      const all = await h.store.getDue([0, 1, 2, 3, 4, 5, 6, 7]);
-      assert.deepEqual(all.map((s) => s.shard), [0, 1, 2, 3, 4, 5, 6, 7]);
-      const written = all[shard]!;
+      const slots = [shard - 1, shard, shard + 1];
+      const all = await h.store.getDue(slots);
+      assert.deepEqual(all.map((s) => s.shard), slots);
+      const written = all[1]!;
       assert.deepEqual(written.entries, entries);
       assert.ok(written.version);
       await conflict(h.store.putDue(shard, {}, before!.version ?? "1000000"));
       await h.store.putDue(shard, {}, written.version);
-      assert.deepEqual((await h.store.getDue([shard]))[0]!.entries, {});
+      const [gone] = await h.store.getDue([shard]);
+      assert.deepEqual(gone!.entries, {});
+      assert.equal(gone!.version, undefined, "an emptied slot is deleted, not kept");
+      await h.store.putDue(shard, {}, undefined); // nothing to write, no error
+      assert.equal((await h.store.getDue([shard]))[0]!.version, undefined);
     });
   });
 }

@@ -388,7 +388,7 @@ admission_in_flight{class="read"} 0
 # TYPE admission_limit gauge
 admission_limit{class="order"} 2
 admission_limit{class="read"} 5
-# HELP admission_requests_total Requests the gateway's admission control admitted or refused at once (shed), by class (read, order, write).
+# HELP admission_requests_total Requests the gateway's admission control admitted or refused at once (shed), by class (read, track, order, write).
 # TYPE admission_requests_total counter
 admission_requests_total{class="order",outcome="admitted"} 2
 admission_requests_total{class="order",outcome="shed"} 2

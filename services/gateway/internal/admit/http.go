@@ -52,7 +52,7 @@ type collector map[string]*Limiter
 
 var (
 	requestsDesc = prometheus.NewDesc("admission_requests_total",
-		"Requests the gateway's admission control admitted or refused at once (shed), by class (read, order, write).",
+		"Requests the gateway's admission control admitted or refused at once (shed), by class (read, track, order, write).",
 		[]string{"class", "outcome"}, nil)
 	limitDesc = prometheus.NewDesc("admission_limit",
 		"How many requests of the class may be in flight through the suite now (the adaptive limit).",

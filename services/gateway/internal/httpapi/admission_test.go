@@ -47,7 +47,7 @@ func TestAdmissionByClass(t *testing.T) {
 		{"read", "GET", "/api/orders", customer, "", "orders"},
 		{"read", "GET", ordBase, customer, "", "orders/" + ord},
 		{"read", "GET", "/api/notifications", customer, "", "notifications"},
-		{"read", "GET", ordBase + "/shipment", customer, "", "shipments/" + ord},
+		{"track", "GET", ordBase + "/shipment", customer, "", "shipments/" + ord},
 		{"order", "POST", "/api/orders", customer, item, "orders"},
 		{"order", "POST", ordBase + "/cancel", customer, "", "orders/" + ord + "/cancel"},
 		{"write", "POST", "/api/users", "", `{"email":"a@b.c"}`, "users"},
@@ -55,7 +55,7 @@ func TestAdmissionByClass(t *testing.T) {
 		{"write", "POST", "/api/products", admin, `{"name":"x"}`, "products"},
 		{"write", "PUT", "/api/products/" + prd + "/stock", admin, `{"stock":3}`, "products/" + prd + "/stock"},
 	}
-	for _, full := range []string{"read", "order", "write"} {
+	for _, full := range []string{"read", "track", "order", "write"} {
 		t.Run(full+" full", func(t *testing.T) {
 			var holder route
 			for _, r := range routes {
@@ -75,7 +75,7 @@ func TestAdmissionByClass(t *testing.T) {
 			h := httpapi.Routes(up, key, httpapi.Options{
 				Apps:    httpapi.Apps{Users: "users", Products: "products", Orders: "orders", Notifications: "notifications", Shipping: "shipping"},
 				MaxBody: 1024, Now: time.Now,
-				Admit: httpapi.Admission{Read: limiter(), Order: limiter(), Write: limiter()},
+				Admit: httpapi.Admission{Read: limiter(), Order: limiter(), Write: limiter(), Track: limiter()},
 			}, metrics.New("gateway"), slog.New(slog.DiscardHandler), func(context.Context) error { return nil })
 			done := make(chan int)
 			go func() { done <- send(h, holder.method, holder.path, holder.tok, holder.body).Code }()

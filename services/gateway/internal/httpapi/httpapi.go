@@ -76,8 +76,13 @@ type Options struct {
 // verified (a refused token takes no slot) and before anything is
 // forwarded; a refused one is answered 503 with Retry-After at once.
 type Admission struct {
-	// Read: every GET.
+	// Read: every GET but a shipment's.
 	Read *admit.Limiter
+	// Track: reading a shipment. shipping (one Node.js process per replica)
+	// slows on its own under load; its own limit keeps that from the other
+	// reads, and refuses what it cannot answer within the invocation's
+	// timeout instead of a 503 five seconds later.
+	Track *admit.Limiter
 	// Order: placing and cancelling orders.
 	Order *admit.Limiter
 	// Write: sign-ups, logins and the admins' catalog writes.
@@ -95,6 +100,7 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api := r.PathPrefix("/api").Subrouter()
 	product, order := "/products/"+id.Product.Var("id"), "/orders/"+id.Order.Var("id")
 	read, place, write := h.admitted(opts.Admit.Read), h.admitted(opts.Admit.Order), h.admitted(opts.Admit.Write)
+	track := h.admitted(opts.Admit.Track)
 
 	// Public.
 	api.HandleFunc("/users", write(h.forward(opts.Apps.Users, "users"))).Methods(http.MethodPost)
@@ -108,7 +114,7 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api.Handle("/orders", h.signedIn(read(h.own(opts.Apps.Orders, "orders")))).Methods(http.MethodGet)
 	api.Handle(order, h.signedIn(read(h.ownOrder))).Methods(http.MethodGet)
 	api.Handle(order+"/cancel", h.signedIn(place(h.cancelOrder))).Methods(http.MethodPost)
-	api.Handle(order+"/shipment", h.signedIn(read(h.shipment))).Methods(http.MethodGet)
+	api.Handle(order+"/shipment", h.signedIn(track(h.shipment))).Methods(http.MethodGet)
 	api.Handle("/notifications", h.signedIn(read(h.own(opts.Apps.Notifications, "notifications")))).Methods(http.MethodGet)
 
 	// Admins.
