@@ -52,7 +52,7 @@ const evictSample = 8
 // MemStore is a LimitStore in memory holding at most MaxKeys entries. A new
 // key always gets an entry: when full, the store drops an expired entry or,
 // among a sample, the one that restricts least (fewest events counting,
-// then the soonest to expire). So a spray of made-up emails or addresses
+// then the least recently written). So a spray of made-up emails or addresses
 // neither grows it nor, as the old limiter did, goes uncounted; to push out
 // a locked source an attacker must fill the store with entries at least as
 // restrictive, failures it cannot make cheaply.
@@ -135,7 +135,8 @@ func (s *MemStore) max() int {
 }
 
 // evict drops the expired entries of a sample of the map (Go's map order is
-// random) or, if none is, the sample's least restrictive. Callers hold mu.
+// random) or, if none is, the sample's least restrictive (fewest events, then
+// the least recently written). Callers hold mu.
 func (s *MemStore) evict() {
 	now := s.Now()
 	var (
@@ -148,7 +149,10 @@ func (s *MemStore) evict() {
 		if !now.Before(e.Expires) {
 			s.drop(k)
 			freed = true
-		} else if victim == "" || e.N < least.N || e.N == least.N && e.Expires.Before(least.Expires) {
+		} else if victim == "" || e.N < least.N || e.N == least.N && s.vers[k] < s.vers[victim] {
+			// On a tie, the entry written longest ago, not the soonest to
+			// expire: entries of different kinds last differently, and an
+			// account's, which a spray must not push out, expires soonest.
 			victim, least = k, e
 		}
 		if seen++; seen == evictSample {
