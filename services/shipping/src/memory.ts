@@ -12,7 +12,7 @@
 import { ApiError, errorf } from "./apierr";
 import type { ShipmentEvent } from "./contracts";
 import type { LeaseRecord, Versioned } from "./lease";
-import type { DueShard, Recipients, Shipment, Store } from "./shipping";
+import { cursorSlot, type DueShard, type Recipients, type Shipment, type Store } from "./shipping";
 import { traceparent } from "./tracecontext";
 
 /** Published is one event the fake outbox published: its CloudEvent type, data and trace context. */
@@ -114,7 +114,7 @@ export class MemoryStore implements Store {
   dueIds(): string[] {
     const out: string[] = [];
     for (const [key, e] of this.data) {
-      if (!key.startsWith("due:") || key === "due:0") continue;
+      if (!key.startsWith("due:") || key === "due:" + cursorSlot) continue;
       out.push(...Object.keys((JSON.parse(e.json) as { entries: Record<string, string> }).entries));
     }
     return out;
