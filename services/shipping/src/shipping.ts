@@ -659,11 +659,19 @@ export class Shipping {
     }
   }
 
-  /** index sets shipment id's due entry to at, in at's slot. */
+  /**
+   * index sets shipment id's due entry to at, in at's slot; to now instead
+   * when at has passed: a writer that stalled (a busy machine, a sidecar
+   * timing out) between reading the clock and writing must not put an entry
+   * in a bucket the cursor has already passed, where no tick would read it.
+   * The entry holds the time its slot was chosen by, so its removal finds
+   * it; the record still decides what is due.
+   */
   private index(id: string, at: string): Promise<void> {
-    return this.modifyDue(slotOf(id, at), (entries) => {
-      if (entries[id] === at) return false;
-      entries[id] = at;
+    const when = Date.parse(at) < this.o.now() ? iso(this.o.now()) : at;
+    return this.modifyDue(slotOf(id, when), (entries) => {
+      if (entries[id] === when) return false;
+      entries[id] = when;
       return true;
     });
   }
