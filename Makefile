@@ -15,7 +15,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: PROFILE=$(PROFILE) (components/<profile>)"
 
-tools: ## build the pinned daprd, sentry, k6, kube-apiserver and kubectl into .bin/, install Prometheus and etcd (skips what is there)
+tools: ## build the pinned daprd, sentry, k6, Jaeger, kube-apiserver and kubectl into .bin/, install Prometheus and etcd (skips what is there)
 	@bash tools/toolchain.sh
 
 build: ## compile every service and the runner into .bin/
@@ -35,9 +35,10 @@ images: ## build a container image per service (needs a Docker engine; TAG=dev):
 RUN_FLAGS_redis          := -start-redis
 RUN_FLAGS_kafka-postgres := -kafka 9092
 
-run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres, REPLICAS=orders=3,payments=2, ZIPKIN=<collector URL>, PRIVATE_REDIS=1: a Redis of the run's own, DAPRD=<daprd 1.14.0>); Ctrl-C stops it
+run: run-check build ## run the suite with daprd sidecars (PROFILE=redis or kafka-postgres, REPLICAS=orders=3,payments=2, PRIVATE_REDIS=1: a Redis of the run's own, DAPRD=<daprd 1.14.0>); spans go to the Jaeger of `make observe` if it runs (start that first), else nowhere (ZIPKIN=<collector URL>: there); Ctrl-C stops it
 	@daprd="$$(bash tools/toolchain.sh sentry daprd-path)" && \
-	  exec $(BIN)/daprun -f . -daprd "$$daprd" -sentry $(BIN)/sentry -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE)) $(if $(REPLICAS),-replicas $(REPLICAS)) $(if $(ZIPKIN),-zipkin $(ZIPKIN)) $(if $(PRIVATE_REDIS),-private-redis)
+	  zipkin="$(ZIPKIN)" && { [ -n "$$zipkin" ] || zipkin="$$(bash tools/toolchain.sh zipkin-url)"; } && \
+	  exec $(BIN)/daprun -f . -daprd "$$daprd" -sentry $(BIN)/sentry -bin $(BIN) -resources components/$(PROFILE) $(RUN_FLAGS_$(PROFILE)) $(if $(REPLICAS),-replicas $(REPLICAS)) $${zipkin:+-zipkin "$$zipkin"} $(if $(PRIVATE_REDIS),-private-redis)
 
 # answers PORT: something listens on 127.0.0.1:PORT (bash, no client tools).
 answers = (exec 3<>/dev/tcp/127.0.0.1/$(1)) 2>/dev/null
@@ -55,13 +56,37 @@ run-check:
 	  echo "Install and start it: sudo apt-get install postgresql (Debian/Ubuntu), brew install postgresql (macOS),"; \
 	  echo "or set postgres-connection-string in components/local-secrets.json to one you have."; exit 1; fi
 
-observe: ## run Prometheus (127.0.0.1:9090) with the suite's config and alerts against `make run`
-	@bash tools/toolchain.sh prometheus
+# Jaeger's ports in make observe (observability/jaeger/config.yaml reads
+# these and JAEGER_OTLP_GRPC_PORT, JAEGER_OTLP_HTTP_PORT, JAEGER_QUERY_GRPC_PORT,
+# JAEGER_HEALTH_PORT from the environment). It records its PID and ports in
+# .run/jaeger: make run sends its spans there only while that process runs
+# (tools/toolchain.sh zipkin-url). Both run in the background of one shell
+# that waits; however it ends (Ctrl-C, kill, one of them exiting), it stops
+# the other and waits for it.
+JAEGER_ZIPKIN_PORT ?= 9411
+JAEGER_QUERY_PORT  ?= 16686
+
+observe: ## run Prometheus (127.0.0.1:9090) and Jaeger (traces on 127.0.0.1:16686, spans in on 9411) for `make run`: start this first; Ctrl-C stops both
+	@bash tools/toolchain.sh prometheus jaeger
+	@if [ -n "$$(bash tools/toolchain.sh zipkin-url 2>/dev/null)" ]; then \
+	  echo "make observe already runs (Jaeger PID $$(cut -d' ' -f1 .run/jaeger)): stop it first"; exit 1; fi
 	@mkdir -p .run/prometheus
 	@echo "==> Prometheus on http://127.0.0.1:9090 scrapes the services (8080-8086) and their daprd (9190-9196)"
 	@echo "    dashboards: import observability/grafana/dashboards/*.json into Grafana (README, Observability)"
-	@exec prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
-	  --web.listen-address=127.0.0.1:9090 --log.level=warn
+	@echo "==> Jaeger: traces on http://127.0.0.1:$(JAEGER_QUERY_PORT); make run's sidecars send spans to http://127.0.0.1:$(JAEGER_ZIPKIN_PORT)/api/v2/spans"
+	@echo "    start make run after this: a suite started before sends its spans nowhere (stop it, make run again)"
+	@echo "==> Ctrl-C stops both"
+	@prom=""; jaeger=""; \
+	  stop() { trap - INT TERM HUP EXIT; kill $$prom $$jaeger 2>/dev/null; wait; \
+	    [ -z "$$jaeger" ] || ! grep -q "^$$jaeger " .run/jaeger 2>/dev/null || rm -f .run/jaeger; }; \
+	  trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM HUP; trap stop EXIT; \
+	  prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
+	    --web.listen-address=127.0.0.1:9090 --log.level=warn & prom=$$!; \
+	  JAEGER_ZIPKIN_PORT=$(JAEGER_ZIPKIN_PORT) JAEGER_QUERY_PORT=$(JAEGER_QUERY_PORT) JAEGER_UI_ASSETS=$(CURDIR)/observability/jaeger/ui \
+	    $(BIN)/jaeger --config observability/jaeger/config.yaml & jaeger=$$!; \
+	  echo "$$jaeger $(JAEGER_ZIPKIN_PORT) $(JAEGER_QUERY_PORT)" > .run/jaeger; \
+	  while kill -0 $$prom 2>/dev/null && kill -0 $$jaeger 2>/dev/null; do sleep 1; done; \
+	  if kill -0 $$jaeger 2>/dev/null; then echo "==> Prometheus stopped: stopping Jaeger"; else echo "==> Jaeger stopped: stopping Prometheus"; fi; exit 1
 
 test: test-check tools test-unit test-fuzz test-e2e ## unit tests, a short fuzz run, then integration tests through real sidecars
 
@@ -86,7 +111,7 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-comp
 	@for m in $(filter-out e2e,$(MODULES)); do \
 	  echo "==> $$m: vet and unit tests"; \
 	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 RUNNER_REQUIRED=1 DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry \
-	    KUBE_REQUIRED=1 KUBE_APISERVER=$(BIN)/kube-apiserver KUBECTL=$(BIN)/kubectl ETCD=$$(command -v etcd) \
+	    KUBE_REQUIRED=1 KUBE_APISERVER=$(BIN)/kube-apiserver KUBECTL=$(BIN)/kubectl ETCD=$$(command -v etcd) JAEGER_REQUIRED=1 JAEGER=$(BIN)/jaeger \
 	    GOWORK=off go test -count=1 ./...) || exit 1; \
 	done
 	@for s in $(NODE_SERVICES); do echo "==> services/$$s: build and unit tests (node --test)"; \
@@ -101,7 +126,7 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-comp
 
 test-e2e: ## integration tests on both profiles (real daprd sidecars, Redis, then Kafka in-process + PostgreSQL), the suite under `dapr run -f .` (with a Dapr CLI), fault tests
 	@echo "==> e2e: the suite on the redis profile (127.0.0.1:6379), then on kafka-postgres (PostgreSQL 127.0.0.1:5432)"
-	@cd e2e && DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry K6=$(BIN)/k6 $(if $(wildcard $(BIN)/dapr),DAPR_CLI=$(BIN)/dapr) \
+	@cd e2e && DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry K6=$(BIN)/k6 JAEGER=$(BIN)/jaeger $(if $(wildcard $(BIN)/dapr),DAPR_CLI=$(BIN)/dapr) \
 	  E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
 	  grep --line-buffered -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 

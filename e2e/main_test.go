@@ -72,7 +72,7 @@ func sentryPath() string {
 }
 
 func TestMain(m *testing.M) {
-	for _, bin := range []struct{ name, path string }{{"daprd", daprdPath()}, {"sentry", sentryPath()}} {
+	for _, bin := range []struct{ name, path string }{{"daprd", daprdPath()}, {"sentry", sentryPath()}, {"jaeger", jaegerPath()}} {
 		name, path := bin.name, bin.path
 		if _, err := os.Stat(path); err != nil {
 			if os.Getenv("E2E_REQUIRED") != "" {
@@ -351,7 +351,7 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 	if err != nil {
 		return nil, err
 	}
-	spans, err := newCollector()
+	spans, err := newCollector(dir, marker)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +374,8 @@ func startSuite(profile, dir, marker string, secrets map[string]string, redisAdd
 	}
 	r, err := runner.Start(context.Background(), f, runner.Options{
 		Daprd: daprdPath(), Sentry: sentryPath(), Out: logFile, ReadyTimeout: 2 * time.Minute, StopGrace: 10 * time.Second,
-		// Each sidecar sends its spans to this run's collector.
+		// Each sidecar, and the gateway's edge, sends its spans to this
+		// run's Jaeger.
 		Zipkin:    spans.url(),
 		Env:       []string{marker},
 		DaprdArgs: []string{"--dapr-graceful-shutdown-seconds", "1"},

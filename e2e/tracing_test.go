@@ -2,92 +2,33 @@ package e2e
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// collector is a Zipkin-compatible span collector in the test process: every
-// sidecar of the run sends its spans here (runner.Options.Zipkin).
-type collector struct {
-	srv  *http.Server
-	addr string
-	mu   sync.Mutex
-	got  []span
-}
-
-// span is the part of a Zipkin v2 span the tests read.
-type span struct {
-	TraceID       string                       `json:"traceId"`
-	ID            string                       `json:"id"`
-	ParentID      string                       `json:"parentId"`
-	Name          string                       `json:"name"`
-	Kind          string                       `json:"kind"`
-	LocalEndpoint struct{ ServiceName string } `json:"localEndpoint"`
-	Tags          map[string]string            `json:"tags"`
-}
-
-func newCollector() (*collector, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	c := &collector{addr: l.Addr().String()}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v2/spans", func(w http.ResponseWriter, r *http.Request) {
-		var spans []span
-		if err := json.NewDecoder(r.Body).Decode(&spans); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		c.mu.Lock()
-		c.got = append(c.got, spans...)
-		c.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	})
-	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = c.srv.Serve(l) }()
-	return c, nil
-}
-
-func (c *collector) url() string { return "http://" + c.addr + "/api/v2/spans" }
-
-func (c *collector) close() { _ = c.srv.Close() }
-
-// trace returns the spans of one trace.
-func (c *collector) trace(id string) []span {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []span
-	for _, s := range c.got {
-		if s.TraceID == id {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // TestTracing: an order placed with a client's W3C trace context is one
-// trace across every sidecar it crosses, by invocation and by pub/sub, and
-// the services' log lines about it carry its trace ID.
+// trace in Jaeger (the run's own, make observe's binary and configuration):
+// the gateway's span of the request, every invocation, the state operations
+// and the outbox's publishing of each service on the way, and the delivery
+// of its events to every subscription of every topic, each span a child of
+// another span of the trace (the root a child of the client's), and the
+// services' log lines about it carry its trace ID.
 func TestTracing(t *testing.T) {
 	admin := adminToken(t)
 	_, tok := signUp(t)
 	p := newProduct(t, admin, 400, 3)
-	traceID := randomHex(16)
+	traceID, clientSpan := randomHex(16), randomHex(8)
 	body := fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}]}`, p.ID)
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/api/orders", env.run.App("gateway").AppPort), strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("traceparent", "00-"+traceID+"-"+randomHex(8)+"-01")
+	req.Header.Set("traceparent", "00-"+traceID+"-"+clientSpan+"-01")
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -97,27 +38,120 @@ func TestTracing(t *testing.T) {
 		t.Fatalf("order: %d", resp.StatusCode)
 	}
 
+	// Every subscription of the run is one delivery the trace must show
+	// (the order's events reach each one; dead-letter topics carry none).
+	type delivery struct{ app, topic string }
+	deliveries := map[delivery]bool{}
+	for _, s := range subscriptionRoutes(t) {
+		if !strings.HasSuffix(s.topic, "-deadletter") {
+			deliveries[delivery{s.app, s.topic}] = true
+		}
+	}
 	// Invocation: gateway -> orders -> products, payments (orders does not
-	// ask users: the gateway's token proves the owner). Pub/sub: the order's
-	// events reach notifications and shipping (TypeScript) within the same
-	// trace.
-	want := []string{"gateway", "orders", "products", "payments", "notifications", "shipping"}
-	eventually(t, 30*time.Second, func() string {
-		seen := map[string]bool{}
-		for _, s := range env.spans.trace(traceID) {
-			seen[s.LocalEndpoint.ServiceName] = true
+	// ask users: the gateway's token proves the owner); shipping -> users
+	// (the name on the label).
+	calls := [][2]string{{"gateway", "orders"}, {"orders", "products"}, {"orders", "payments"}, {"shipping", "users"}}
+	// State: every service that keeps the order's consequences. (Dapr's
+	// Zipkin exporter lower-cases its span names: CallLocal reaches Jaeger
+	// as calllocal.)
+	stateful := []string{"orders", "products", "payments", "notifications", "shipping"}
+
+	var spans []span
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range spans {
+				t.Logf("%s %s <- %s %q %v", s.Service, s.ID, s.ParentID, s.Name, s.Tags)
+			}
+		}
+	})
+	eventually(t, 60*time.Second, func() string {
+		if spans, err = env.spans.trace(traceID); err != nil {
+			return err.Error()
+		}
+		byID := map[string]span{}
+		for _, s := range spans {
+			byID[s.ID] = s
 		}
 		var missing []string
-		for _, app := range want {
-			if !seen[app] {
-				missing = append(missing, app)
+		edge := false
+		for _, s := range spans {
+			if s.Service == "gateway" && s.Name == "POST /api/orders" && s.ParentID == clientSpan {
+				edge = true
+			}
+		}
+		if !edge {
+			missing = append(missing, "the gateway's span of POST /api/orders, a child of the client's")
+		}
+		for _, c := range calls {
+			found := false
+			for _, s := range spans {
+				if strings.HasPrefix(strings.ToLower(s.Name), "calllocal/"+c[1]+"/") && s.Service == c[1] && byID[s.ParentID].Service == c[0] {
+					found = true
+				}
+			}
+			if !found {
+				missing = append(missing, fmt.Sprintf("%s invoking %s", c[0], c[1]))
+			}
+		}
+		for _, app := range stateful {
+			found := false
+			for _, s := range spans {
+				if s.Service == app && strings.Contains(strings.ToLower(s.Name), "state") {
+					found = true
+				}
+			}
+			if !found {
+				missing = append(missing, app+"'s state operations")
+			}
+		}
+		for d := range deliveries {
+			found := false
+			for _, s := range spans {
+				if s.Service == d.app && strings.EqualFold(s.Name, "pubsub/"+d.topic) {
+					found = true
+				}
+			}
+			if !found {
+				missing = append(missing, fmt.Sprintf("the delivery of %s to %s", d.topic, d.app))
 			}
 		}
 		if len(missing) > 0 {
-			return fmt.Sprintf("trace %s has no spans from %v (has %v)", traceID, missing, keys(seen))
+			slices.Sort(missing)
+			return fmt.Sprintf("trace %s (%d spans) has no %s", traceID, len(spans), strings.Join(missing, "; "))
 		}
 		return ""
 	})
+	// Linked: no span hangs from a parent the trace does not have (the
+	// client's span is the one parent outside it).
+	ids := map[string]bool{clientSpan: true}
+	for _, s := range spans {
+		ids[s.ID] = true
+	}
+	for _, s := range spans {
+		if !ids[s.ParentID] {
+			t.Errorf("span %s %q of %s has parent %q, which is not in the trace", s.ID, s.Name, s.Service, s.ParentID)
+		}
+	}
+
+	// Found the way a dashboard's trace link or table looks for it: by a
+	// service and a least duration (the slowest span of the order's, in
+	// every service but the probe's).
+	slowest := map[string]time.Duration{}
+	for _, s := range spans {
+		slowest[s.Service] = max(slowest[s.Service], s.Duration)
+	}
+	for service, d := range slowest {
+		if service == "e2e-probe" {
+			continue
+		}
+		ids, err := env.spans.search(service, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(ids, traceID) {
+			t.Errorf("Jaeger's search for %s's traces of at least %v does not find trace %s (found %d)", service, d, traceID, len(ids))
+		}
+	}
 
 	// Logs: orders, payments and shipping logged this order with its trace ID.
 	eventually(t, 10*time.Second, func() string {

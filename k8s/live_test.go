@@ -98,6 +98,13 @@ func TestOverlaysOnARealAPIServer(t *testing.T) {
 			checkLive(t, c, "daprshop", false)
 		})
 	}
+	t.Run("observability", func(t *testing.T) {
+		c := daprCRDs(t, overlays[0])
+		applyClean(t, c, "observability", "-k", "observability")
+		if out, errOut, err := c.kube("-n", "observability", "get", "service", "jaeger-collector", "-o", "name"); err != nil {
+			t.Errorf("the collector's Service is not stored: %v %s%s", err, out, errOut)
+		}
+	})
 	t.Run("dapr-system", func(t *testing.T) {
 		c := daprCRDs(t, overlays[0])
 		applyClean(t, c, "dapr-system", "-k", "dapr-system")

@@ -38,6 +38,7 @@ type build struct {
 	namespace   string
 	deployments map[string]appsv1.Deployment
 	services    map[string]corev1.Service
+	configMaps  map[string]corev1.ConfigMap
 	hpas        map[string]autoscalingv2.HorizontalPodAutoscaler
 	pdbs        map[string]policyv1.PodDisruptionBudget
 	policies    []networkingv1.NetworkPolicy
@@ -59,7 +60,7 @@ func render(t *testing.T, dir string) *build {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	b := &build{deployments: map[string]appsv1.Deployment{}, services: map[string]corev1.Service{},
+	b := &build{deployments: map[string]appsv1.Deployment{}, services: map[string]corev1.Service{}, configMaps: map[string]corev1.ConfigMap{},
 		hpas: map[string]autoscalingv2.HorizontalPodAutoscaler{}, pdbs: map[string]policyv1.PodDisruptionBudget{},
 		components: map[string]componentsv1.Component{}, configs: map[string]configv1.Configuration{}, roles: map[string]rbacv1.Role{},
 		kinds: map[string]int{}}
@@ -86,6 +87,8 @@ func render(t *testing.T, dir string) *build {
 			decode[networkingv1.Ingress](t, kind, name, raw)
 		case "Service":
 			b.services[name] = decode[corev1.Service](t, kind, name, raw)
+		case "ConfigMap":
+			b.configMaps[name] = decode[corev1.ConfigMap](t, kind, name, raw)
 		case "Deployment":
 			b.deployments[name] = decode[appsv1.Deployment](t, kind, name, raw)
 		case "HorizontalPodAutoscaler":
@@ -1286,6 +1289,88 @@ func TestKafkaTopics(t *testing.T) {
 	for topic := range have {
 		if !want[topic] {
 			t.Errorf("KafkaTopic %s is no topic of the pub/sub's scopes", topic)
+		}
+	}
+}
+
+// TestCollectorIsWhereTheSpansGo: k8s/observability's Jaeger receives what
+// the suite exports: every sidecar's Configuration in every overlay and the
+// gateway's ZIPKIN_URL name its jaeger-collector Service's Zipkin port,
+// which leads to the container port Jaeger's own configuration listens on.
+func TestCollectorIsWhereTheSpansGo(t *testing.T) {
+	obs := render(t, "observability")
+	svc, ok := obs.services["jaeger-collector"]
+	if !ok || obs.namespace == "" {
+		t.Fatalf("no Service jaeger-collector in a namespace (%q)", obs.namespace)
+	}
+	var port corev1.ServicePort
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "zipkin" {
+			port = p
+		}
+	}
+	want := fmt.Sprintf("http://%s.%s.svc.cluster.local:%d/api/v2/spans", svc.Name, obs.namespace, port.Port)
+
+	// The Service's target is a port of Jaeger's container, on which
+	// Jaeger's configuration has its Zipkin receiver.
+	d, ok := obs.deployments["jaeger"]
+	if !ok {
+		t.Fatal("no Deployment jaeger")
+	}
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Service %s selects %s=%s, Jaeger's pods are %v", svc.Name, k, v, d.Spec.Template.Labels)
+		}
+	}
+	var container int32
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == port.TargetPort.String() {
+				container = p.ContainerPort
+			}
+		}
+	}
+	if container == 0 {
+		t.Fatalf("Service port %+v targets no port of Jaeger's container", port)
+	}
+	var cm *corev1.ConfigMap
+	for name, c := range obs.configMaps {
+		if strings.HasPrefix(name, "jaeger-config") {
+			cm = &c
+		}
+	}
+	if cm == nil {
+		t.Fatal("no ConfigMap jaeger-config")
+	}
+	var cfg struct {
+		Receivers struct {
+			Zipkin struct{ Endpoint string }
+		}
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Receivers.Zipkin.Endpoint != fmt.Sprintf("0.0.0.0:%d", container) {
+		t.Errorf("Jaeger's Zipkin receiver listens on %q, its container port is %d", cfg.Receivers.Zipkin.Endpoint, container)
+	}
+
+	for _, o := range overlays {
+		b := render(t, o)
+		for name, c := range b.configs {
+			if c.Spec.TracingSpec == nil || c.Spec.TracingSpec.Zipkin == nil || c.Spec.TracingSpec.Zipkin.EndpointAddresss != want {
+				t.Errorf("%s: Configuration %s exports spans to %+v, want %s", o, name, c.Spec.TracingSpec, want)
+			}
+		}
+		var got string
+		for _, c := range b.deployments["gateway"].Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.Name == "ZIPKIN_URL" {
+					got = e.Value
+				}
+			}
+		}
+		if got != want {
+			t.Errorf("%s: the gateway's ZIPKIN_URL is %q, want %s", o, got, want)
 		}
 	}
 }

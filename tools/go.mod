@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/dapr/dapr v1.14.0
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/prometheus/prometheus v0.308.0
 	github.com/twmb/franz-go v1.21.1
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260515175617-8268a5d078c0

@@ -6,6 +6,8 @@
 #               with tools/dapr/daprd.patch
 #   sentry      Dapr's certificate authority (mTLS between a run's sidecars)
 #   k6          load tests
+#   jaeger      Jaeger v2 (an OpenTelemetry collector with Jaeger's storage and
+#               query): make observe runs it to receive the sidecars' spans
 #   prometheus  prometheus and promtool (Debian's package)
 #   etcd        the Kubernetes API server's store (Debian's etcd-server)
 #   kube        kube-apiserver and kubectl (tools/kube): make test applies the
@@ -14,15 +16,21 @@
 #               `dapr run -f .` (CI; not in make tools: users install theirs)
 #   daprd-path  prints the daprd make run starts: DAPRD, .bin/daprd, the CLI's
 #               ($DAPR_RUNTIME_PATH or ~/.dapr) if 1.14.0, else builds one
-# Usage: tools/toolchain.sh [daprd|sentry|k6|prometheus|etcd|kube|dapr|daprd-path]...
+#   zipkin-url  prints where make run's sidecars send spans: the Jaeger that
+#               make observe runs, if it runs (.run/jaeger), else nothing
+# Usage: tools/toolchain.sh [daprd|sentry|k6|jaeger|prometheus|etcd|kube|dapr|daprd-path]...
+#        tools/toolchain.sh zipkin-url
 set -euo pipefail
 
 DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
 K6_VERSION="${K6_VERSION:-1.8.1}"
+JAEGER_VERSION="${JAEGER_VERSION:-1.76.0}"
 KUBE_VERSION="${KUBE_VERSION:-1.32.13}"
 GO_MIN="1.25"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BIN:-$ROOT/.bin}"
+# make observe writes its Jaeger's PID, Zipkin port and query port here.
+JAEGER_STATE="${JAEGER_STATE:-$ROOT/.run/jaeger}"
 
 # Progress goes to stderr: stdout carries only what a command prints for a
 # caller (daprd-path).
@@ -64,12 +72,18 @@ check_go() {
   say "Go $v at $(command -v go)"
 }
 
+# module_dir MODULE@VERSION prints the source directory of a module in Go's
+# module cache (read-only), downloading it once.
+module_dir() {
+  local dir
+  dir="$(GOWORK=off GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir" ]] || die "could not download $1"
+  printf '%s\n' "$dir"
+}
+
 # dapr_dir prints the pinned dapr module's source directory, downloading it once.
 dapr_dir() {
-  local dir
-  dir="$(GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/dapr/dapr@v$DAPR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -d "$dir" ]] || die "could not download github.com/dapr/dapr@v$DAPR_VERSION"
-  printf '%s\n' "$dir"
+  module_dir "github.com/dapr/dapr@v$DAPR_VERSION"
 }
 
 # patch_id NAME: a short checksum of tools/dapr/NAME.patch; the binary carries
@@ -280,25 +294,97 @@ build_k6() {
   "$BIN/k6" version | grep -q "^k6 v$K6_VERSION " || die "built k6 reports '$("$BIN/k6" version)', want v$K6_VERSION"
 }
 
+# jaeger_built: .bin/jaeger is the pinned release (its version command
+# prints the version build_jaeger stamps into it).
+jaeger_built() {
+  [[ -x "$BIN/jaeger" ]] && "$BIN/jaeger" version 2>/dev/null | grep -qF "\"gitVersion\":\"v$JAEGER_VERSION\""
+}
+
+# build_jaeger builds Jaeger v2 (cmd/jaeger) into .bin/jaeger. go install
+# refuses the module (it has a replace directive), so it is built in the
+# module's own directory, with its go.sum and its replace, as its releases
+# are. Its version is stamped as the release Makefile does. The module does
+# not hold the Jaeger UI's web assets (a release build embeds them, built
+# from another repository): make observe serves observability/jaeger/ui.
+build_jaeger() {
+  if jaeger_built; then
+    say "jaeger $JAEGER_VERSION already built ($BIN/jaeger)"
+    return
+  fi
+  say "jaeger $JAEGER_VERSION: downloading the module"
+  local dir
+  dir="$(module_dir "github.com/jaegertracing/jaeger@v$JAEGER_VERSION")"
+  say "jaeger $JAEGER_VERSION: building (about 9 minutes on 2 cores, once; longer on a busy machine)"
+  mkdir -p "$BIN"
+  (cd "$dir" && with_progress "jaeger" env GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -buildvcs=false -trimpath \
+    -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=v$JAEGER_VERSION" \
+    -o "$BIN/jaeger.new" ./cmd/jaeger)
+  mv "$BIN/jaeger.new" "$BIN/jaeger"
+  jaeger_built || die "built jaeger does not report version v$JAEGER_VERSION ($BIN/jaeger version)"
+}
+
+# listens PID PORT: process PID listens on 127.0.0.1:PORT (ss on Linux,
+# lsof on macOS; where neither is, that something answers there).
+listens() {
+  if command -v ss >/dev/null; then
+    ss -Hltnp "sport = :$2" 2>/dev/null | grep -qE "127\.0\.0\.1:$2 .*[(,]pid=$1,"
+  elif command -v lsof >/dev/null; then
+    lsof -nP -a -p "$1" -iTCP@127.0.0.1:"$2" -sTCP:LISTEN >/dev/null 2>&1
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null
+  fi
+}
+
+# observed_jaeger PID PORT: PID is a process of this user named jaeger that
+# listens on 127.0.0.1:PORT, i.e. make observe's Jaeger still runs.
+observed_jaeger() {
+  [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ ]] || return 1
+  [[ "$(ps -o uid= -p "$1" 2>/dev/null | tr -d ' ')" == "$(id -u)" ]] || return 1
+  [[ "$(basename "$(ps -o comm= -p "$1" 2>/dev/null)")" == jaeger ]] || return 1
+  listens "$1" "$2"
+}
+
+# zipkin_url prints the Zipkin endpoint of the Jaeger that make observe runs,
+# and says on stderr where the spans go. A port that answers is no proof:
+# any local user could listen on 9411 and read every span (routes with user
+# and order IDs; tools/runner/names.go), so only the process make observe
+# started, found by its PID, counts.
+zipkin_url() {
+  local pid="" zipkin="" query=""
+  if [[ -r "$JAEGER_STATE" ]]; then read -r pid zipkin query < "$JAEGER_STATE" || true; fi
+  if observed_jaeger "$pid" "$zipkin"; then
+    say "spans: to the Jaeger of make observe (http://127.0.0.1:$zipkin/api/v2/spans); traces on http://127.0.0.1:$query"
+    printf 'http://127.0.0.1:%s/api/v2/spans\n' "$zipkin"
+    return
+  fi
+  say "spans: exported nowhere (for traces: make observe first, then make run; or ZIPKIN=<collector URL>)"
+}
+
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "(none: the first six, as make tools does)"
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "(none: the first seven, as make tools does)"
+    exit 0 ;;
+  # It needs no Go, and prints nothing else on stdout.
+  zipkin-url)
+    [[ $# -eq 1 ]] || die "zipkin-url goes alone"
+    zipkin_url
     exit 0 ;;
 esac
 check_go
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 prometheus etcd kube)
+[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 jaeger prometheus etcd kube)
 for t in "${targets[@]}"; do
   case "$t" in
     daprd) build_daprd ;;
     sentry) build_sentry ;;
     k6) build_k6 ;;
+    jaeger) build_jaeger ;;
     prometheus) install_prometheus ;;
     kube) build_kube ;;
     etcd) install_etcd ;;
     dapr) build_cli ;;
     daprd-path) daprd_path ;;
-    *) die "unknown tool '$t' (daprd, sentry, k6, prometheus, etcd, kube, dapr or daprd-path)" ;;
+    *) die "unknown tool '$t' (daprd, sentry, k6, jaeger, prometheus, etcd, kube, dapr or daprd-path)" ;;
   esac
 done

@@ -8,8 +8,6 @@ package tracecontext
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -102,8 +100,4 @@ func Edge(next http.Handler) http.Handler {
 	}))
 }
 
-func newTraceparent() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
-}
+func newTraceparent() string { return "00-" + newID(16) + "-" + newID(8) + "-01" }

@@ -16,6 +16,7 @@ import (
 	"github.com/daprshop/suite/lib/conf"
 	"github.com/daprshop/suite/lib/metrics"
 	"github.com/daprshop/suite/lib/sidecar"
+	"github.com/daprshop/suite/lib/tracecontext"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/gateway/internal/admit"
 	"github.com/daprshop/suite/services/gateway/internal/httpapi"
@@ -38,6 +39,11 @@ type config struct {
 	// proxies in front of the gateway whose X-Forwarded-For names the client;
 	// empty: clients connect directly.
 	TrustedProxies string `env:"TRUSTED_PROXIES"`
+	// ZipkinURL is the Zipkin v2 endpoint that receives the gateway's span
+	// of each request at the edge (make observe's Jaeger; the runner sets
+	// it with -zipkin). Empty: the span is not recorded, the trace context
+	// is still passed on.
+	ZipkinURL string `env:"ZIPKIN_URL"`
 	// Admission control (internal/admit), one limit per class of route:
 	// reads (every GET but a shipment), shipments (shipping, on Node.js, slows on
 	// its own), orders (placing and cancelling), writes (sign-ups,
@@ -161,6 +167,15 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer client.Close()
+	spans, err := tracecontext.NewExporter(cfg.ZipkinURL, "gateway")
+	if err != nil {
+		return fmt.Errorf("config: ZIPKIN_URL: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = spans.Close(ctx)
+	}()
 	invoker := cfg.Dapr.HTTP(cfg.InvokeTimeout, m)
 	key := &sidecar.Secret{Client: client, Store: cfg.SecretStore, Name: cfg.JWTKeySecret}
 	h := httpapi.Routes(invoker, httpapi.KeyFunc(key.Bytes),
@@ -170,6 +185,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 			Now:            time.Now,
 			TrustedProxies: proxies,
 			Admit:          admission,
+			Spans:          spans,
 		}, m, log, invoker.Healthy)
 	return cfg.Web.ServePublic(ctx, log, h) // the public edge: clients call it directly
 }

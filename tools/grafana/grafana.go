@@ -1,17 +1,21 @@
-// Package grafana defines the suite's Grafana dashboards in Go and renders
-// them as the JSON Grafana imports (observability/grafana/dashboards, written
-// by `go run ./cmd/observability`). Defining them here keeps every panel's query
-// in one place where tests can parse it, check which metrics it needs and run
-// it against a real Prometheus.
+// Package grafana defines the suite's Grafana dashboards in Go and builds
+// them with grafana-foundation-sdk into the JSON Grafana imports
+// (observability/grafana/dashboards, written by `go run ./cmd/observability`).
+// Defining them here keeps every panel's query in one place where tests can
+// parse it, check which metrics it needs and run it against a real
+// Prometheus; the SDK's builders give the JSON Grafana's own schema.
 //
 // Every query is filtered by the variables $namespace (the Kubernetes
 // namespace; "local" for a local run) and, on the overview and sidecar
 // dashboards, $service or $app_id, so the same dashboards serve a laptop and
 // a cluster.
+//
+// The latency panels link each point to the traces slower than it, in
+// Grafana's Explore on the Jaeger data source, and every service dashboard
+// lists its slow traces from Jaeger: from a slow request to its trace.
 package grafana
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,18 +24,21 @@ import (
 // Dashboard is one Grafana dashboard.
 type Dashboard struct {
 	UID, Title, Description string
-	// Vars are the template variables besides datasource and namespace:
-	// a name and the label_values() query filling it.
+	// Vars are the template variables besides datasource and namespace.
 	Vars   []Var
 	Panels []Panel
 }
 
-// Var is a template variable filled from a label's values.
+// Var is a template variable: filled from a label's values by Query, or,
+// without a Query, one of fixed Values (the first is the default).
 type Var struct {
-	Name, Query string
+	Name, Label string
+	Query       string // a label_values() query of the Prometheus data source
+	Values      []string
 }
 
-// Panel is one time-series panel.
+// Panel is one panel: a time series of PromQL queries, a bar gauge of
+// totals, or a table of slow traces from Jaeger.
 type Panel struct {
 	Title, Description string
 	Unit               string // Grafana unit: reqps, percentunit, s, ms, bytes, short
@@ -39,6 +46,13 @@ type Panel struct {
 	// Totals makes the panel a bar gauge of instant queries (one figure per
 	// series over the dashboard's range) instead of a time series.
 	Totals bool
+	// TraceLink, on a panel of durations in seconds, links each point to
+	// the traces of this service (a Dapr app ID, or ${__field.labels.service}
+	// for the series' own) slower than the point's value.
+	TraceLink string
+	// SlowTraces makes the panel a table of this service's traces slower
+	// than $slow, from Jaeger, instead of PromQL queries.
+	SlowTraces string
 }
 
 // Query is one PromQL query of a panel and the legend of its series.
@@ -84,13 +98,33 @@ func red(service, by, legend string) []Panel {
 			Queries: []Query{{orZero(fmt.Sprintf("sum by (%s) (%s) / sum by (%s) (%s)", by, errs, by, all), by, all), legend}}},
 		{Title: "Client errors (4xx)", Unit: "reqps", Description: "Requests refused as the client's mistake (400, 401, 403, 404, 409, 429).",
 			Queries: []Query{{orZero(fmt.Sprintf("sum by (%s) (%s)", by, rate("http_requests_total", sel(service, `code=~"4.."`))), by, all), legend}}},
-		{Title: "Latency p50 / p99", Unit: "s", Description: "Time to serve a request, from the service's histogram.",
+		{Title: "Latency p50 / p99", Unit: "s", TraceLink: traceService(service),
+			Description: "Time to serve a request, from the service's histogram. Click a point for the traces slower than it, in Jaeger.",
 			Queries: []Query{
 				{fmt.Sprintf("histogram_quantile(0.5, sum by (%s, le) (%s))", by, rate("http_request_duration_seconds_bucket", sel(service))), "p50 " + legend},
 				{fmt.Sprintf("histogram_quantile(0.99, sum by (%s, le) (%s))", by, rate("http_request_duration_seconds_bucket", sel(service))), "p99 " + legend},
 			}},
 	}
 }
+
+// traceService is the Jaeger service of red's service: daprd exports its
+// spans under the app ID, which is the service label of a series when
+// service is a variable (the overview's $service).
+func traceService(service string) string {
+	if strings.HasPrefix(service, "$") {
+		return "${__field.labels.service}"
+	}
+	return service
+}
+
+// slowTraces lists a service's traces slower than $slow.
+func slowTraces(service string) Panel {
+	return Panel{Title: "Slow traces", SlowTraces: service,
+		Description: "Traces in the time range with a span of " + service + " slower than $slow: up to 20, slowest first. Click a trace ID for the trace."}
+}
+
+// slow is the service dashboards' threshold of slow traces.
+var slow = Var{Name: "slow", Label: "Slow traces over", Values: []string{"50ms", "100ms", "250ms", "500ms", "1s", "5s"}}
 
 // sidecarPanels show a service's calls to its own daprd.
 func sidecarPanels(service string) []Panel {
@@ -176,7 +210,7 @@ func daprSel(extra ...string) string {
 func All() []Dashboard {
 	overview := Dashboard{UID: "daprshop-overview", Title: "daprshop / Overview",
 		Description: "RED per service, the order funnel, breakers and sidecars of the whole suite.",
-		Vars:        []Var{{"service", `label_values(http_requests_total{namespace=~"$namespace"}, service)`}}}
+		Vars:        []Var{{Name: "service", Query: `label_values(http_requests_total{namespace=~"$namespace"}, service)`}}}
 	overview.Panels = append(overview.Panels, red("$service", "service", "{{service}}")...)
 	overview.Panels = append(overview.Panels,
 		Panel{Title: "Order funnel", Unit: "short", Description: "Orders created, paid, confirmed and cancelled over the dashboard's time range.",
@@ -190,8 +224,10 @@ func All() []Dashboard {
 	)
 	out := []Dashboard{overview}
 	for _, s := range Services {
-		d := Dashboard{UID: "daprshop-" + s, Title: "daprshop / " + s, Description: "The " + s + " service: RED per route, its sidecar calls, its business counters."}
+		d := Dashboard{UID: "daprshop-" + s, Title: "daprshop / " + s, Vars: []Var{slow},
+			Description: "The " + s + " service: RED per route, its slow traces, its sidecar calls, its business counters."}
 		d.Panels = append(d.Panels, red(s, "route", "{{route}}")...)
+		d.Panels = append(d.Panels, slowTraces(s))
 		d.Panels = append(d.Panels, sidecarPanels(s)...)
 		d.Panels = append(d.Panels, business[s]...)
 		d.Panels = append(d.Panels, processPanels(s)...)
@@ -199,7 +235,7 @@ func All() []Dashboard {
 	}
 	out = append(out, Dashboard{UID: "daprshop-dapr", Title: "daprshop / Dapr sidecars",
 		Description: "What daprd measures: service invocation, pub/sub delivery, state operations, resiliency.",
-		Vars:        []Var{{"app_id", `label_values(dapr_http_server_request_count{namespace=~"$namespace"}, app_id)`}},
+		Vars:        []Var{{Name: "app_id", Query: `label_values(dapr_http_server_request_count{namespace=~"$namespace"}, app_id)`}},
 		Panels: []Panel{
 			{Title: "Invocations sent", Unit: "reqps", Queries: []Query{{"sum by (app_id, dst_app_id) (" + rate("dapr_runtime_service_invocation_req_sent_total", daprSel()) + ")", "{{app_id}} → {{dst_app_id}}"}}},
 			// Dapr 1.14 labels this histogram's callee src_app_id (the source of
@@ -221,63 +257,13 @@ func All() []Dashboard {
 	return out
 }
 
-// Queries returns every query of d.
+// Queries returns every PromQL query of d (a table of traces has none).
 func (d Dashboard) Queries() []Query {
 	var out []Query
 	for _, p := range d.Panels {
 		out = append(out, p.Queries...)
 	}
 	return out
-}
-
-// JSON renders d as a Grafana dashboard (schema 39) with a Prometheus
-// datasource variable, the namespace variable and d's own variables.
-func (d Dashboard) JSON() ([]byte, error) {
-	ds := map[string]string{"type": "prometheus", "uid": "${datasource}"}
-	vars := []map[string]any{
-		{"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus", "current": map[string]any{}},
-		variable("namespace", `label_values(up, namespace)`, ds),
-	}
-	for _, v := range d.Vars {
-		vars = append(vars, variable(v.Name, v.Query, ds))
-	}
-	var panels []map[string]any
-	for i, p := range d.Panels {
-		var targets []map[string]any
-		for j, q := range p.Queries {
-			targets = append(targets, map[string]any{"datasource": ds, "expr": q.Expr, "legendFormat": q.Legend, "refId": string(rune('A' + j)),
-				"instant": p.Totals, "range": !p.Totals})
-		}
-		kind := "timeseries"
-		options := map[string]any{"legend": map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true}}
-		if p.Totals {
-			kind = "bargauge"
-			options = map[string]any{"orientation": "horizontal", "displayMode": "basic",
-				"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}}
-		}
-		panels = append(panels, map[string]any{
-			"id": i + 1, "type": kind, "title": p.Title, "description": p.Description, "datasource": ds,
-			"gridPos":     map[string]int{"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i / 2) * 8},
-			"fieldConfig": map[string]any{"defaults": map[string]any{"unit": p.Unit}, "overrides": []any{}},
-			"options":     options,
-			"targets":     targets,
-		})
-	}
-	return json.MarshalIndent(map[string]any{
-		"uid": d.UID, "title": d.Title, "description": d.Description, "tags": []string{"daprshop"},
-		"schemaVersion": 39, "version": 1, "editable": true, "refresh": "10s",
-		"time":       map[string]string{"from": "now-30m", "to": "now"},
-		"templating": map[string]any{"list": vars},
-		"panels":     panels,
-	}, "", "  ")
-}
-
-func variable(name, query string, ds map[string]string) map[string]any {
-	return map[string]any{
-		"name": name, "type": "query", "datasource": ds, "refresh": 2, "includeAll": true, "multi": true,
-		"allValue": ".*", "current": map[string]any{"text": "All", "value": "$__all"},
-		"query": map[string]string{"query": query, "refId": name},
-	}
 }
 
 // Expand replaces the dashboard variables in expr the way Grafana does for a

@@ -49,6 +49,8 @@ type Options struct {
 	// collector's /api/v2/spans URL). Empty: nowhere, whatever the apps'
 	// Configurations name, so that spans never go to a port nobody of the
 	// run listens on, which any local user could take (see names.go).
+	// Every app gets it as ZIPKIN_URL: the gateway sends its span of each
+	// request at the edge there.
 	Zipkin string
 }
 
@@ -358,6 +360,11 @@ func (r *Run) startInstance(color int, a *AppRun) error {
 		"DAPR_METRICS_PORT="+strconv.Itoa(a.MetricsPort),
 	)
 	appEnv = append(appEnv, tokens...)
+	if r.opts.Zipkin != "" {
+		// The edge's own span (the gateway's, lib/tracecontext) goes where
+		// the sidecars' go; set after the file's env, like the run's names.
+		appEnv = append(appEnv, "ZIPKIN_URL="+r.opts.Zipkin)
+	}
 	app := &slot{name: a.Name + " app", app: a.ID, instance: a.Instance, source: "app", dir: a.Dir,
 		argv: a.Command, env: appEnv, health: a.healthURL(), prefix: r.console.prefix(color, a.Name, "app")}
 	_, err := r.add(app)

@@ -67,6 +67,8 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Admit bounds the requests of each class in flight (internal/admit).
 	Admit Admission
+	// Spans exports each request's span at the edge; nil exports none.
+	Spans *tracecontext.Exporter
 }
 
 // Admission is the admission control of each class of route: each class
@@ -96,7 +98,7 @@ type Admission struct {
 func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{up: up, keys: keys, opts: opts, log: log}
 	r := web.Router(log, m, ready)
-	r.Use(tracecontext.Edge, h.limitBody)
+	r.Use(opts.Spans.Edge(spanName), h.limitBody)
 	api := r.PathPrefix("/api").Subrouter()
 	product, order := "/products/"+id.Product.Var("id"), "/orders/"+id.Order.Var("id")
 	read, place, write := h.admitted(opts.Admit.Read), h.admitted(opts.Admit.Order), h.admitted(opts.Admit.Write)
@@ -491,4 +493,38 @@ func retryAfter(v string) time.Duration {
 		return time.Duration(n) * time.Second
 	}
 	return time.Second
+}
+
+// spanName names a request's span at the edge by its method and route, the
+// route's variables without their patterns ("GET /api/orders/{id}"): one
+// operation per route, whatever the IDs.
+func spanName(r *http.Request) string {
+	route := mux.CurrentRoute(r)
+	if route == nil {
+		return r.Method
+	}
+	tpl, err := route.GetPathTemplate()
+	if err != nil {
+		return r.Method
+	}
+	var b strings.Builder
+	depth, pattern := 0, false
+	for _, c := range tpl {
+		switch {
+		case c == '{':
+			if depth++; depth == 1 {
+				b.WriteRune(c)
+				pattern = false
+			}
+		case c == '}':
+			if depth--; depth == 0 {
+				b.WriteRune(c)
+			}
+		case depth == 1 && c == ':':
+			pattern = true
+		case depth == 0 || !pattern:
+			b.WriteRune(c)
+		}
+	}
+	return r.Method + " " + b.String()
 }
