@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/daprshop/suite/lib/internal/capture"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -90,7 +91,7 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := capture.New(w)
 		next.ServeHTTP(sw, r)
 		route := "unmatched"
 		if cr := mux.CurrentRoute(r); cr != nil {
@@ -99,7 +100,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		method := methodLabel(r.Method)
-		m.requests.WithLabelValues(route, method, strconv.Itoa(sw.status)).Inc()
+		m.requests.WithLabelValues(route, method, strconv.Itoa(sw.Code)).Inc()
 		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})
 }
@@ -116,17 +117,3 @@ func methodLabel(m string) string {
 	}
 	return "other"
 }
-
-// statusWriter remembers the status code a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

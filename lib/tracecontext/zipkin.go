@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/daprshop/suite/lib/internal/capture"
 )
 
 // Exporter sends a service's own spans to a Zipkin v2 collector (Jaeger's
@@ -183,15 +185,15 @@ func (e *Exporter) Edge(name func(*http.Request) string) func(http.Handler) http
 			}
 			id := newID(8)
 			r = r.WithContext(With(r.Context(), "00-"+traceID+"-"+id+"-01"))
-			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			sw := capture.New(w)
 			start := time.Now()
 			defer func() {
 				s := zipkinSpan{TraceID: traceID, ID: id, ParentID: parent, Name: name(r), Kind: "SERVER",
 					Timestamp: start.UnixMicro(), Duration: max(time.Since(start).Microseconds(), 1),
 					LocalEndpoint: endpoint{ServiceName: e.service},
-					Tags:          map[string]string{"http.method": r.Method, "http.path": r.URL.Path, "http.status_code": fmt.Sprint(sw.status)}}
-				if sw.status >= 500 {
-					s.Tags["error"] = fmt.Sprint(sw.status)
+					Tags:          map[string]string{"http.method": r.Method, "http.path": r.URL.Path, "http.status_code": fmt.Sprint(sw.Code)}}
+				if sw.Code >= 500 {
+					s.Tags["error"] = fmt.Sprint(sw.Code)
 				}
 				e.record(s)
 			}()
@@ -199,21 +201,6 @@ func (e *Exporter) Edge(name func(*http.Request) string) func(http.Handler) http
 		}))
 	}
 }
-
-// statusWriter remembers the status a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-// WriteHeader records the status and writes it.
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap gives http.ResponseController the writer underneath.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func newID(n int) string {
 	b := make([]byte, n)
