@@ -78,6 +78,7 @@ observe: ## run Prometheus (127.0.0.1:9090) and Jaeger (traces on 127.0.0.1:1668
 	@echo "==> Ctrl-C stops both"
 	@prom=""; jaeger=""; \
 	  stop() { trap - INT TERM HUP EXIT; kill $$prom $$jaeger 2>/dev/null; wait; \
+	    echo "==> stopped. A make run started while this ran still sends its spans to 127.0.0.1:$(JAEGER_ZIPKIN_PORT), where any local user could now listen: stop it too (or start make observe again)"; \
 	    [ -z "$$jaeger" ] || ! grep -q "^$$jaeger " .run/jaeger 2>/dev/null || rm -f .run/jaeger; }; \
 	  trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM HUP; trap stop EXIT; \
 	  prometheus --config.file=observability/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \

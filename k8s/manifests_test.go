@@ -1354,8 +1354,36 @@ func TestCollectorIsWhereTheSpansGo(t *testing.T) {
 		t.Errorf("Jaeger's Zipkin receiver listens on %q, its container port is %d", cfg.Receivers.Zipkin.Endpoint, container)
 	}
 
+	// Spans carry IDs: the collector takes them from the suite's namespace
+	// only, everything else in the namespace is denied.
+	denyAll, zipkinFrom := false, []string{}
+	for _, p := range obs.policies {
+		if len(p.Spec.PodSelector.MatchLabels) == 0 && len(p.Spec.Ingress) == 0 && slices.Contains(p.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			denyAll = true
+		}
+		for _, in := range p.Spec.Ingress {
+			for _, port := range in.Ports {
+				if port.Port != nil && port.Port.IntValue() == int(container) {
+					for _, from := range in.From {
+						if from.NamespaceSelector == nil || from.PodSelector != nil || from.IPBlock != nil {
+							t.Errorf("NetworkPolicy %s lets %+v reach the collector", p.Name, from)
+							continue
+						}
+						zipkinFrom = append(zipkinFrom, from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+					}
+				}
+			}
+		}
+	}
+	if !denyAll || !slices.Equal(zipkinFrom, []string{"daprshop"}) {
+		t.Errorf("observability's NetworkPolicies: deny by default %v, the collector's port open to namespaces %v (want daprshop only)", denyAll, zipkinFrom)
+	}
+
 	for _, o := range overlays {
 		b := render(t, o)
+		if b.namespace != "daprshop" {
+			t.Errorf("%s deploys to %s, which the collector's NetworkPolicy does not admit", o, b.namespace)
+		}
 		for name, c := range b.configs {
 			if c.Spec.TracingSpec == nil || c.Spec.TracingSpec.Zipkin == nil || c.Spec.TracingSpec.Zipkin.EndpointAddresss != want {
 				t.Errorf("%s: Configuration %s exports spans to %+v, want %s", o, name, c.Spec.TracingSpec, want)

@@ -17,14 +17,22 @@ import (
 // Header is the W3C trace context header.
 const Header = "traceparent"
 
+// TraceIDHeader tells a client at the edge the trace ID of its request, the
+// one to look up in Jaeger and in the services' logs (trace_id).
+const TraceIDHeader = "X-Trace-ID"
+
 // valid matches a version-00 traceparent: version, trace ID, parent ID, flags.
 var valid = regexp.MustCompile(`^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$`)
 
 type key struct{}
 
-// With returns ctx carrying traceparent, if it is well formed.
+// zeroTrace and zeroParent are the IDs W3C trace context calls invalid.
+const zeroTrace, zeroParent = "00000000000000000000000000000000", "0000000000000000"
+
+// With returns ctx carrying traceparent, if it is well formed (and names
+// neither the all-zero trace nor the all-zero parent).
 func With(ctx context.Context, traceparent string) context.Context {
-	if !valid.MatchString(traceparent) {
+	if !valid.MatchString(traceparent) || traceparent[3:35] == zeroTrace || traceparent[36:52] == zeroParent {
 		return ctx
 	}
 	return context.WithValue(ctx, key{}, traceparent)
@@ -96,6 +104,9 @@ func Edge(next http.Handler) http.Handler {
 		case !strings.HasSuffix(tp, "-01"):
 			r = r.WithContext(With(r.Context(), tp[:len(tp)-2]+"01"))
 		}
+		// The header too: a router's Middleware further in reads it again.
+		r.Header.Set(Header, From(r.Context()))
+		w.Header().Set(TraceIDHeader, TraceID(r.Context()))
 		next.ServeHTTP(w, r)
 	}))
 }

@@ -167,28 +167,43 @@ func (e *Exporter) post(batch []zipkinSpan) {
 }
 
 // Edge is the public edge's middleware (as the package's Edge) that also
-// records each request as a server span of its own and exports it: the
-// calls the request causes carry this span as their parent, and a client's
-// trace context is the span's parent. name names the span (the route, not
-// the path, whose IDs would make every request an operation of its own);
-// it is called after the handler, when a router has matched the route. A
+// records each request traced reports as a server span of its own and
+// exports it: the calls the request causes carry this span as their parent,
+// and a client's trace context is the span's parent. It goes around the
+// router, so that the requests no route matches (404, 405) are traced too;
+// the span is named by the method and what Name set while the request was
+// handled (the route), or "unmatched". traced leaves out what is not a
+// client's (probes, scrapes), which would otherwise fill the collector. A
 // nil *Exporter is the package's Edge.
-func (e *Exporter) Edge(name func(*http.Request) string) func(http.Handler) http.Handler {
+func (e *Exporter) Edge(traced func(*http.Request) bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if e == nil {
 			return Edge(next)
 		}
+		plain := Edge(next)
 		return Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !traced(r) {
+				plain.ServeHTTP(w, r)
+				return
+			}
 			traceID, parent := newID(16), ""
 			if m := valid.FindStringSubmatch(From(r.Context())); m != nil {
 				traceID, parent = m[1], From(r.Context())[36:52]
 			}
 			id := newID(8)
-			r = r.WithContext(With(r.Context(), "00-"+traceID+"-"+id+"-01"))
+			route := new(string)
+			tp := "00-" + traceID + "-" + id + "-01"
+			r = r.WithContext(context.WithValue(With(r.Context(), tp), nameKey{}, route))
+			r.Header.Set(Header, tp) // for a router's Middleware further in
+			w.Header().Set(TraceIDHeader, traceID)
 			sw := capture.New(w)
 			start := time.Now()
 			defer func() {
-				s := zipkinSpan{TraceID: traceID, ID: id, ParentID: parent, Name: name(r), Kind: "SERVER",
+				name := r.Method + " unmatched"
+				if *route != "" {
+					name = r.Method + " " + *route
+				}
+				s := zipkinSpan{TraceID: traceID, ID: id, ParentID: parent, Name: name, Kind: "SERVER",
 					Timestamp: start.UnixMicro(), Duration: max(time.Since(start).Microseconds(), 1),
 					LocalEndpoint: endpoint{ServiceName: e.service},
 					Tags:          map[string]string{"http.method": r.Method, "http.path": r.URL.Path, "http.status_code": fmt.Sprint(sw.Code)}}
@@ -199,6 +214,17 @@ func (e *Exporter) Edge(name func(*http.Request) string) func(http.Handler) http
 			}()
 			next.ServeHTTP(sw, r)
 		}))
+	}
+}
+
+type nameKey struct{}
+
+// Name names the edge's span of the request ctx belongs to by its route
+// ("/api/orders/{id}"): a router's middleware calls it, since the edge runs
+// before the route is known. Without an edge span it does nothing.
+func Name(ctx context.Context, route string) {
+	if p, ok := ctx.Value(nameKey{}).(*string); ok {
+		*p = route
 	}
 }
 

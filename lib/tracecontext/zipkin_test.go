@@ -54,10 +54,14 @@ func (c *collector) got() []zipkinSpan {
 func edge(t *testing.T, e *tracecontext.Exporter, status int) (http.Handler, *string) {
 	t.Helper()
 	var downstream string
-	h := e.Edge(func(r *http.Request) string { return r.Method + " /things/{id}" })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	traced := func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/things/") }
+	h := e.Edge(traced)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := http.Header{}
 		tracecontext.Inject(r.Context(), out)
 		downstream = out.Get("traceparent")
+		if r.URL.Path != "/things/unrouted" {
+			tracecontext.Name(r.Context(), "/things/{id}") // a router's middleware would
+		}
 		w.WriteHeader(status)
 	}))
 	return h, &downstream
@@ -74,8 +78,12 @@ func TestEdgeSpanIsTheParentOfWhatTheRequestCauses(t *testing.T) {
 	// A client's trace context: its trace, the client's span the parent.
 	req := httptest.NewRequest("POST", "/things/42", nil)
 	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
-	h.ServeHTTP(httptest.NewRecorder(), req)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
 	withClient := *downstream
+	if got := w.Header().Get("X-Trace-ID"); got != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("X-Trace-ID %q: the client is not told its trace", got)
+	}
 	// None: a new trace, the edge's span its root.
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/7", nil))
 	fresh := *downstream
@@ -164,5 +172,33 @@ func TestACollectorThatFailsNeitherBlocksNorKeepsSpans(t *testing.T) {
 	}
 	if e.Dropped() != n {
 		t.Fatalf("dropped %d of %d: the collector refused every one", e.Dropped(), n)
+	}
+}
+
+func TestEdgeTracesWhatNoRouteMatchesButNotProbes(t *testing.T) {
+	c := newCollector(t, http.StatusAccepted)
+	e, _ := tracecontext.NewExporter(c.URL+"/api/v2/spans", "gateway")
+	h, downstream := edge(t, e, http.StatusNotFound)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/things/unrouted", nil))
+	probe := httptest.NewRecorder()
+	h.ServeHTTP(probe, httptest.NewRequest("GET", "/healthz", nil))
+	if *downstream == "" || probe.Header().Get("X-Trace-ID") == "" {
+		t.Fatalf("a request left untraced lost its trace context: %q, %v", *downstream, probe.Header())
+	}
+	_ = e.Close(context.Background())
+	spans := c.got()
+	if len(spans) != 1 || spans[0].Name != "DELETE unmatched" || spans[0].Tags["http.status_code"] != "404" {
+		t.Fatalf("spans %+v: want the unmatched DELETE's only, not the probe's", spans)
+	}
+}
+
+func TestAllZeroIDsAreNoTraceContext(t *testing.T) {
+	for _, bad := range []string{
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+	} {
+		if id := tracecontext.TraceID(tracecontext.With(context.Background(), bad)); id != "" {
+			t.Errorf("%s was taken as trace %s", bad, id)
+		}
 	}
 }

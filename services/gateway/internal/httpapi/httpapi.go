@@ -31,6 +31,7 @@ import (
 	"github.com/daprshop/suite/lib/tracecontext"
 	"github.com/daprshop/suite/lib/web"
 	"github.com/daprshop/suite/services/gateway/internal/admit"
+	"github.com/daprshop/suite/services/gateway/internal/storefront"
 )
 
 // Upstream reaches the services through the sidecar and returns their reply as is.
@@ -98,8 +99,9 @@ type Admission struct {
 func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.Logger, ready func(context.Context) error) http.Handler {
 	h := &handlers{up: up, keys: keys, opts: opts, log: log}
 	r := web.Router(log, m, ready)
-	r.Use(opts.Spans.Edge(spanName), h.limitBody)
+	r.Use(h.limitBody)
 	api := r.PathPrefix("/api").Subrouter()
+	api.Use(nameSpan)
 	product, order := "/products/"+id.Product.Var("id"), "/orders/"+id.Order.Var("id")
 	read, place, write := h.admitted(opts.Admit.Read), h.admitted(opts.Admit.Order), h.admitted(opts.Admit.Write)
 	track := h.admitted(opts.Admit.Track)
@@ -132,8 +134,15 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 	api.Handle("/orders/{id}/shipment", h.noSuch("order")).Methods(http.MethodGet)
 
 	web.NoRoute(api, log, m)
-	// Outside the router: its 404s and 405s carry the request ID too.
-	return h.requestID(r)
+
+	// The storefront (internal/storefront): static files, outside /api.
+	shop := storefront.New(log)
+	r.Handle("/", shop).Methods(http.MethodGet)
+	r.Handle("/assets/{file}", shop).Methods(http.MethodGet)
+
+	// Outside the router: its 404s and 405s carry the request ID and the
+	// trace context too, and the API's have a span at the edge.
+	return h.requestID(opts.Spans.Edge(isAPI)(r))
 }
 
 // admitted returns what puts a handler behind l's admission control.
@@ -495,18 +504,27 @@ func retryAfter(v string) time.Duration {
 	return time.Second
 }
 
-// spanName names a request's span at the edge by its method and route, the
-// route's variables without their patterns ("GET /api/orders/{id}"): one
-// operation per route, whatever the IDs.
-func spanName(r *http.Request) string {
-	route := mux.CurrentRoute(r)
-	if route == nil {
-		return r.Method
-	}
-	tpl, err := route.GetPathTemplate()
-	if err != nil {
-		return r.Method
-	}
+// isAPI reports the requests that get a span at the edge: the API's, not
+// the probes, the scrapes and the storefront's files, which would fill the
+// collector with traces of their own every few seconds.
+func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
+
+// nameSpan names the request's span at the edge by its route, the route's
+// variables without their patterns ("/api/orders/{id}"): one operation per
+// route, whatever the IDs.
+func nameSpan(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if route := mux.CurrentRoute(r); route != nil {
+			if tpl, err := route.GetPathTemplate(); err == nil {
+				tracecontext.Name(r.Context(), routeName(tpl))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routeName is a route template without its variables' patterns.
+func routeName(tpl string) string {
 	var b strings.Builder
 	depth, pattern := 0, false
 	for _, c := range tpl {
@@ -526,5 +544,5 @@ func spanName(r *http.Request) string {
 			b.WriteRune(c)
 		}
 	}
-	return r.Method + " " + b.String()
+	return b.String()
 }

@@ -454,7 +454,7 @@ func TestRelayPassesOnlyTheServicesOwnAnswers(t *testing.T) {
 				t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
 			}
 			for k := range w.Header() {
-				if !slices.Contains([]string{"Content-Type", "Retry-After", "X-Request-Id"}, k) {
+				if !slices.Contains([]string{"Content-Type", "Retry-After", "X-Request-Id", "X-Trace-Id"}, k) {
 					t.Errorf("header %s passed on", k)
 				}
 			}
@@ -665,7 +665,9 @@ func TestEveryReplyCarriesARequestID(t *testing.T) {
 		message      string
 	}{
 		{"GET", "/api/nope", 404, "no such route"},
-		{"GET", "/", 404, "no such route"},
+		{"GET", "/nothing-here", 404, "no such route"},
+		{"GET", "/assets/nothing-here.js", 404, "no such asset"},
+		{"GET", "/", 200, ""},
 		{"DELETE", "/api/products", 405, "method not allowed"},
 		{"GET", "/api/products/prd_doesnotexist", 404, "no such product"},
 		{"PUT", "/api/products/prd_x/stock", 404, "no such product"},

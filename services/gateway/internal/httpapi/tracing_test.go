@@ -48,13 +48,16 @@ func TestEdgeSpanNamesTheRouteAndParentsTheCall(t *testing.T) {
 	if w := send(h, "GET", ordBase, token(t, "customer", time.Minute), ""); w.Code != 200 {
 		t.Fatalf("GET %s: %d %s", ordBase, w.Code, w.Body)
 	}
+	// A path no route matches is traced too; the probes are not.
+	send(h, "GET", "/api/nope/x", "", "")
+	send(h, "GET", "/healthz", "", "")
 	if err := spans.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != 1 || len(up.traceparents) != 1 {
-		t.Fatalf("spans %+v, calls %d", got, len(up.traceparents))
+	if len(got) != 2 || len(up.traceparents) != 1 || got[1].Name != "GET unmatched" {
+		t.Fatalf("spans %+v (want the order's and the unmatched path's), calls %d", got, len(up.traceparents))
 	}
 	s := got[0]
 	if s.Name != "GET /api/orders/{id}" || s.LocalEndpoint.ServiceName != "gateway" {
