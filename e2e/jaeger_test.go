@@ -15,14 +15,8 @@ import (
 	"time"
 )
 
-// jaegerPath finds Jaeger the way the Makefile provides it (make tools).
-func jaegerPath() string {
-	if p := os.Getenv("JAEGER"); p != "" {
-		return p
-	}
-	p, _ := filepath.Abs("../.bin/jaeger")
-	return p
-}
+// jaegerPath finds Jaeger.
+func jaegerPath() string { return toolPath("JAEGER", "jaeger") }
 
 // collector is a real Jaeger (make observe's binary and configuration) on
 // free loopback ports: every sidecar of the run, and the gateway's edge,
@@ -101,6 +95,9 @@ func (c *collector) url() string {
 func (c *collector) ui() string { return fmt.Sprintf("http://127.0.0.1:%d", c.queryPort) }
 
 func (c *collector) close() {
+	if c == nil {
+		return // a pass without one
+	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:

@@ -10,14 +10,8 @@ import (
 	"testing"
 )
 
-// k6Path finds k6 the way the Makefile provides it.
-func k6Path() string {
-	if p := os.Getenv("K6"); p != "" {
-		return p
-	}
-	p, _ := filepath.Abs("../.bin/k6")
-	return p
-}
+// k6Path finds k6.
+func k6Path() string { return toolPath("K6", "k6") }
 
 // requireK6 skips the test when there is no k6, or fails it when the run
 // requires everything (E2E_REQUIRED).
