@@ -115,7 +115,12 @@ func writeCLIRunFile(cli, dir, resources, marker string) (*cliRun, error) {
 	run := &cliRun{cli: cli, dir: filepath.Join(dir, "cli"), marker: marker, ports: map[string]cliPorts{}, exited: make(chan struct{})}
 	run.runDir = filepath.Join(run.dir, "run")
 	run.console = filepath.Join(run.dir, "console.log")
-	used := map[int]bool{}
+	// Every app's four ports, no two alike: the CLI refuses a port an
+	// earlier app's daprd took.
+	free, err := freePorts(4 * len(apps))
+	if err != nil {
+		return nil, err
+	}
 	for _, a := range apps {
 		app, _ := a.(map[string]any)
 		id, _ := app["appID"].(string)
@@ -126,14 +131,7 @@ func writeCLIRunFile(cli, dir, resources, marker string) (*cliRun, error) {
 		app["appDirPath"] = filepath.Join(root, appDir)
 		var p cliPorts
 		for key, port := range map[string]*int{"appPort": &p.app, "daprHTTPPort": &p.http, "daprGRPCPort": &p.grpc, "metricsPort": &p.metrics} {
-			// Free now, and not one already given to another app of the
-			// file: the CLI refuses a port an earlier app's daprd took.
-			for *port == 0 || used[*port] {
-				if *port, err = runner.FreePort(); err != nil {
-					return nil, err
-				}
-			}
-			used[*port] = true
+			*port, free = free[0], free[1:]
 			app[key] = *port
 		}
 		run.ports[id] = p

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/daprshop/suite/tools/runner"
 )
 
 // jaegerPath finds Jaeger.
@@ -76,16 +77,20 @@ func newCollector(dir, marker string) (*collector, error) {
 	return nil, errors.New("jaeger not healthy within 30s (see jaeger.log)")
 }
 
-// freePorts returns n distinct free loopback ports.
+// freePorts returns n distinct ports free on loopback now (the runner's
+// choice of port, each once).
 func freePorts(n int) ([]int, error) {
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	used := map[int]bool{}
+	for len(ports) < n {
+		p, err := runner.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		if !used[p] {
+			used[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports, nil
 }
