@@ -36,6 +36,10 @@ export interface Config {
   leaseTtlMs: number;
   /** leaseWaitMs is how long an event waits for a shipment another holder has. */
   leaseWaitMs: number;
+  /** eventsConcurrency is how many deliveries are handled at once (Gate). */
+  eventsConcurrency: number;
+  /** eventsWaitMs is how long a delivery waits for a turn before it is answered RETRY. */
+  eventsWaitMs: number;
   breaker: { maxRequests: number; intervalMs: number; timeoutMs: number; consecutiveFailures: number };
 }
 
@@ -60,6 +64,8 @@ const fields: { env: string; kind: Kind; def?: string; secret?: boolean }[] = [
   { env: "SIDECAR_TIMEOUT", kind: "duration", def: "3s" },
   { env: "LEASE_TTL", kind: "duration", def: "12s" },
   { env: "LEASE_WAIT", kind: "duration", def: "4s" },
+  { env: "EVENTS_CONCURRENCY", kind: "count", def: "2" },
+  { env: "EVENTS_WAIT", kind: "duration", def: "4s" },
   { env: "SIDECAR_BREAKER_MAX_REQUESTS", kind: "count", def: "1" },
   { env: "SIDECAR_BREAKER_INTERVAL", kind: "duration", def: "30s" },
   { env: "SIDECAR_BREAKER_TIMEOUT", kind: "duration", def: "10s" },
@@ -126,7 +132,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   for (const k of ["STATE_STORE", "SECRET_STORE", "LABEL_KEY_SECRET", "USERS_APP_ID"]) {
     if (str(k) === "") problems.push(`${k}="": must name a Dapr component or secret`);
   }
-  for (const k of ["SHIPPING_TICK", "SHUTDOWN_GRACE", "SIDECAR_TIMEOUT", "LEASE_WAIT"]) {
+  for (const k of ["SHIPPING_TICK", "SHUTDOWN_GRACE", "SIDECAR_TIMEOUT", "LEASE_WAIT", "EVENTS_CONCURRENCY"]) {
     if (num(k) === 0) problems.push(`${k}=${rawOf(k)}: must be more than 0`);
   }
   // A step under a lease ends a quarter of the lease before its end and
@@ -154,6 +160,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     sidecarTimeoutMs: num("SIDECAR_TIMEOUT"),
     leaseTtlMs: num("LEASE_TTL"),
     leaseWaitMs: num("LEASE_WAIT"),
+    eventsConcurrency: num("EVENTS_CONCURRENCY"),
+    eventsWaitMs: num("EVENTS_WAIT"),
     breaker: {
       maxRequests: num("SIDECAR_BREAKER_MAX_REQUESTS"),
       intervalMs: num("SIDECAR_BREAKER_INTERVAL"),

@@ -12,6 +12,7 @@ import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { ApiError, describe, errorf, status as statusOf_, type FieldError } from "./apierr";
 import { decodeEnvelope, statusOf, type CloudEvent, type Status } from "./events";
+import type { Gate } from "./gate";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { ShipmentView } from "./shipping";
@@ -34,6 +35,8 @@ export interface RoutesOptions {
   appApiToken: string;
   /** draining reports whether a shutdown's drain has begun: readiness then fails. */
   draining: () => boolean;
+  /** events bounds the deliveries handled at once; none: no bound. */
+  events?: Gate;
 }
 
 /** MaxBodyBytes bounds every request body read (web.MaxBodyBytes). */
@@ -242,7 +245,8 @@ async function deliver(o: RoutesOptions, req: IncomingMessage, res: ServerRespon
       status = "DROP";
     } else {
       try {
-        await withTrace(req.headers.traceparent ?? e.traceparent, () => o.svc.handle(e));
+        const handle = () => o.svc.handle(e);
+        await withTrace(req.headers.traceparent ?? e.traceparent, () => (o.events ? o.events.run(handle) : handle()));
       } catch (err) {
         status = statusOf(err);
         o.log.warn("event not processed", { event_id: e.id, topic: e.topic, type: e.type, status, err: describe(err) });

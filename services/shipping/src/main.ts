@@ -9,6 +9,7 @@
 import { describe } from "./apierr";
 import { ConfigError, describeConfig, parseConfig, type Config } from "./config";
 import { DaprStore, DaprUsers, LabelKey, Sidecar } from "./dapr";
+import { Gate } from "./gate";
 import { routes, serve } from "./http";
 import { Logger } from "./log";
 import { Metrics } from "./metrics";
@@ -51,6 +52,7 @@ async function run(cfg: Config, log: Logger, stop: AbortSignal): Promise<void> {
     log,
     appApiToken: cfg.appApiToken,
     draining: () => draining,
+    events: new Gate(cfg.eventsConcurrency, cfg.eventsWaitMs),
     // Ready once the sidecar's components are and the label key is read.
     ready: async () => {
       await sidecar.healthy();

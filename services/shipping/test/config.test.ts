@@ -25,16 +25,18 @@ describe("config", () => {
     assert.equal(c.tickMs, 500);
     assert.equal(c.shutdownGraceMs, 10_000);
     assert.equal(c.shutdownDrainMs, 0);
+    assert.equal(c.eventsConcurrency, 2);
+    assert.equal(c.eventsWaitMs, 4000);
   });
 
   it("lists every bad value, by variable", () => {
     try {
-      parseConfig({ APP_PORT: "http", SHIPPING_STEPS: "shipped=soon", SHIPPING_TICK: "0s", SHUTDOWN_GRACE: "-1s", LEASE_TTL: "1s" });
+      parseConfig({ APP_PORT: "http", SHIPPING_STEPS: "shipped=soon", SHIPPING_TICK: "0s", SHUTDOWN_GRACE: "-1s", LEASE_TTL: "1s", EVENTS_CONCURRENCY: "0", EVENTS_WAIT: "soon" });
       assert.fail("no error");
     } catch (err) {
       assert.ok(err instanceof ConfigError);
       const vars = err.problems.map((p) => p.split("=")[0]);
-      assert.deepEqual(vars, ["APP_PORT", "SHIPPING_STEPS", "SHUTDOWN_GRACE", "SHIPPING_TICK", "LEASE_TTL"]);
+      assert.deepEqual(vars, ["APP_PORT", "SHIPPING_STEPS", "SHUTDOWN_GRACE", "EVENTS_WAIT", "SHIPPING_TICK", "EVENTS_CONCURRENCY", "LEASE_TTL"]);
     }
   });
 

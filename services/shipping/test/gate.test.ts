@@ -1,0 +1,80 @@
+/**
+ * The gate that bounds deliveries in hand: never more than its limit at
+ * once, turns in arrival order, and a delivery that waits too long is
+ * turned away as unavailable (RETRY) without taking a turn.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { codeOf } from "../src/apierr";
+import { statusOf } from "../src/events";
+import { Gate } from "../src/gate";
+
+/** opened returns a promise and the function that settles it. */
+function opened(): { done: Promise<void>; open: () => void } {
+  let open = () => {};
+  const done = new Promise<void>((r) => (open = r));
+  return { done, open };
+}
+
+describe("gate", () => {
+  it("runs at most its limit at once, the rest in arrival order", async () => {
+    const gate = new Gate(2, 10_000);
+    let running = 0;
+    let most = 0;
+    const started: number[] = [];
+    const holds = [0, 1, 2, 3, 4].map(() => opened());
+    const runs = holds.map((h, i) =>
+      gate.run(async () => {
+        running++;
+        most = Math.max(most, running);
+        started.push(i);
+        await h.done;
+        running--;
+        return i;
+      }),
+    );
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [0, 1]);
+    assert.equal(gate.waiting, 3);
+    holds[1]!.open();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [0, 1, 2]);
+    for (const h of holds) h.open();
+    assert.deepEqual(await Promise.all(runs), [0, 1, 2, 3, 4]);
+    assert.deepEqual(started, [0, 1, 2, 3, 4]);
+    assert.equal(most, 2);
+    assert.equal(gate.waiting, 0);
+  });
+
+  it("turns away a delivery that waited too long, and frees its place in line", async () => {
+    const gate = new Gate(1, 20);
+    const hold = opened();
+    const first = gate.run(() => hold.done);
+    let ran = false;
+    const late = gate.run(async () => {
+      ran = true;
+    });
+    const err = await late.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.equal(ran, false);
+    assert.equal(codeOf(err), "unavailable");
+    assert.equal(statusOf(err), "RETRY");
+    assert.equal(gate.waiting, 0);
+    hold.open();
+    await first;
+    // The turn it never took is free: the next one runs at once.
+    assert.equal(await gate.run(async () => "next"), "next");
+  });
+
+  it("frees the turn of a function that throws", async () => {
+    const gate = new Gate(1, 0);
+    await assert.rejects(gate.run(() => Promise.reject(new Error("boom"))), /boom/);
+    assert.equal(await gate.run(async () => 1), 1);
+  });
+
+  it("refuses a limit under one", () => {
+    assert.throws(() => new Gate(0, 1000), RangeError);
+  });
+});
