@@ -21,21 +21,19 @@ import (
 // Chromium, as a customer on a phone-sized screen (sign up, browse with
 // paging, a product's page, the cart, an order watched from placed to
 // confirmed and its shipment without a reload, an order cancelled for want
-// of stock with its reason, the history, the notifications, logging out) and
+// of stock and one whose payment is declined, each with its reason, the
+// history, the notifications, logging out) and
 // as an admin (a product named like markup shown as those characters, stock
 // set). Any JavaScript exception, console error, CSP violation or dialog
 // fails it; after every step no control lacks a label, nothing overflows the
 // screen sideways and nothing is in the browser's storage. A screenshot of
-// every step goes to $E2E_RESULTS/storefront-<profile>, or a temporary
-// folder the log names.
+// every step goes to the results folder (see shotsDir). It runs on every
+// profile's pass.
 func TestStorefront(t *testing.T) {
-	if env.profile != "redis" {
-		t.Skip("runs once, on the redis profile's pass")
-	}
 	chrome := chromiumPath()
 	if chrome == "" {
-		if os.Getenv("E2E_BROWSER_REQUIRED") != "" {
-			t.Fatal("no Chromium (E2E_CHROMIUM, or chromium or google-chrome on PATH), and E2E_BROWSER_REQUIRED is set")
+		if os.Getenv("E2E_REQUIRED") != "" {
+			t.Fatal("no Chromium (E2E_CHROMIUM, or chromium or google-chrome on PATH): run `make tools`, which installs it or says how")
 		}
 		t.Skip("no Chromium: set E2E_CHROMIUM, or put chromium or google-chrome on PATH")
 	}
@@ -122,6 +120,19 @@ func TestStorefront(t *testing.T) {
 		b.do("order it", chromedp.Click(chromedp.CSS(`#nav-cart`)), chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
 		b.wait("cancelled with the reason", `document.querySelector('#order-status')?.textContent.startsWith('Cancelled: out of stock')`)
 		b.step("cancelled")
+
+		// A payment the provider declines cancels the order, and says so.
+		pay := invoke(t, "payments")
+		pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 1}, 200, nil)
+		t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
+		b.do("back to the product", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
+		b.wait("the catalog", fmt.Sprintf(`document.querySelector('.card a[href="#/products/%s"]') !== null`, p.ID))
+		b.do("add it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label=%s]`, jsString("Add "+p.Name+" to cart")))))
+		b.wait("in the cart", `document.querySelector('#nav-cart').textContent === 'Cart (1)'`)
+		b.do("order it", chromedp.Click(chromedp.CSS(`#nav-cart`)), chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
+		b.wait("cancelled: payment declined", `document.querySelector('#order-status')?.textContent === 'Cancelled: payment declined'`)
+		b.step("declined")
+		pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil)
 
 		b.do("the order history", chromedp.Click(chromedp.CSS(`.nav a[href="#/orders"]`)))
 		b.wait("the order, confirmed", fmt.Sprintf(`[...document.querySelectorAll('.orders li')].some(li => li.textContent.includes(%s) && li.querySelector('.badge')?.textContent === 'confirmed')`, jsString(orderID)))
@@ -349,17 +360,21 @@ func chromiumPath() string {
 	return ""
 }
 
-// shotsDir is where the screenshots go: $E2E_RESULTS/storefront-<profile>,
-// else a temporary folder that is kept and named in the log.
+// shotsDir is where the screenshots go, emptied first so that it holds
+// this run's only: storefront-<profile> in $E2E_RESULTS, else in e2e/results
+// (kept after the run, ignored by git).
 func shotsDir(t *testing.T) string {
 	t.Helper()
-	var dir string
-	var err error
-	if base := os.Getenv("E2E_RESULTS"); base != "" {
-		dir = filepath.Join(base, "storefront-"+env.profile)
+	base := os.Getenv("E2E_RESULTS")
+	if base == "" {
+		base = "results"
+	}
+	dir, err := filepath.Abs(filepath.Join(base, "storefront-"+env.profile))
+	if err == nil {
+		err = os.RemoveAll(dir)
+	}
+	if err == nil {
 		err = os.MkdirAll(dir, 0o755)
-	} else {
-		dir, err = os.MkdirTemp("", "storefront-shots-")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@
 #               query): make observe runs it to receive the sidecars' spans
 #   prometheus  prometheus and promtool (Debian's package)
 #   etcd        the Kubernetes API server's store (Debian's etcd-server)
+#   chromium    the headless browser of the storefront's test (Debian's
+#               chromium; E2E_CHROMIUM names another Chromium or Chrome)
 #   kube        kube-apiserver and kubectl (tools/kube): make test applies the
 #               manifests to a real API server
 #   dapr        the Dapr CLI 1.14.1 from tools/cli/, for the test of
@@ -18,7 +20,7 @@
 #               ($DAPR_RUNTIME_PATH or ~/.dapr) if 1.14.0, else builds one
 #   zipkin-url  prints where make run's sidecars send spans: the Jaeger that
 #               make observe runs, if it runs (.run/jaeger), else nothing
-# Usage: tools/toolchain.sh [daprd|sentry|k6|jaeger|prometheus|etcd|kube|dapr|daprd-path]...
+# Usage: tools/toolchain.sh [daprd|sentry|k6|jaeger|prometheus|etcd|chromium|kube|dapr|daprd-path]...
 #        tools/toolchain.sh zipkin-url
 set -euo pipefail
 
@@ -283,6 +285,36 @@ or download a release from https://github.com/etcd-io/etcd/releases and put etcd
   command -v etcd >/dev/null || die "etcd-server is installed but etcd is not on PATH"
 }
 
+# chromium_path prints the browser the storefront's test drives, as e2e's
+# chromiumPath finds it: E2E_CHROMIUM, else the usual names on PATH.
+chromium_path() {
+  if [[ -n "${E2E_CHROMIUM:-}" ]]; then
+    [[ -x "$E2E_CHROMIUM" ]] && { echo "$E2E_CHROMIUM"; return; }
+    die "E2E_CHROMIUM=$E2E_CHROMIUM is not an executable"
+  fi
+  local name
+  for name in chromium chromium-browser google-chrome google-chrome-stable headless-shell; do
+    command -v "$name" && return
+  done
+  return 1
+}
+
+# install_chromium: the storefront's test (e2e TestStorefront) drives a real
+# headless Chromium; Debian's package when we may install, otherwise it says
+# how.
+install_chromium() {
+  local p
+  if p="$(chromium_path)"; then
+    say "chromium already installed ($p: $("$p" --version 2>/dev/null | sed -n 1p))"
+    return
+  fi
+  apt_install chromium "chromium (the storefront's browser test in make test)" || die "a headless Chromium is needed by make test (the storefront is tested in a real browser): install it with
+  sudo apt-get install chromium       (Debian, Ubuntu)
+  brew install --cask chromium        (macOS)
+or point E2E_CHROMIUM at a Chromium or Google Chrome executable"
+  chromium_path >/dev/null || die "chromium is installed but not on PATH"
+}
+
 build_k6() {
   if [[ -x "$BIN/k6" ]] && "$BIN/k6" version 2>/dev/null | grep -q "^k6 v$K6_VERSION "; then
     say "k6 $K6_VERSION already built ($BIN/k6)"
@@ -362,8 +394,8 @@ zipkin_url() {
 
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "(none: the first seven, as make tools does)"
+    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "(none: the first eight, as make tools does)"
     exit 0 ;;
   # It needs no Go, and prints nothing else on stdout.
   zipkin-url)
@@ -373,7 +405,7 @@ case "${1:-}" in
 esac
 check_go
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 jaeger prometheus etcd kube)
+[[ ${#targets[@]} -gt 0 ]] || targets=(daprd sentry k6 jaeger prometheus etcd chromium kube)
 for t in "${targets[@]}"; do
   case "$t" in
     daprd) build_daprd ;;
@@ -383,8 +415,9 @@ for t in "${targets[@]}"; do
     prometheus) install_prometheus ;;
     kube) build_kube ;;
     etcd) install_etcd ;;
+    chromium) install_chromium ;;
     dapr) build_cli ;;
     daprd-path) daprd_path ;;
-    *) die "unknown tool '$t' (daprd, sentry, k6, jaeger, prometheus, etcd, kube, dapr or daprd-path)" ;;
+    *) die "unknown tool '$t' (daprd, sentry, k6, jaeger, prometheus, etcd, chromium, kube, dapr or daprd-path)" ;;
   esac
 done
