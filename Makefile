@@ -15,7 +15,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: PROFILE=$(PROFILE) (components/<profile>)"
 
-tools: ## build the pinned daprd, sentry, k6, Jaeger, kube-apiserver and kubectl into .bin/, install Prometheus and etcd (skips what is there)
+tools: ## build the pinned daprd, sentry, k6, Jaeger, kube-apiserver and kubectl into .bin/, install Prometheus, etcd and Chromium (skips what is there)
 	@bash tools/toolchain.sh
 
 build: ## compile every service and the runner into .bin/

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,16 +20,17 @@ import (
 
 // TestStorefront drives the storefront the gateway serves at / in headless
 // Chromium, as a customer on a phone-sized screen (sign up, browse with
-// paging, a product's page, the cart, an order watched from placed to
-// confirmed and its shipment without a reload, an order cancelled for want
-// of stock and one whose payment is declined, each with its reason, the
-// history, the notifications, logging out) and
-// as an admin (a product named like markup shown as those characters, stock
-// set). Any JavaScript exception, console error, CSP violation or dialog
-// fails it; after every step no control lacks a label, nothing overflows the
-// screen sideways and nothing is in the browser's storage. A screenshot of
-// every step goes to the results folder (see shotsDir). It runs on every
-// profile's pass.
+// paging, a product's page, the cart, an order placed with the keyboard
+// alone and watched from placed to confirmed and its shipment without a
+// reload, an order cancelled for want of stock and one whose payment is
+// declined, each with its reason, the history, the notifications, logging
+// out) and as an admin (a product named like markup shown as those
+// characters, stock set). Tab must reach every control of the catalog, a
+// product's page and the cart. Any JavaScript exception, console error, CSP
+// violation or dialog fails it; after every step no control lacks a label,
+// nothing overflows the screen sideways and nothing is in the browser's
+// storage. A screenshot of every step goes to the results folder (see
+// shotsDir). It runs on every profile's pass.
 func TestStorefront(t *testing.T) {
 	chrome := chromiumPath()
 	if chrome == "" {
@@ -94,15 +96,21 @@ func TestStorefront(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS("#signup-password"), password+"\r"))
 		b.wait("signed in", fmt.Sprintf(`document.querySelector('#whoami').textContent === %s && location.hash === '#/products'`, jsString(name)))
 		b.step("signed-up")
+		b.tabReachesEverything("the catalog, signed in")
 
 		b.do("open a product", chromedp.Click(chromedp.CSS(fmt.Sprintf(`.card a[href="#/products/%s"]`, p.ID))))
 		b.wait("its page with its stock", fmt.Sprintf(`document.querySelector('#view-title')?.textContent === %s && document.querySelector('#product-stock-level')?.textContent === '5 in stock'`, jsString(p.Name)))
 		b.step("product")
+		b.tabReachesEverything("a product's page")
 		b.do("two into the cart", chromedp.SetValue(chromedp.CSS("#add-quantity"), "2"), chromedp.SendKeys(chromedp.CSS("#add-quantity"), "\r"))
 		b.wait("the cart", `location.hash === '#/cart' && document.querySelector('#nav-cart').textContent === 'Cart (2)'`)
 		b.step("cart")
 
-		b.do("place the order", chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
+		// The keyboard alone: Tab reaches every control of the page, and
+		// the order is placed with Tab and Enter.
+		b.tabReachesEverything("the cart")
+		b.tabTo("the Place order button", `document.activeElement?.textContent === 'Place order'`)
+		b.do("place the order with Enter", chromedp.KeyEvent("\r"))
 		b.wait("the order's page", `/^#\/orders\/ord_[0-9a-f]{24}$/.test(location.hash)`)
 		orderID := strings.TrimPrefix(b.eval(`location.hash`), "#/orders/")
 		b.step("placed")
@@ -123,8 +131,8 @@ func TestStorefront(t *testing.T) {
 
 		// A payment the provider declines cancels the order, and says so.
 		pay := invoke(t, "payments")
-		pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 1}, 200, nil)
 		t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
+		pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 1}, 200, nil)
 		b.do("back to the product", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
 		b.wait("the catalog", fmt.Sprintf(`document.querySelector('.card a[href="#/products/%s"]') !== null`, p.ID))
 		b.do("add it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label=%s]`, jsString("Add "+p.Name+" to cart")))))
@@ -293,6 +301,52 @@ func (b *browser) wait(what, cond string) {
 	if err != nil {
 		b.fail("waiting for %s (%s): %v", what, cond, err)
 	}
+}
+
+// tabReachesEverything presses Tab, from the page's first control, as many
+// times as the page has controls, and fails unless every visible link,
+// button and field was focused on the way: a control the keyboard cannot
+// reach (a negative tabindex, a positive one out of order) fails it.
+func (b *browser) tabReachesEverything(where string) {
+	b.t.Helper()
+	n, err := strconv.Atoi(b.eval(`(() => {
+		window.__controls = [...document.querySelectorAll('a[href], button, input, select, textarea')]
+			.filter(e => !e.disabled && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden');
+		window.__reached = new Set();
+		window.__onFocus = (ev) => window.__reached.add(ev.target);
+		document.addEventListener('focusin', window.__onFocus, true);
+		// Chromium goes on from the last element focused or clicked: start
+		// at the first control (the skip link), as a page just opened does.
+		window.__controls[0]?.focus();
+		return String(window.__controls.length);
+	})()`))
+	if err != nil || n == 0 {
+		b.fail("%s: no controls to reach (%v)", where, err)
+	}
+	for range n {
+		b.do("Tab", chromedp.KeyEvent("\t"))
+	}
+	missing := b.eval(`(() => {
+		document.removeEventListener('focusin', window.__onFocus, true);
+		return window.__controls.filter(e => !window.__reached.has(e))
+			.map(e => e.id || e.getAttribute('aria-label') || e.textContent.trim() || e.tagName).join(' | ');
+	})()`)
+	if missing != "" {
+		b.fail("%s: Tab never reaches %s", where, missing)
+	}
+}
+
+// tabTo presses Tab until cond holds of the focused element, at most 100
+// times.
+func (b *browser) tabTo(what, cond string) {
+	b.t.Helper()
+	for range 100 {
+		if b.eval(fmt.Sprintf(`String(%s)`, cond)) == "true" {
+			return
+		}
+		b.do("Tab", chromedp.KeyEvent("\t"))
+	}
+	b.fail("Tab never reached %s", what)
 }
 
 // step checks the page after a step of the journey and saves its screenshot.

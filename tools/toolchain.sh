@@ -289,8 +289,8 @@ or download a release from https://github.com/etcd-io/etcd/releases and put etcd
 # chromiumPath finds it: E2E_CHROMIUM, else the usual names on PATH.
 chromium_path() {
   if [[ -n "${E2E_CHROMIUM:-}" ]]; then
-    [[ -x "$E2E_CHROMIUM" ]] && { echo "$E2E_CHROMIUM"; return; }
-    die "E2E_CHROMIUM=$E2E_CHROMIUM is not an executable"
+    command -v "$E2E_CHROMIUM"
+    return
   fi
   local name
   for name in chromium chromium-browser google-chrome google-chrome-stable headless-shell; do
@@ -304,6 +304,9 @@ chromium_path() {
 # how.
 install_chromium() {
   local p
+  if [[ -n "${E2E_CHROMIUM:-}" ]] && ! chromium_path >/dev/null; then
+    die "E2E_CHROMIUM=$E2E_CHROMIUM is not an executable (a path, or a name on PATH)"
+  fi
   if p="$(chromium_path)"; then
     say "chromium already installed ($p: $("$p" --version 2>/dev/null | sed -n 1p))"
     return

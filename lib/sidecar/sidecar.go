@@ -159,9 +159,12 @@ func Dial(addr, token string, obs Observer) (dapr.Client, error) {
 // keeps the callee's status and error body intact), state transactions with
 // an outbox event, and the sidecar's health.
 type HTTP struct {
-	base   string
-	token  string
-	http   *http.Client
+	base  string
+	token string
+	http  *http.Client
+	// probe is Healthy's own client: a readiness check must not wait for
+	// one of the maxConns connections that slow calls hold under load.
+	probe  *http.Client
 	obs    Observer
 	resend retry.Policy
 }
@@ -193,6 +196,11 @@ func NewHTTP(addr, token string, timeout time.Duration) *HTTP {
 				MaxIdleConnsPerHost: maxConns,
 				IdleConnTimeout:     90 * time.Second,
 			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		probe: &http.Client{
+			Timeout:       timeout,
+			Transport:     &http.Transport{MaxConnsPerHost: 2, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
@@ -421,7 +429,7 @@ func (c *HTTP) Healthy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.probe.Do(req)
 	if err != nil {
 		return fmt.Errorf("dapr sidecar: %w", err)
 	}

@@ -59,7 +59,9 @@ export class Gate {
       const w: Waiter = {
         admit: resolve,
         timer: setTimeout(() => {
-          this.queue.splice(this.queue.indexOf(w), 1);
+          const i = this.queue.indexOf(w);
+          if (i < 0) return; // admitted: leave() cleared this timer first
+          this.queue.splice(i, 1);
           reject(unavailable(undefined, `busy: ${this.limit} events in hand, this one waited ${this.maxWaitMs} ms`));
         }, this.maxWaitMs),
       };

@@ -62,16 +62,27 @@ describe("gate", () => {
     assert.equal(codeOf(err), "unavailable");
     assert.equal(statusOf(err), "RETRY");
     assert.equal(gate.waiting, 0);
+    // The turn still held is still held: a newcomer waits for it.
+    const next = gate.run(async () => "after the first");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(gate.waiting, 1);
     hold.open();
     await first;
+    assert.equal(await next, "after the first");
     // The turn it never took is free: the next one runs at once.
     assert.equal(await gate.run(async () => "next"), "next");
   });
 
-  it("frees the turn of a function that throws", async () => {
+  it("frees the turn of a function that throws, once", async () => {
     const gate = new Gate(1, 0);
     await assert.rejects(gate.run(() => Promise.reject(new Error("boom"))), /boom/);
     assert.equal(await gate.run(async () => 1), 1);
+    // One turn, not two: with one held, the next is turned away at once.
+    const hold = opened();
+    const held = gate.run(() => hold.done);
+    await assert.rejects(gate.run(async () => 2), (e: unknown) => codeOf(e) === "unavailable");
+    hold.open();
+    await held;
   });
 
   it("refuses a limit under one", () => {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
+import { Gate } from "../src/gate";
 import { routes, serve } from "../src/http";
 import { Order, User } from "../src/id";
 import { Logger } from "../src/log";
@@ -215,5 +216,42 @@ describe("graceful shutdown", () => {
     assert.deepEqual(await (await inflight).json(), { status: "SUCCESS" });
     await done;
     assert.ok(closed, "the ticker was stopped");
+  });
+});
+
+describe("http with a gate", () => {
+  it("answers RETRY to a delivery the gate turns away, and SUCCESS to the one it holds", async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let handled = 0;
+    const svc = {
+      handle: async () => {
+        handled++;
+        await held;
+      },
+      get: async () => {
+        throw new Error("not called");
+      },
+    };
+    const log = new Logger(() => {}).with({ service: "shipping" });
+    const server = createServer(
+      routes({ svc, metrics: new Metrics("shipping"), log, ready: async () => {}, appApiToken: "", draining: () => false, events: new Gate(1, 0) }),
+    );
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const a = server.address();
+    const url = `http://127.0.0.1:${typeof a === "object" && a ? a.port : 0}/events/orders`;
+    const post = (n: number) => fetch(url, { method: "POST", body: JSON.stringify(orderEvent("order.confirmed", n)) });
+    try {
+      const first = post(1);
+      while (handled === 0) await new Promise((r) => setTimeout(r, 5));
+      const second = await post(2);
+      assert.deepEqual(await second.json(), { status: "RETRY" });
+      assert.equal(handled, 1, "the turned-away delivery never reached the domain");
+      release();
+      assert.deepEqual(await (await first).json(), { status: "SUCCESS" });
+    } finally {
+      release();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
