@@ -8,7 +8,7 @@
  * (e2e TestK6Stress, two cores): with no bound, reads waited past the
  * gateway's 5 s timeout (43 to 84 of them a run) and daprd marked the app
  * unhealthy; with 8 at once, 12 to 87; with 2 (EVENTS_CONCURRENCY's
- * default), none in two runs. The backlog waits in the broker, or briefly
+ * default), none in three runs. The backlog waits in the broker, or briefly
  * here, and reads and probes go through.
  *
  * A delivery that waits longer than maxWaitMs (EVENTS_WAIT, 4 s) is answered
