@@ -214,7 +214,7 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 			case (o.Status == "paid" || o.Status == "confirmed") && n == 0:
 				return fmt.Sprintf("no payment.succeeded event yet for paid order %s", o.ID)
 			case o.Status == "cancelled" && n > 0:
-				return fmt.Sprintf("cancelled order %s was charged", o.ID)
+				return fmt.Sprintf("cancelled order %s (%q) was charged", o.ID, o.CancelReason)
 			}
 		}
 		if s := stockOf(t, p.ID); s != p.Stock-l.paid {
