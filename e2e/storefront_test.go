@@ -180,8 +180,10 @@ func TestStorefront(t *testing.T) {
 		b.wait("the admin page", `!document.querySelector('#view-admin').hidden`)
 
 		name := "<img src=x onerror=alert(1)> " + randomHex(3)
+		// A description with a word far wider than a phone: it must wrap.
+		description := "<script>alert(2)</script> " + strings.Repeat("W", 300)
 		b.do("add a product named like markup", chromedp.SendKeys(chromedp.CSS("#product-name"), name),
-			chromedp.SendKeys(chromedp.CSS("#product-description"), "<script>alert(2)</script>"),
+			chromedp.SetValue(chromedp.CSS("#product-description"), description),
 			chromedp.SetValue(chromedp.CSS("#product-stock"), "3"),
 			chromedp.SendKeys(chromedp.CSS("#product-price"), "9.99\r"))
 		b.wait("added", fmt.Sprintf(`document.querySelector('#product-form .ok')?.textContent.includes(%s)`, jsString(name)))
@@ -192,8 +194,9 @@ func TestStorefront(t *testing.T) {
 		b.step("product-added")
 
 		noMarkup := `document.querySelectorAll('main img, main script, body > img').length === 0`
+		b.do("its page on a phone-sized screen", chromedp.EmulateViewport(390, 844))
 		b.eval(fmt.Sprintf(`location.hash = '#/products/%s'`, id))
-		b.wait("its name as text", fmt.Sprintf(`document.querySelector('#view-title')?.textContent === %s && document.querySelector('.description')?.textContent === '<script>alert(2)</script>' && %s`, jsString(name), noMarkup))
+		b.wait("its name as text", fmt.Sprintf(`document.querySelector('#view-title')?.textContent === %s && document.querySelector('.description')?.textContent === %s && %s`, jsString(name), jsString(description), noMarkup))
 		b.step("markup-as-text")
 		b.do("the catalog", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
 		b.wait("its name as text in the catalog", fmt.Sprintf(`[...document.querySelectorAll('.card h2 a')].some(a => a.textContent === %s) && %s`, jsString(name), noMarkup))

@@ -171,6 +171,14 @@ type Service struct {
 // DefaultClaimTimeout is ClaimTimeout's default.
 const DefaultClaimTimeout = 20 * time.Second
 
+// claimTimeout is ClaimTimeout, or its default.
+func (s *Service) claimTimeout() time.Duration {
+	if s.ClaimTimeout <= 0 {
+		return DefaultClaimTimeout
+	}
+	return s.ClaimTimeout
+}
+
 // Charge takes the money once per idempotency key. It reports created=false when
 // it returns the result of an earlier request with the same key. A declined
 // charge is an outcome, not an error: callers read its Status.
@@ -178,6 +186,14 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, crea
 	if err := req.Validate(); err != nil {
 		return Charge{}, false, err
 	}
+	// A charge is seen through even when its caller goes away (a client
+	// that disconnected, daprd's invocation timeout): given up between the
+	// claim and the outcome, its claim would hold the key, and every retry
+	// of the order, until ClaimTimeout (measured: an order left pending 34 s
+	// after a reload of the storefront mid-order). Bounded by half the claim
+	// timeout, so that a takeover never races a charge still running.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.claimTimeout()/2)
+	defer cancel()
 	key, err := s.Keys.ProviderKey(ctx)
 	if err != nil {
 		return Charge{}, false, err
@@ -229,11 +245,7 @@ func (s *Service) replay(ctx context.Context, req ChargeRequest, id string, mayT
 	if err != nil {
 		return Charge{}, false, err
 	}
-	timeout := s.ClaimTimeout
-	if timeout <= 0 {
-		timeout = DefaultClaimTimeout
-	}
-	if prev.Status == Processing && mayTakeOver && s.Now().Sub(prev.UpdatedAt) > timeout &&
+	if prev.Status == Processing && mayTakeOver && s.Now().Sub(prev.UpdatedAt) > s.claimTimeout() &&
 		prev.OrderID == req.OrderID && prev.Amount == req.Amount && prev.Currency == req.Currency {
 		// Of two requests taking over, only one deletes this version.
 		if err := s.Store.Delete(ctx, id, etag); err == nil {

@@ -229,3 +229,37 @@ func TestConcurrentRefundsRefundOnce(t *testing.T) {
 		t.Fatalf("events %v", got)
 	}
 }
+
+// ctxProvider takes the money unless the context is done when it answers,
+// as a provider reached over the network would fail a cancelled request.
+type ctxProvider struct {
+	calls atomic.Int32
+	delay time.Duration
+}
+
+func (p *ctxProvider) Charge(ctx context.Context, _, _ string, _ int64, _ string) (string, error) {
+	p.calls.Add(1)
+	time.Sleep(p.delay)
+	return "ref_1", ctx.Err()
+}
+
+func (p *ctxProvider) Refund(ctx context.Context, _, _, _ string) error { return ctx.Err() }
+
+// A caller that goes away mid-charge (a client disconnected, daprd's
+// invocation timeout) does not leave the key claimed: the charge is seen
+// through and the caller's retry gets its outcome at once.
+func TestChargeOutlivesItsCaller(t *testing.T) {
+	p := &ctxProvider{delay: 50 * time.Millisecond}
+	now := func() time.Time { return time.Unix(1700000000, 0) }
+	svc := &payments.Service{Store: fake.NewStore(), Provider: p, Keys: fakeKeys{"sk_test"}, Now: now, Leases: fake.Leases(&lease.MemStore{}, now)}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(10*time.Millisecond, cancel)
+	c, created, err := svc.Charge(ctx, req)
+	if err != nil || !created || c.Status != payments.Succeeded {
+		t.Fatalf("charge whose caller went away: %+v created=%v err=%v", c, created, err)
+	}
+	again, created, err := svc.Charge(context.Background(), req)
+	if err != nil || created || again.Status != payments.Succeeded || p.calls.Load() != 1 {
+		t.Fatalf("retry: %+v created=%v err=%v provider calls=%d", again, created, err, p.calls.Load())
+	}
+}

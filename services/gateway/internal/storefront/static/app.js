@@ -267,6 +267,9 @@ function cartView(signal) {
   const result = el('div');
   const place = el('button', { type: 'button', text: 'Place order' });
   place.addEventListener('click', async () => {
+    // One order per press: a second click event (a script's, or one
+    // dispatched to the disabled button) must not send a second one.
+    if (place.disabled) return;
     result.replaceChildren();
     if (!api.user()) {
       afterLogin = '#/cart';
