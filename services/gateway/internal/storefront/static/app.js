@@ -56,6 +56,8 @@ function announce(msg) {
 }
 
 function money(amount, currency) {
+  // An order cancelled before it was priced (out of stock) has no currency.
+  if (!currency) return '—';
   try {
     const f = new Intl.NumberFormat(undefined, { style: 'currency', currency });
     return f.format(amount / 10 ** f.resolvedOptions().maximumFractionDigits);
