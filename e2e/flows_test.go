@@ -364,13 +364,22 @@ func TestCancelPaidOrderRefundsAndReleases(t *testing.T) {
 	}
 }
 
+// declinePayments has payments' simulated provider decline that share of
+// charges (every replica's: the setting is stored) until the test ends. The
+// reset is registered first, so that a setting stored but answered with an
+// error is undone too.
+func declinePayments(t *testing.T, rate float64) {
+	t.Helper()
+	pay := invoke(t, "payments")
+	t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
+	pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": rate}, 200, nil)
+}
+
 func TestPaymentFailureCancelsAndReleasesStock(t *testing.T) {
 	admin := adminToken(t)
 	_, tok := signUp(t)
 	p := newProduct(t, admin, 300, 4)
-	pay := invoke(t, "payments")
-	pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 1}, 200, nil)
-	t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
+	declinePayments(t, 1)
 
 	status, o, reply := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: 3})
 	if status != 201 || o.Status != "cancelled" || o.CancelReason != "payment declined" {
@@ -541,9 +550,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 func TestConcurrentOrdersWithFlakyPayments(t *testing.T) {
 	admin := adminToken(t)
 	p := newProduct(t, admin, 100, 10)
-	pay := invoke(t, "payments")
-	pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0.5}, 200, nil)
-	t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
+	declinePayments(t, 0.5)
 	_, tok := signUp(t)
 	var (
 		mu   sync.Mutex

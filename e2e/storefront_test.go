@@ -120,28 +120,19 @@ func TestStorefront(t *testing.T) {
 		b.step("shipment")
 
 		// An order products cannot fill is cancelled, and says why.
-		b.do("the scarce product into the cart", chromedp.Click(chromedp.CSS(`a[href="#/products"]`)))
-		b.wait("the catalog", fmt.Sprintf(`document.querySelector('.card a[href="#/products/%s"]') !== null`, scarce.ID))
-		b.do("add it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label=%s]`, jsString("Add "+scarce.Name+" to cart")))))
-		b.wait("in the cart", `document.querySelector('#nav-cart').textContent === 'Cart (1)'`)
+		b.addOneToCart(scarce)
 		gateway(t, admin).mustCall(t, "PUT", "/api/products/"+scarce.ID+"/stock", map[string]int{"stock": 0}, 200, nil)
-		b.do("order it", chromedp.Click(chromedp.CSS(`#nav-cart`)), chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
+		b.orderTheCart()
 		// Cancelled before it was priced: no total to show, and no bare 0.
 		b.wait("cancelled with the reason", `document.querySelector('#order-status')?.textContent.startsWith('Cancelled: out of stock') && [...document.querySelectorAll('dt')].find(d => d.textContent === 'Total')?.nextElementSibling?.textContent === '—'`)
 		b.step("cancelled")
 
 		// A payment the provider declines cancels the order, and says so.
-		pay := invoke(t, "payments")
-		t.Cleanup(func() { pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil) })
-		pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 1}, 200, nil)
-		b.do("back to the product", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
-		b.wait("the catalog", fmt.Sprintf(`document.querySelector('.card a[href="#/products/%s"]') !== null`, p.ID))
-		b.do("add it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label=%s]`, jsString("Add "+p.Name+" to cart")))))
-		b.wait("in the cart", `document.querySelector('#nav-cart').textContent === 'Cart (1)'`)
-		b.do("order it", chromedp.Click(chromedp.CSS(`#nav-cart`)), chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
+		declinePayments(t, 1)
+		b.addOneToCart(p)
+		b.orderTheCart()
 		b.wait("cancelled: payment declined", `document.querySelector('#order-status')?.textContent === 'Cancelled: payment declined'`)
 		b.step("declined")
-		pay.mustCall(t, "PUT", "/provider", map[string]any{"failure_rate": 0}, 200, nil)
 
 		b.do("the order history", chromedp.Click(chromedp.CSS(`.nav a[href="#/orders"]`)))
 		b.wait("the order, confirmed", fmt.Sprintf(`[...document.querySelectorAll('.orders li')].some(li => li.textContent.includes(%s) && li.querySelector('.badge')?.textContent === 'confirmed')`, jsString(orderID)))
@@ -305,6 +296,21 @@ func (b *browser) wait(what, cond string) {
 	if err != nil {
 		b.fail("waiting for %s (%s): %v", what, cond, err)
 	}
+}
+
+// addOneToCart opens the catalog and adds one unit of p from its card.
+func (b *browser) addOneToCart(p product) {
+	b.t.Helper()
+	b.do("the catalog", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
+	b.wait("the catalog", fmt.Sprintf(`document.querySelector('.card a[href="#/products/%s"]') !== null`, p.ID))
+	b.do("add "+p.Name, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label=%s]`, jsString("Add "+p.Name+" to cart")))))
+	b.wait("in the cart", `document.querySelector('#nav-cart').textContent === 'Cart (1)'`)
+}
+
+// orderTheCart opens the cart and places its order.
+func (b *browser) orderTheCart() {
+	b.t.Helper()
+	b.do("order the cart", chromedp.Click(chromedp.CSS(`#nav-cart`)), chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
 }
 
 // tabReachesEverything presses Tab, from the page's first control, as many

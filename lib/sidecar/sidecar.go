@@ -182,27 +182,24 @@ func NewHTTP(addr, token string, timeout time.Duration) *HTTP {
 		base:   "http://" + addr,
 		token:  token,
 		resend: resend,
-		http: &http.Client{
-			Timeout: timeout,
-			Transport: &http.Transport{
-				// At most maxConns connections to the sidecar, the rest
-				// of the calls waiting for one: each connection holds
-				// two goroutines and their buffers, and under an
-				// overload (k6 stress, 200 journeys/s on two cores) the
-				// gateway opened one per call in flight, about 170,
-				// and outgrew its 40 MB. The wait counts in the call's
-				// latency, which admission control (the gateway) sees.
-				MaxConnsPerHost:     maxConns,
-				MaxIdleConnsPerHost: maxConns,
-				IdleConnTimeout:     90 * time.Second,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		probe: &http.Client{
-			Timeout:       timeout,
-			Transport:     &http.Transport{MaxConnsPerHost: 2, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		// At most maxConns connections to the sidecar, the rest of the
+		// calls waiting for one: each connection holds two goroutines and
+		// their buffers, and under an overload (k6 stress, 200 journeys/s
+		// on two cores) the gateway opened one per call in flight, about
+		// 170, and outgrew its 40 MB. The wait counts in the call's
+		// latency, which admission control (the gateway) sees.
+		http:  newClient(timeout, maxConns),
+		probe: newClient(timeout, 2),
+	}
+}
+
+// newClient returns a client of a sidecar that holds at most conns
+// connections to it and never follows a redirect (see NewHTTP).
+func newClient(timeout time.Duration, conns int) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		Transport:     &http.Transport{MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: 90 * time.Second},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
