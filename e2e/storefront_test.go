@@ -19,14 +19,17 @@ import (
 )
 
 // TestStorefront drives the storefront the gateway serves at / in headless
-// Chromium, as a customer on a phone-sized screen (sign up, browse with
-// paging, a product's page, the cart, an order placed with the keyboard
-// alone and watched from placed to confirmed and its shipment without a
-// reload, an order cancelled for want of stock and one whose payment is
-// declined, each with its reason, the history, the notifications, logging
-// out) and as an admin (a product named like markup shown as those
-// characters, stock set). Tab must reach every control of the catalog, a
-// product's page and the cart. Any JavaScript exception, console error, CSP
+// Chromium, as a customer on a phone-sized screen (browse with paging, and
+// past the end; a refused sign-up with the API's message and the field's,
+// then sign up; a product's page, the cart, an order placed with the
+// keyboard alone and watched from placed to confirmed and its shipment
+// without a reload; an order cancelled for want of stock, naming the
+// product, and one whose payment is declined, each placed with a double
+// click and each with its reason; the history, three orders; the
+// notifications, logging out) and as an admin with the keyboard alone (a
+// product named like markup shown as those characters, stock set). Tab must
+// reach every control of the catalog, a product's page, the cart and the
+// admin's page. Any JavaScript exception, console error, CSP
 // violation or dialog fails it; after every step no control lacks a label,
 // nothing overflows the screen sideways and nothing is in the browser's
 // storage. A screenshot of every step goes to the results folder (see
@@ -64,6 +67,9 @@ func TestStorefront(t *testing.T) {
 			chromedp.Navigate(env.gatewayURL()+"/#/products"))
 		b.wait("the catalog", `document.querySelector('#view-title')?.textContent === 'Products' && document.querySelector('.card') !== null`)
 		b.eval(`window.__sameDocument = true`)
+		if n := b.eval(`String(performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === '/api/products').length)`); n != "1" {
+			b.fail("the first load asked for the catalog %s times", n)
+		}
 
 		// Keyboard: the first Tab stop is the skip link, which moves to the content.
 		b.do("tab to the skip link", chromedp.KeyEvent("\t"))
@@ -77,6 +83,25 @@ func TestStorefront(t *testing.T) {
 		b.step("catalog-page-2")
 		b.do("previous page", chromedp.Click(chromedp.CSS(`.pager a[href="#/products?offset=0"]`)))
 		b.wait("the first page again", fmt.Sprintf(`document.querySelector('a[href="#/products/%s"]') !== null`, p.ID))
+		// A page past the end (an old link) leads to the last page, not to
+		// one more empty page before it.
+		b.eval(`location.hash = '#/products?offset=9000'`)
+		b.wait("a link to the last page", `(() => {
+			const a = document.querySelector('#view-dynamic a[href^="#/products?offset="]');
+			const m = /^#\/products\?offset=(\d+)$/.exec(a?.getAttribute('href') || '');
+			return a?.textContent === 'Go to the last page' && m !== null && Number(m[1]) % 12 === 0 && Number(m[1]) > 0 &&
+				document.querySelectorAll('#view-dynamic a[href^="#/products?offset="]').length === 1;
+		})()`)
+		b.step("catalog-past-the-end")
+		b.do("the last page", chromedp.Click(chromedp.Search(`//a[normalize-space()="Go to the last page"]`)))
+		b.wait("its products and no next page", `document.querySelector('.card') !== null && ![...document.querySelectorAll('.pager a')].some(a => a.textContent === 'Next →')`)
+
+		// A view that asks for a session, left for the catalog: signing up
+		// later stays in the catalog (checked below), not back to the orders.
+		b.eval(`location.hash = '#/orders'`)
+		b.wait("asked to log in", `document.querySelector('#view-dynamic a[href="#/login"]') !== null`)
+		b.do("back to the catalog", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
+		b.wait("the catalog", fmt.Sprintf(`document.querySelector('a[href="#/products/%s"]') !== null`, p.ID))
 
 		// An error of the API is shown as the error model's message.
 		email, pw := "e2e-nobody-"+randomHex(4)+"@example.com", "wrong password 1"
@@ -91,9 +116,28 @@ func TestStorefront(t *testing.T) {
 		b.step("login-error")
 
 		name, signUpEmail := "Ada <b>Lovelace</b>", "e2e-shop-"+randomHex(6)+"@example.com"
-		b.do("sign up", chromedp.Click(chromedp.CSS(`.signed-out a[href="#/signup"]`)),
+		// A field the API refuses: its message, then each field's own.
+		_, reply = gateway(t, "").call(t, "POST", "/api/users", map[string]string{"email": signUpEmail, "password": "short", "name": name})
+		var invalid struct {
+			Error struct {
+				Message string
+				Fields  []struct{ Field, Message string }
+			}
+		}
+		if json.Unmarshal(reply, &invalid) != nil || len(invalid.Error.Fields) != 1 {
+			t.Fatalf("sign-up with a short password: %s", reply)
+		}
+		b.do("a refused sign-up", chromedp.Click(chromedp.CSS(`.signed-out a[href="#/signup"]`)),
 			chromedp.SendKeys(chromedp.CSS("#signup-name"), name), chromedp.SendKeys(chromedp.CSS("#signup-email"), signUpEmail),
-			chromedp.SendKeys(chromedp.CSS("#signup-password"), password+"\r"))
+			chromedp.SendKeys(chromedp.CSS("#signup-password"), "short\r"))
+		f := invalid.Error.Fields[0]
+		b.wait("the message and the field's", fmt.Sprintf(`document.querySelector('#signup-form .error p')?.textContent === %s &&
+			document.querySelector('#signup-form .error li')?.textContent === %s && document.querySelector('#signup-password').getAttribute('aria-invalid') === 'true'`,
+			jsString(invalid.Error.Message), jsString(f.Field+": "+f.Message)))
+		b.step("signup-error")
+		// The customer mends the password; the rest is kept as typed.
+		b.eval(`document.querySelector('#signup-password').value = ''`)
+		b.do("sign up", chromedp.SendKeys(chromedp.CSS("#signup-password"), password+"\r"))
 		b.wait("signed in", fmt.Sprintf(`document.querySelector('#whoami').textContent === %s && location.hash === '#/products'`, jsString(name)))
 		b.step("signed-up")
 		b.tabReachesEverything("the catalog, signed in")
@@ -124,7 +168,7 @@ func TestStorefront(t *testing.T) {
 		gateway(t, admin).mustCall(t, "PUT", "/api/products/"+scarce.ID+"/stock", map[string]int{"stock": 0}, 200, nil)
 		b.orderTheCart()
 		// Cancelled before it was priced: no total to show, and no bare 0.
-		b.wait("cancelled with the reason", `document.querySelector('#order-status')?.textContent.startsWith('Cancelled: out of stock') && [...document.querySelectorAll('dt')].find(d => d.textContent === 'Total')?.nextElementSibling?.textContent === '—'`)
+		b.wait("cancelled, naming the product", `document.querySelector('#order-status')?.textContent === `+jsString("Cancelled: out of stock: “"+scarce.Name+"”")+` && [...document.querySelectorAll('dt')].find(d => d.textContent === 'Total')?.nextElementSibling?.textContent === '—'`)
 		b.step("cancelled")
 
 		// A payment the provider declines cancels the order, and says so.
@@ -135,7 +179,12 @@ func TestStorefront(t *testing.T) {
 		b.step("declined")
 
 		b.do("the order history", chromedp.Click(chromedp.CSS(`.nav a[href="#/orders"]`)))
+		// Three orders (the two after the first were placed with a double
+		// click: one order each).
 		b.wait("the order, confirmed", fmt.Sprintf(`[...document.querySelectorAll('.orders li')].some(li => li.textContent.includes(%s) && li.querySelector('.badge')?.textContent === 'confirmed')`, jsString(orderID)))
+		if n := b.eval(`String(document.querySelectorAll('.orders li').length)`); n != "3" {
+			b.fail("%s orders in the history, want 3", n)
+		}
 		b.step("orders")
 
 		b.do("the notifications", chromedp.Click(chromedp.CSS(`.nav a[href="#/notifications"]`)))
@@ -174,14 +223,21 @@ func TestStorefront(t *testing.T) {
 		name := "<img src=x onerror=alert(1)> " + randomHex(3)
 		// A description with a word far wider than a phone: it must wrap.
 		description := "<script>alert(2)</script> " + strings.Repeat("W", 300)
-		b.do("add a product named like markup", chromedp.SendKeys(chromedp.CSS("#product-name"), name),
-			chromedp.SetValue(chromedp.CSS("#product-description"), description),
-			chromedp.SetValue(chromedp.CSS("#product-stock"), "3"),
-			chromedp.SendKeys(chromedp.CSS("#product-price"), "9.99\r"))
+		// The keyboard alone: Tab reaches every control, and both forms are
+		// filled with keys and sent with Enter.
+		b.tabReachesEverything("the admin page")
+		b.tabTo("the new product's name", `document.activeElement?.id === 'product-name'`)
+		b.do("add a product named like markup", chromedp.KeyEvent(name+"\t"), chromedp.KeyEvent(description+"\t"),
+			chromedp.KeyEvent("9.99\t\t"))
+		b.wait("the stock field focused", `document.activeElement?.id === 'product-stock'`)
+		b.do("with 3 in stock", chromedp.KeyEvent("\b\b3\r"))
 		b.wait("added", fmt.Sprintf(`document.querySelector('#product-form .ok')?.textContent.includes(%s)`, jsString(name)))
 		id := b.eval(`document.querySelector('#stock-product').value`)
 		if !regexp.MustCompile(`^prd_[0-9a-f]{24}$`).MatchString(id) {
 			t.Fatalf("the new product is not chosen for its stock: %q", id)
+		}
+		if got := stockOf(t, id); got != 3 {
+			t.Fatalf("stock %d after the admin typed 3", got)
 		}
 		b.step("product-added")
 
@@ -196,7 +252,11 @@ func TestStorefront(t *testing.T) {
 
 		b.do("set its stock", chromedp.Click(chromedp.CSS(`.nav a[href="#/admin"]`)))
 		b.wait("the product among the choices", fmt.Sprintf(`document.querySelector('#stock-product option[value="%s"]') !== null`, id))
-		b.do("to 7", chromedp.SetValue(chromedp.CSS("#stock-product"), id), chromedp.SendKeys(chromedp.CSS("#stock-value"), "7\r"))
+		if got := b.eval(`document.querySelector('#stock-product').value`); got != id {
+			b.fail("the stock form chose %q, not the product just added", got)
+		}
+		b.tabTo("the new stock", `document.activeElement?.id === 'stock-value'`)
+		b.do("to 7", chromedp.KeyEvent("7\r"))
 		b.wait("set", `document.querySelector('#stock-form .ok')?.textContent.endsWith('is now 7.')`)
 		if got := stockOf(t, id); got != 7 {
 			t.Fatalf("stock %d after the admin set it to 7", got)
@@ -307,10 +367,26 @@ func (b *browser) addOneToCart(p product) {
 	b.wait("in the cart", `document.querySelector('#nav-cart').textContent === 'Cart (1)'`)
 }
 
-// orderTheCart opens the cart and places its order.
+// orderTheCart opens the cart and places its order with a double click, as
+// an impatient customer does: one order.
 func (b *browser) orderTheCart() {
 	b.t.Helper()
-	b.do("order the cart", chromedp.Click(chromedp.CSS(`#nav-cart`)), chromedp.Click(chromedp.Search(`//button[normalize-space()="Place order"]`)))
+	b.do("order the cart", chromedp.Click(chromedp.CSS(`#nav-cart`)), doubleClick(chromedp.Search(`//button[normalize-space()="Place order"]`)))
+	b.wait("the order's page", `/^#\/orders\/ord_[0-9a-f]{24}$/.test(location.hash)`)
+}
+
+// doubleClick clicks the element twice, as a person's double click does: a
+// click, then a second press whose click count is 2 (chromedp's DoubleClick
+// sends the second press alone, which the page sees as one click).
+func doubleClick[S chromedp.Selectable](sel S) chromedp.Action[chromedp.Void] {
+	return chromedp.Query(sel, chromedp.NodeVisible, chromedp.After(func(ctx context.Context, t *chromedp.Target, nodes []*chromedp.Node) error {
+		for n := range 2 {
+			if _, err := chromedp.MouseClickNode(nodes[0], chromedp.ClickCount(n+1))(ctx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // tabReachesEverything presses Tab, from the page's first control, as many
@@ -410,18 +486,15 @@ func (b *browser) shot(name string) {
 	}
 }
 
-// chromiumPath is the browser to drive: E2E_CHROMIUM, else the first of the
-// usual names on PATH; "" when there is none.
+// chromiumPath is the browser to drive, as `make tools` finds it
+// (tools/toolchain.sh chromium-path: E2E_CHROMIUM, else the usual names on
+// PATH); "" when there is none.
 func chromiumPath() string {
-	if p := os.Getenv("E2E_CHROMIUM"); p != "" {
-		return p
+	out, err := exec.Command("bash", filepath.Join("..", "tools", "toolchain.sh"), "chromium-path").Output()
+	if err != nil {
+		return ""
 	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
+	return strings.TrimSpace(string(out))
 }
 
 // shotsDir is where the screenshots go, emptied first so that it holds

@@ -20,8 +20,10 @@
 #               ($DAPR_RUNTIME_PATH or ~/.dapr) if 1.14.0, else builds one
 #   zipkin-url  prints where make run's sidecars send spans: the Jaeger that
 #               make observe runs, if it runs (.run/jaeger), else nothing
+#   chromium-path  prints the browser the storefront's test drives
+#               (E2E_CHROMIUM, else the usual names on PATH); fails if none
 # Usage: tools/toolchain.sh [daprd|sentry|k6|jaeger|prometheus|etcd|chromium|kube|dapr|daprd-path]...
-#        tools/toolchain.sh zipkin-url
+#        tools/toolchain.sh zipkin-url | chromium-path
 set -euo pipefail
 
 DAPR_VERSION="${DAPR_VERSION:-1.14.0}"
@@ -311,10 +313,19 @@ install_chromium() {
     say "chromium already installed ($p: $("$p" --version 2>/dev/null | sed -n 1p))"
     return
   fi
-  apt_install chromium "chromium (the storefront's browser test in make test)" || die "a headless Chromium is needed by make test (the storefront is tested in a real browser): install it with
-  sudo apt-get install chromium       (Debian, Ubuntu)
+  local how="a headless Chromium is needed by make test (the storefront is tested in a real browser): install it with
+  sudo apt-get install chromium       (Debian)
+  sudo snap install chromium          (Ubuntu: its apt package chromium-browser only installs this snap)
   brew install --cask chromium        (macOS)
+or install Google Chrome (on Ubuntu without snap: its .deb from https://www.google.com/chrome/, then
+  sudo apt-get install ./google-chrome-stable_current_amd64.deb)
 or point E2E_CHROMIUM at a Chromium or Google Chrome executable"
+  # Ubuntu has no chromium deb (chromium-browser is a shim for the snap,
+  # which needs snapd, absent from most containers): say how, not fail in apt.
+  if grep -qsE '^ID=(ubuntu|"ubuntu")$' /etc/os-release; then
+    die "$how"
+  fi
+  apt_install chromium "chromium (the storefront's browser test in make test)" || die "$how"
   chromium_path >/dev/null || die "chromium is installed but not on PATH"
 }
 
@@ -397,7 +408,7 @@ zipkin_url() {
 
 case "${1:-}" in
   -h|--help|help)
-    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     echo "(none: the first eight, as make tools does)"
     exit 0 ;;
   # It needs no Go, and prints nothing else on stdout.
@@ -405,6 +416,11 @@ case "${1:-}" in
     [[ $# -eq 1 ]] || die "zipkin-url goes alone"
     zipkin_url
     exit 0 ;;
+  # The browser e2e drives (its chromiumPath asks here): one list of names.
+  chromium-path)
+    [[ $# -eq 1 ]] || die "chromium-path goes alone"
+    chromium_path
+    exit ;;
 esac
 check_go
 targets=("$@")

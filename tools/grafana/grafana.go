@@ -195,6 +195,11 @@ var business = map[string][]Panel{
 		{Title: "Order events", Unit: "reqps", Description: "order.confirmed and order.cancelled handled, by outcome: applied, duplicate, ignored, dropped, retried.", Queries: []Query{
 			{"sum by (type, outcome) (" + rate("shipping_order_events_total", sel("shipping")) + ")", "{{type}} {{outcome}}"},
 		}},
+		{Title: "Events in hand and waiting", Unit: "short", Description: "Order events being handled (at most EVENTS_CONCURRENCY) and waiting for a turn; refused per second: waited EVENTS_WAIT in vain and answered RETRY (a backlog).", Queries: []Query{
+			{"sum(shipping_events_in_hand" + sel("shipping") + ")", "in hand"},
+			{"sum(shipping_events_waiting" + sel("shipping") + ")", "waiting"},
+			{"sum(" + rate("shipping_events_refused_total", sel("shipping")) + ")", "refused per second"},
+		}},
 		{Title: "Circuit breakers", Unit: "short", Description: "0 closed, 1 half-open, 2 open: shipping's calls to its state store and secret store.", Queries: []Query{
 			{"max by (name) (circuit_breaker_state" + sel("shipping") + ")", "{{name}}"},
 		}},

@@ -27,6 +27,7 @@ interface Waiter {
 export class Gate {
   private active = 0;
   private readonly queue: Waiter[] = [];
+  private turnedAway = 0;
 
   constructor(
     readonly limit: number,
@@ -38,6 +39,16 @@ export class Gate {
   /** waiting is how many deliveries wait for a turn. */
   get waiting(): number {
     return this.queue.length;
+  }
+
+  /** inHand is how many deliveries are being handled. */
+  get inHand(): number {
+    return this.active;
+  }
+
+  /** refused is how many deliveries waited maxWaitMs in vain (answered RETRY) so far. */
+  get refused(): number {
+    return this.turnedAway;
   }
 
   /** run calls fn once fewer than limit run, or throws unavailable after maxWaitMs without a turn. */
@@ -62,6 +73,7 @@ export class Gate {
           const i = this.queue.indexOf(w);
           if (i < 0) return; // admitted: leave() cleared this timer first
           this.queue.splice(i, 1);
+          this.turnedAway++;
           reject(unavailable(undefined, `busy: ${this.limit} events in hand, this one waited ${this.maxWaitMs} ms`));
         }, this.maxWaitMs),
       };

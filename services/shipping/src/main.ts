@@ -44,6 +44,8 @@ async function run(cfg: Config, log: Logger, stop: AbortSignal): Promise<void> {
     log,
     counters: counters(metrics),
   });
+  const gate = new Gate(cfg.eventsConcurrency, cfg.eventsWaitMs);
+  metrics.observeGate(gate);
   const ticker = new Ticker(() => svc.tick(), cfg.tickMs, log);
   let draining = false;
   const handler = routes({
@@ -52,7 +54,7 @@ async function run(cfg: Config, log: Logger, stop: AbortSignal): Promise<void> {
     log,
     appApiToken: cfg.appApiToken,
     draining: () => draining,
-    events: new Gate(cfg.eventsConcurrency, cfg.eventsWaitMs),
+    events: gate,
     // Ready once the sidecar's components are and the label key is read.
     ready: async () => {
       await sidecar.healthy();

@@ -79,6 +79,19 @@ export class Metrics {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
+  /**
+   * observeGate reports what a gate holds when scraped: shipping_events_in_hand,
+   * shipping_events_waiting and shipping_events_refused_total (deliveries
+   * answered RETRY after waiting for a turn), so that a backlog shows on the
+   * dashboards before daprd's delivery timeouts do.
+   */
+  observeGate(g: { inHand: number; waiting: number; refused: number }): void {
+    const registers = [this.registry];
+    new Gauge({ name: "shipping_events_in_hand", help: "Order events shipping is handling now (at most EVENTS_CONCURRENCY).", registers, collect() { this.set(g.inHand); } });
+    new Gauge({ name: "shipping_events_waiting", help: "Order events waiting for a turn (at most EVENTS_WAIT each).", registers, collect() { this.set(g.waiting); } });
+    new Counter({ name: "shipping_events_refused_total", help: "Order events answered RETRY after waiting EVENTS_WAIT for a turn.", registers, collect() { this.reset(); this.inc(g.refused); } });
+  }
+
   /** text renders the registry in the Prometheus exposition format. */
   async text(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };

@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import { codeOf } from "../src/apierr";
 import { statusOf } from "../src/events";
 import { Gate } from "../src/gate";
+import { Metrics } from "../src/metrics";
 
 /** opened returns a promise and the function that settles it. */
 function opened(): { done: Promise<void>; open: () => void } {
@@ -36,6 +37,7 @@ describe("gate", () => {
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(started, [0, 1]);
     assert.equal(gate.waiting, 3);
+    assert.equal(gate.inHand, 2);
     holds[1]!.open();
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(started, [0, 1, 2]);
@@ -44,6 +46,8 @@ describe("gate", () => {
     assert.deepEqual(started, [0, 1, 2, 3, 4]);
     assert.equal(most, 2);
     assert.equal(gate.waiting, 0);
+    assert.equal(gate.inHand, 0);
+    assert.equal(gate.refused, 0);
   });
 
   it("turns away a delivery that waited too long, and frees its place in line", async () => {
@@ -62,6 +66,7 @@ describe("gate", () => {
     assert.equal(codeOf(err), "unavailable");
     assert.equal(statusOf(err), "RETRY");
     assert.equal(gate.waiting, 0);
+    assert.equal(gate.refused, 1);
     // The turn still held is still held: a newcomer waits for it.
     const next = gate.run(async () => "after the first");
     await new Promise((r) => setImmediate(r));
@@ -87,5 +92,27 @@ describe("gate", () => {
 
   it("refuses a limit under one", () => {
     assert.throws(() => new Gate(0, 1000), RangeError);
+  });
+
+  it("shows what it holds in the metrics when scraped", async () => {
+    const gate = new Gate(1, 10);
+    const m = new Metrics("shipping");
+    m.observeGate(gate);
+    const hold = opened();
+    const first = gate.run(() => hold.done);
+    const waiting = gate.run(async () => {}).catch(() => {});
+    const late = gate.run(async () => {}).catch(() => {});
+    let text = (await m.text()).body;
+    assert.match(text, /^shipping_events_in_hand\{service="shipping"\} 1$/m);
+    assert.match(text, /^shipping_events_waiting\{service="shipping"\} 2$/m);
+    await late;
+    await waiting;
+    text = (await m.text()).body;
+    assert.match(text, /^shipping_events_waiting\{service="shipping"\} 0$/m);
+    assert.match(text, /^shipping_events_refused_total\{service="shipping"\} 2$/m);
+    hold.open();
+    await first;
+    text = (await m.text()).body;
+    assert.match(text, /^shipping_events_in_hand\{service="shipping"\} 0$/m);
   });
 });

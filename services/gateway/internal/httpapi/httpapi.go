@@ -137,8 +137,8 @@ func Routes(up Upstream, keys Keys, opts Options, m *metrics.Metrics, log *slog.
 
 	// The storefront (internal/storefront): static files, outside /api.
 	shop := storefront.New(log)
-	r.Handle("/", shop).Methods(http.MethodGet)
-	r.Handle("/assets/{file}", shop).Methods(http.MethodGet)
+	r.Handle("/", shop).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/assets/{file}", shop).Methods(http.MethodGet, http.MethodHead)
 
 	// Outside the router: its 404s and 405s carry the request ID and the
 	// trace context too, and the API's have a span at the edge.

@@ -28,6 +28,12 @@ func TestStorefrontBesideTheAPI(t *testing.T) {
 			hdr.Get("Cache-Control") != "no-cache" || hdr.Get("X-Request-ID") == "" {
 			t.Errorf("GET %s: %d %v", c.path, w.Code, hdr)
 		}
+		// HEAD, as link checkers and monitors ask: the same headers, no body.
+		head := send(h, "HEAD", c.path, "", "")
+		if head.Code != 200 || head.Body.Len() != 0 || head.Header().Get("Content-Type") != c.contentType ||
+			head.Header().Get("Content-Length") != hdr.Get("Content-Length") || head.Header().Get("Content-Security-Policy") != storefront.CSP {
+			t.Errorf("HEAD %s: %d, %d bytes, %v", c.path, head.Code, head.Body.Len(), head.Header())
+		}
 	}
 	if !strings.Contains(storefront.CSP, "script-src 'self';") || strings.Contains(storefront.CSP, "unsafe") {
 		t.Errorf("CSP %q", storefront.CSP)
@@ -40,6 +46,8 @@ func TestStorefrontBesideTheAPI(t *testing.T) {
 		status       int
 	}{
 		{"POST", "/", 405},
+		{"DELETE", "/assets/app.js", 405},
+		{"HEAD", "/assets/x/app.js", 404},
 		{"GET", "/index.html", 404},
 		{"GET", "/assets/", 404},
 		{"GET", "/assets/x/app.js", 404},

@@ -88,18 +88,18 @@ function errorBox(err) {
   return box;
 }
 
-/** showFormError fills a static form's error paragraph and marks the fields named. */
+/** showFormError fills a static form's error box and marks the fields named. */
 function showFormError(form, err) {
-  const p = form.querySelector('.error');
-  p.textContent = err ? err.message : '';
-  for (const f of (err && err.fields) || []) p.textContent += ` ${f.field}: ${f.message}.`;
-  p.hidden = !err;
+  const box = form.querySelector('.error');
+  // The message names the fields; each field's own message goes under it.
+  box.replaceChildren(...(err ? errorBox(err).childNodes : []));
+  box.hidden = !err;
   for (const input of form.querySelectorAll('input, select, textarea')) {
     const named = err && err.fields && err.fields.some((f) => f.field === input.name);
     if (named) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
   }
-  if (err) p.focus();
+  if (err) box.focus();
 }
 
 function showFormOK(form, msg) {
@@ -169,16 +169,21 @@ async function productsView(signal, offsetText) {
   }
   wait.remove();
   const items = Array.isArray(list.products) ? list.products : [];
-  if (!items.length) {
-    sec.append(el('p', { text: offset ? 'No more products.' : 'The catalog is empty.' }));
+  const total = Number(list.total) || 0;
+  if (!items.length && offset > 0 && total > 0) {
+    // Past the end (an old link, a catalog that shrank): the last page is
+    // where to go, not one more empty one before this.
+    const last = Math.floor((total - 1) / PAGE) * PAGE;
+    sec.append(el('p', {}, 'There are no products this far. ', el('a', { href: `#/products?offset=${last}`, text: 'Go to the last page' }), '.'));
+    return;
   }
+  if (!items.length) sec.append(el('p', { text: 'The catalog is empty.' }));
   sec.append(el('ul', { class: 'cards' }, ...items.map((p) => el('li', { class: 'card' },
     el('h2', {}, el('a', { href: productLink(p), text: p.name })),
     el('p', { class: 'price', text: money(p.price, p.currency) }),
     el('p', { class: 'stock', text: p.stock > 0 ? `${p.stock} in stock` : 'Out of stock' }),
     el('button', { type: 'button', disabled: p.stock <= 0, onclick: () => addToCart(p, 1), text: 'Add to cart', 'aria-label': `Add ${p.name} to cart` }),
   ))));
-  const total = Number(list.total) || 0;
   const pager = el('nav', { class: 'pager', 'aria-label': 'Catalog pages' });
   if (offset > 0) pager.append(el('a', { href: `#/products?offset=${Math.max(0, offset - PAGE)}`, text: '← Previous' }));
   if (items.length) pager.append(el('span', { text: `${offset + 1}–${offset + items.length} of ${total}` }));
@@ -357,6 +362,7 @@ async function orderView(signal, id) {
       status.textContent = text;
       status.className = `status status-${o.status}`;
       shown = text;
+      withProductNames(status, text, signal);
     }
     details.replaceChildren(orderDetails(o, signal));
     actions.replaceChildren();
@@ -412,6 +418,22 @@ function orderDetails(o, signal) {
     el('dt', { text: 'Placed' }), el('dd', { text: when(o.created_at) }),
     el('dt', { text: 'Total' }), el('dd', { text: money(o.total, o.currency) }),
     el('dt', { text: 'Items' }), el('dd', {}, items));
+}
+
+/**
+ * withProductNames shows text in node with every product ID in it replaced,
+ * once known, by the product's name in quotes ("out of stock: prd_…" names
+ * the product the customer chose), as text like the rest.
+ */
+function withProductNames(node, text, signal) {
+  const ids = [...new Set(text.match(/prd_[0-9a-f]{24}/g) || [])];
+  if (!ids.length) return;
+  Promise.all(ids.map((id) => productName(id, signal).catch(() => ''))).then((found) => {
+    if (node.textContent !== text) return; // replaced since
+    let named = text;
+    ids.forEach((id, i) => { if (found[i]) named = named.replaceAll(id, `“${found[i]}”`); });
+    node.textContent = named;
+  });
 }
 
 const names = new Map();
@@ -674,6 +696,10 @@ function route() {
     if (hash.startsWith(a.getAttribute('href'))) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  // A view that needs a session sets where to go after signing in as it
+  // draws; any other view but the forms forgets it (signing up later, from
+  // the catalog, stays in the catalog).
+  if (view !== loginView && view !== signupView) afterLogin = '#/products';
   let done;
   if (!view) {
     const sec = page('Not found');
