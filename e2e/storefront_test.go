@@ -115,7 +115,9 @@ func TestStorefront(t *testing.T) {
 		b.wait("the API's message", fmt.Sprintf(`document.querySelector('#login-form .error')?.textContent === %s`, jsString(apiErr.Error.Message)))
 		b.step("login-error")
 
-		name, signUpEmail := "Ada <b>Lovelace</b>", "e2e-shop-"+randomHex(6)+"@example.com"
+		// Markup, and a word far wider than a phone (the header and the
+		// announcements must wrap it too).
+		name, signUpEmail := "Ada <b>Lovelace</b> "+strings.Repeat("N", 60), "e2e-shop-"+randomHex(6)+"@example.com"
 		// A field the API refuses: its message, then each field's own.
 		_, reply = gateway(t, "").call(t, "POST", "/api/users", map[string]string{"email": signUpEmail, "password": "short", "name": name})
 		var invalid struct {
@@ -140,10 +142,21 @@ func TestStorefront(t *testing.T) {
 		b.do("sign up", chromedp.SendKeys(chromedp.CSS("#signup-password"), password+"\r"))
 		b.wait("signed in", fmt.Sprintf(`document.querySelector('#whoami').textContent === %s && location.hash === '#/products'`, jsString(name)))
 		b.step("signed-up")
+
+		// A wrong password typed while signed in is an error of the form,
+		// not the session's end.
+		b.eval(`location.hash = '#/login'`)
+		b.do("type it", chromedp.SendKeys(chromedp.CSS("#login-email"), signUpEmail), chromedp.SendKeys(chromedp.CSS("#login-password"), "not the password\r"))
+		b.wait("the API's message, still signed in", fmt.Sprintf(`document.querySelector('#login-form .error p')?.textContent === %s &&
+			document.querySelector('#whoami').textContent === %s && !document.querySelector('#announce').textContent.includes('expired')`, jsString(apiErr.Error.Message), jsString(name)))
+		b.do("back to the catalog", chromedp.Click(chromedp.CSS(`.nav a[href="#/products"]`)))
+		b.wait("the catalog", fmt.Sprintf(`document.querySelector('#view-login').hidden && document.querySelector('.card a[href="#/products/%s"]') !== null`, p.ID))
 		b.tabReachesEverything("the catalog, signed in")
 
 		b.do("open a product", chromedp.Click(chromedp.CSS(fmt.Sprintf(`.card a[href="#/products/%s"]`, p.ID))))
-		b.wait("its page with its stock", fmt.Sprintf(`document.querySelector('#view-title')?.textContent === %s && document.querySelector('#product-stock-level')?.textContent === '5 in stock'`, jsString(p.Name)))
+		// No description: no line for it (append(null) once wrote "null").
+		b.wait("its page with its stock", fmt.Sprintf(`document.querySelector('#view-title')?.textContent === %s && document.querySelector('#product-stock-level')?.textContent === '5 in stock' &&
+			!document.querySelector('#view-dynamic').textContent.includes('null')`, jsString(p.Name)))
 		b.step("product")
 		b.tabReachesEverything("a product's page")
 		b.do("two into the cart", chromedp.SetValue(chromedp.CSS("#add-quantity"), "2"), chromedp.SendKeys(chromedp.CSS("#add-quantity"), "\r"))
@@ -163,8 +176,12 @@ func TestStorefront(t *testing.T) {
 		b.wait("its shipment", `document.querySelector('#shipment-status')?.textContent.startsWith('Shipment: ')`)
 		b.step("shipment")
 
-		// An order products cannot fill is cancelled, and says why.
+		// An order products cannot fill is cancelled, and says why. The
+		// catalog adds no more than the stock (1).
 		b.addOneToCart(scarce)
+		if b.eval(fmt.Sprintf(`String(document.querySelector('button[aria-label=%s]').disabled)`, jsString("Add "+scarce.Name+" to cart"))) != "true" {
+			b.fail("the catalog still offers %s with its whole stock in the cart", scarce.Name)
+		}
 		gateway(t, admin).mustCall(t, "PUT", "/api/products/"+scarce.ID+"/stock", map[string]int{"stock": 0}, 200, nil)
 		b.orderTheCart()
 		// Cancelled before it was priced: no total to show, and no bare 0.
@@ -202,6 +219,10 @@ func TestStorefront(t *testing.T) {
 			}
 			return "fewer than 4 notifications of the order on the page"
 		})
+		// The cancellation's notification names the product, as the order's
+		// page does.
+		b.wait("the product named in the notifications", fmt.Sprintf(`[...document.querySelectorAll('.notes .message')].some(m => m.textContent.includes(%s)) &&
+			![...document.querySelectorAll('.notes .message')].some(m => /prd_[0-9a-f]{24}/.test(m.textContent))`, jsString("“"+scarce.Name+"”")))
 		b.step("notifications")
 
 		b.do("log out", chromedp.Click(chromedp.CSS("#logout")))
@@ -254,6 +275,13 @@ func TestStorefront(t *testing.T) {
 		b.wait("the product among the choices", fmt.Sprintf(`document.querySelector('#stock-product option[value="%s"]') !== null`, id))
 		if got := b.eval(`document.querySelector('#stock-product').value`); got != id {
 			b.fail("the stock form chose %q, not the product just added", got)
+		}
+		b.tabTo("the new stock", `document.activeElement?.id === 'stock-value'`)
+		// Empty is not 0.
+		b.do("an empty stock", chromedp.KeyEvent("\r"))
+		b.wait("refused", `document.querySelector('#stock-form .error li')?.textContent === 'stock: must be a whole number from 0 up'`)
+		if got := stockOf(t, id); got != 3 {
+			t.Fatalf("stock %d after the admin sent an empty one (was 3)", got)
 		}
 		b.tabTo("the new stock", `document.activeElement?.id === 'stock-value'`)
 		b.do("to 7", chromedp.KeyEvent("7\r"))

@@ -120,7 +120,7 @@ func decodeError(err error) error {
 		if field == "" {
 			return apierr.Errorf(apierr.Invalid, "body must be a JSON %s", "object")
 		}
-		return apierr.Invalidf(field, "must be a %s", jsonKind(typ.Type.Kind().String()))
+		return apierr.Invalidf(field, "must be %s", jsonKind(typ.Type.Kind().String()))
 	case errors.As(err, &tooLarge):
 		return apierr.Errorf(apierr.Invalid, "request body exceeds %d bytes", tooLarge.Limit)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -131,21 +131,22 @@ func decodeError(err error) error {
 	}
 }
 
-// jsonKind names a Go kind the way a JSON client thinks of it.
+// jsonKind names a Go kind the way a JSON client thinks of it, with its
+// article ("an integer").
 func jsonKind(goKind string) string {
 	switch {
 	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
-		return "integer"
+		return "an integer"
 	case strings.HasPrefix(goKind, "float"):
-		return "number"
+		return "a number"
 	case goKind == "slice", goKind == "array":
-		return "array"
+		return "an array"
 	case goKind == "struct", goKind == "map":
-		return "object"
+		return "an object"
 	case goKind == "bool":
-		return "boolean"
+		return "a boolean"
 	default:
-		return goKind
+		return "a " + goKind
 	}
 }
 
@@ -312,7 +313,7 @@ func NoRoute(r *mux.Router, log *slog.Logger, m *metrics.Metrics) {
 // allowedMethods returns the methods other than req's that r routes req's path for.
 func allowedMethods(r *mux.Router, req *http.Request) []string {
 	var out []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if m == req.Method {
 			continue
 		}

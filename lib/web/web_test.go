@@ -35,12 +35,14 @@ func TestDecode(t *testing.T) {
 		body      string
 		ctype     string
 		wantField string // "" means no field error expected
+		wantMsg   string // the field's message, when not ""
 		wantOK    bool
 	}{
 		{name: "valid", body: `{"user_id":"u1","items":[{"sku":"a","quantity":2}]}`, wantOK: true},
 		{name: "unknown field", body: `{"user_id":"u1","coupon":"x"}`, wantField: "coupon"},
-		{name: "wrong type nested", body: `{"items":[{"sku":"a","quantity":"two"}]}`, wantField: "items.quantity"},
-		{name: "wrong type top", body: `{"user_id":7}`, wantField: "user_id"},
+		{name: "wrong type nested", body: `{"items":[{"sku":"a","quantity":"two"}]}`, wantField: "items.quantity", wantMsg: "must be an integer"},
+		{name: "wrong type top", body: `{"user_id":7}`, wantField: "user_id", wantMsg: "must be a string"},
+		{name: "wrong type list", body: `{"items":{}}`, wantField: "items", wantMsg: "must be an array"},
 		{name: "empty", body: ``},
 		{name: "truncated", body: `{"user_id":`},
 		{name: "syntax", body: `{"user_id" "u1"}`},
@@ -72,8 +74,8 @@ func TestDecode(t *testing.T) {
 			if tc.wantField != "" {
 				var e *apierr.Error
 				errors.As(err, &e)
-				if len(e.Fields) != 1 || e.Fields[0].Field != tc.wantField {
-					t.Fatalf("fields = %+v, want %q", e.Fields, tc.wantField)
+				if len(e.Fields) != 1 || e.Fields[0].Field != tc.wantField || tc.wantMsg != "" && e.Fields[0].Message != tc.wantMsg {
+					t.Fatalf("fields = %+v, want %q %q", e.Fields, tc.wantField, tc.wantMsg)
 				}
 			}
 		})

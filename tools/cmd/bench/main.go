@@ -82,7 +82,7 @@ func main() {
 	flag.StringVar(&o.redisServer, "redis-server", bench.OpsRedisServer, "redis-server for the floor of each kind of operation (a private instance on a free port; empty: skip it)")
 	flag.IntVar(&o.rate, "rate", 200, "arrivals per second of the floor, the reads and the last order journey")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of those measurements")
-	flag.IntVar(&o.streamRate, "stream-rate", 40, "orders per second of the sustained stream (about what two cores sustain)")
+	flag.IntVar(&o.streamRate, "stream-rate", 25, "orders per second of the sustained stream (below what two cores sustain: about 33 at 60 ms of CPU an order, with shipping in the journey)")
 	flag.DurationVar(&o.streamDuration, "stream-duration", 60*time.Second, "length of the sustained stream")
 	flag.IntVar(&o.customers, "customers", 0, "customers placing the orders (0: enough that no one's notifications overflow their list)")
 	flag.IntVar(&o.confirmOrders, "confirm-orders", 50, "orders placed one after another for placed-to-confirmed below saturation")

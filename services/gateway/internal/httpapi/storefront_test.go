@@ -62,6 +62,9 @@ func TestStorefrontBesideTheAPI(t *testing.T) {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, w.Code, c.status)
 		}
 	}
+	if allow := send(h, "POST", "/assets/app.js", "", "").Header().Get("Allow"); allow != "GET, HEAD" {
+		t.Errorf("POST /assets/app.js: Allow %q, want GET, HEAD", allow)
+	}
 	if len(up.calls) != 0 {
 		t.Errorf("the storefront forwarded %v", up.calls)
 	}

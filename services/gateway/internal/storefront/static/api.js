@@ -41,6 +41,14 @@ export function whenExpired(f) {
   onExpired = f;
 }
 
+// How long a call may take before the page says the shop did not answer
+// (the gateway's own timeouts are shorter: this is for one that hangs).
+const TIMEOUT_MS = 15000;
+
+// Calls that make a session, and so must not carry one: a wrong password
+// typed while signed in is that, not the session's expiry.
+const ANONYMOUS = new Set(['POST /login', 'POST /users']);
+
 /**
  * request calls the API: method, a path under /api, a body to send as JSON
  * (undefined for none). It resolves to the reply's JSON (null when empty) and
@@ -50,24 +58,27 @@ export function whenExpired(f) {
 export async function request(method, path, body, signal) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const sent = session;
+  const sent = ANONYMOUS.has(`${method} ${path}`) ? null : session;
   if (sent) headers.Authorization = 'Bearer ' + sent.token;
+  const timeout = AbortSignal.timeout(TIMEOUT_MS);
   let resp;
+  let text;
   try {
     resp = await fetch('/api' + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       credentials: 'omit',
       cache: 'no-store',
       redirect: 'error',
     });
+    text = await resp.text();
   } catch (e) {
-    if (e && e.name === 'AbortError') throw e;
+    if (signal && signal.aborted) throw signal.reason;
+    if (timeout.aborted) throw new APIError(0, 'unavailable', 'The shop did not answer in time. Try again in a moment.', []);
     throw new APIError(0, 'unavailable', 'The shop cannot be reached. Check your connection and try again.', []);
   }
-  const text = await resp.text();
   let data = null;
   if (text) {
     try {

@@ -82,10 +82,18 @@ function when(s) {
 /** errorBox shows err (an APIError) as the error model's message and fields. */
 function errorBox(err) {
   const box = el('div', { class: 'error', role: 'alert' }, el('p', { text: err.message || 'Something went wrong.' }));
-  if (err.fields && err.fields.length) {
-    box.append(el('ul', {}, ...err.fields.map((f) => el('li', { text: `${f.field}: ${f.message}` }))));
-  }
+  // Each field's own message, unless it is the message already.
+  const lines = (err.fields || []).map((f) => `${f.field}: ${f.message}`).filter((l) => l !== err.message);
+  if (lines.length) box.append(el('ul', {}, ...lines.map((l) => el('li', { text: l }))));
   return box;
+}
+
+/**
+ * failed shows err in place of the view's "Loading…", with a button that
+ * draws the view again (the same link would not: its address is the same).
+ */
+function failed(wait, err) {
+  wait.replaceWith(errorBox(err), el('button', { type: 'button', class: 'secondary', text: 'Try again', onclick: () => route() }));
 }
 
 /** showFormError fills a static form's error box and marks the fields named. */
@@ -164,7 +172,7 @@ async function productsView(signal, offsetText) {
   try {
     list = await api.request('GET', `/products?offset=${offset}&limit=${PAGE}`, undefined, signal);
   } catch (e) {
-    wait.replaceWith(errorBox(e));
+    failed(wait, e);
     throw e;
   }
   wait.remove();
@@ -182,7 +190,7 @@ async function productsView(signal, offsetText) {
     el('h2', {}, el('a', { href: productLink(p), text: p.name })),
     el('p', { class: 'price', text: money(p.price, p.currency) }),
     el('p', { class: 'stock', text: p.stock > 0 ? `${p.stock} in stock` : 'Out of stock' }),
-    el('button', { type: 'button', disabled: p.stock <= 0, onclick: () => addToCart(p, 1), text: 'Add to cart', 'aria-label': `Add ${p.name} to cart` }),
+    addButton(p),
   ))));
   const pager = el('nav', { class: 'pager', 'aria-label': 'Catalog pages' });
   if (offset > 0) pager.append(el('a', { href: `#/products?offset=${Math.max(0, offset - PAGE)}`, text: '← Previous' }));
@@ -198,44 +206,69 @@ async function productView(signal, id) {
   try {
     p = await api.request('GET', '/products/' + id, undefined, signal);
   } catch (e) {
-    wait.replaceWith(errorBox(e));
+    failed(wait, e);
     throw e;
   }
   wait.remove();
   sec.querySelector('h1').textContent = p.name;
   document.title = `${p.name} · daprshop`;
   const inCart = cart.has(p.id) ? cart.get(p.id).quantity : 0;
+  // append() would write a null as the text "null": no description, no line.
+  if (p.description) sec.append(el('p', { class: 'description', text: p.description }));
   sec.append(
-    p.description ? el('p', { class: 'description', text: p.description }) : null,
     el('p', { class: 'price', text: money(p.price, p.currency) }),
     el('p', { class: 'stock', id: 'product-stock-level', text: p.stock > 0 ? `${p.stock} in stock` : 'Out of stock' }),
   );
-  if (p.stock > 0) {
-    const qty = el('input', { id: 'add-quantity', name: 'quantity', type: 'number', min: 1, max: Math.min(p.stock, 1000), step: 1, value: 1, required: true });
+  const room = Math.min(p.stock, 1000) - inCart;
+  if (p.stock > 0 && room <= 0) {
+    sec.append(el('p', {}, `The cart holds all ${inCart} that can be ordered. `, el('a', { href: '#/cart', text: 'See the cart' }), '.'));
+  } else if (p.stock > 0) {
+    const qty = el('input', { id: 'add-quantity', name: 'quantity', type: 'number', min: 1, max: room, step: 1, value: 1, required: true });
+    const problem = el('p', { class: 'error', role: 'alert', hidden: true });
     const form = el('form', { class: 'form inline', novalidate: true },
       el('label', { for: 'add-quantity', text: 'Quantity' }), qty,
       el('button', { type: 'submit', text: 'Add to cart' }));
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const n = Number(qty.value);
-      if (!Number.isInteger(n) || n < 1 || n + inCart > Math.min(p.stock, 1000)) {
-        form.querySelector('.error')?.remove();
-        form.prepend(el('p', { class: 'error', role: 'alert', text: `Choose a quantity from 1 to ${Math.min(p.stock, 1000) - inCart}.` }));
+      if (qty.value === '' || !Number.isInteger(n) || n < 1 || n > room) {
+        problem.textContent = room === 1 ? 'Only 1 can be added.' : `Choose a quantity from 1 to ${room}.`;
+        problem.hidden = false;
+        qty.setAttribute('aria-invalid', 'true');
         qty.focus();
         return;
       }
       addToCart(p, n);
       location.hash = '#/cart';
     });
-    sec.append(form);
+    sec.append(form, problem);
   }
   sec.append(el('p', {}, el('a', { href: '#/products', text: '← Back to the catalog' })));
+}
+
+/** limitOf is the most of p one order may ask: its stock, 1000 at most. */
+function limitOf(p) {
+  return Math.max(0, Math.min(Number(p.stock) || 0, 1000));
+}
+
+/** addButton adds one of p from the catalog, until the cart holds its stock. */
+function addButton(p) {
+  const b = el('button', { type: 'button', text: 'Add to cart', 'aria-label': `Add ${p.name} to cart` });
+  const held = () => (cart.has(p.id) ? cart.get(p.id).quantity : 0);
+  b.disabled = held() >= limitOf(p);
+  b.addEventListener('click', () => {
+    if (held() >= limitOf(p)) return;
+    addToCart(p, 1);
+    b.disabled = held() >= limitOf(p);
+    if (b.disabled) announce(`The cart holds all ${held()} of ${p.name} in stock.`);
+  });
+  return b;
 }
 
 function addToCart(p, n) {
   const line = cart.get(p.id) || { product: p, quantity: 0 };
   line.product = p;
-  line.quantity = Math.min(1000, line.quantity + n);
+  line.quantity = Math.min(limitOf(p), line.quantity + n);
   cart.set(p.id, line);
   updateNav();
   announce(`Added ${n} × ${p.name} to the cart.`);
@@ -251,10 +284,11 @@ function cartView(signal) {
   let i = 0;
   for (const [id, line] of cart) {
     const inputID = `cart-qty-${i++}`;
-    const qty = el('input', { id: inputID, type: 'number', min: 1, max: 1000, step: 1, value: line.quantity });
+    const most = Math.max(1, limitOf(line.product));
+    const qty = el('input', { id: inputID, type: 'number', min: 1, max: most, step: 1, value: line.quantity });
     qty.addEventListener('change', () => {
       const n = Number(qty.value);
-      if (Number.isInteger(n) && n >= 1 && n <= 1000) {
+      if (qty.value !== '' && Number.isInteger(n) && n >= 1 && n <= most) {
         line.quantity = n;
         updateNav();
         sum.textContent = totals();
@@ -316,7 +350,7 @@ async function ordersView(signal) {
   try {
     list = await api.request('GET', '/orders', undefined, signal);
   } catch (e) {
-    wait.replaceWith(errorBox(e));
+    failed(wait, e);
     throw e;
   }
   wait.remove();
@@ -436,6 +470,12 @@ function withProductNames(node, text, signal) {
   });
 }
 
+/** named shows the product IDs in node's text by their names, once known, and returns node. */
+function named(node) {
+  withProductNames(node, node.textContent, current && current.signal);
+  return node;
+}
+
 const names = new Map();
 function productName(id, signal) {
   if (!ID.product.test(id)) return Promise.resolve('');
@@ -492,7 +532,7 @@ async function notificationsView(signal) {
   try {
     list = await api.request('GET', '/notifications', undefined, signal);
   } catch (e) {
-    wait.replaceWith(errorBox(e));
+    failed(wait, e);
     throw e;
   }
   wait.remove();
@@ -501,7 +541,7 @@ async function notificationsView(signal) {
     sec.append(el('p', { text: 'No notifications yet.' }));
   }
   sec.append(el('ul', { class: 'lines notes' }, ...notes.map((n) => el('li', { class: 'line' },
-    el('span', { class: 'message', text: n.message }),
+    named(el('span', { class: 'message', text: n.message })),
     el('span', { class: 'muted', text: when(n.created_at) }),
     ID.order.test(n.order_id) ? el('a', { href: '#/orders/' + n.order_id, text: 'See the order' }) : null,
   ))));
@@ -540,9 +580,15 @@ async function fillStockChoices(signal, keep) {
   const select = $('#stock-product');
   const form = $('#stock-form');
   try {
-    const list = await api.request('GET', '/products?limit=200', undefined, signal);
+    // Every product, a page of 200 (the API's most) at a time.
+    const all = [];
+    for (let offset = 0, pages = 0; offset !== null && pages < 100; pages++) {
+      const list = await api.request('GET', `/products?limit=200&offset=${offset}`, undefined, signal);
+      all.push(...(Array.isArray(list.products) ? list.products : []));
+      offset = Number.isInteger(list.next_offset) && list.next_offset > offset ? list.next_offset : null;
+    }
     const prev = keep || select.value;
-    select.replaceChildren(...(list.products || []).filter((p) => ID.product.test(p.id)).map((p) =>
+    select.replaceChildren(...all.filter((p) => ID.product.test(p.id)).map((p) =>
       el('option', { value: p.id, text: `${p.name} (stock ${p.stock})` })));
     if (prev) select.value = prev;
     if (!select.value && select.options.length) select.selectedIndex = 0;
@@ -569,6 +615,9 @@ async function submitting(form, f) {
 
 async function logIn(email, password) {
   const t = await api.request('POST', '/login', { email, password });
+  const before = api.user();
+  // Another customer on the same page does not get the first one's cart.
+  if (before && before.id !== t.user.id) cart.clear();
   api.signIn(t.token, t.user);
   updateNav();
   announce(`Signed in as ${t.user.name}.`);
@@ -601,11 +650,16 @@ function wireForms() {
     const form = ev.currentTarget;
     submitting(form, async () => {
       const currency = form.elements.currency.value;
-      const price = parsePrice(form.elements.price.value, minorDigits(currency));
-      if (price === null) throw new api.APIError(400, 'invalid', 'The price is not a number of the currency.', [{ field: 'price', message: 'must be an amount like 12.50' }]);
+      const digits = minorDigits(currency);
+      const price = parsePrice(form.elements.price.value, digits);
+      if (price === null) {
+        const like = digits ? `like 12.${'50'.padEnd(digits, '0').slice(0, digits)}, at most ${digits} digits after the point` : 'in whole units, like 1200';
+        throw new api.APIError(400, 'invalid', 'invalid product: price', [{ field: 'price', message: `must be an amount in ${currency} ${like}` }]);
+      }
+      const stock = wholeNumber(form, 'stock');
       const p = await api.request('POST', '/products', {
         name: form.elements.name.value, description: form.elements.description.value || undefined,
-        price, currency, stock: Number(form.elements.stock.value),
+        price, currency, stock,
       });
       form.reset();
       showFormOK(form, `Added “${p.name}”.`);
@@ -619,7 +673,7 @@ function wireForms() {
     submitting(form, async () => {
       const id = form.elements.product.value;
       if (!ID.product.test(id)) throw new api.APIError(400, 'invalid', 'Choose a product.', []);
-      const p = await api.request('PUT', `/products/${id}/stock`, { stock: Number(form.elements.stock.value) });
+      const p = await api.request('PUT', `/products/${id}/stock`, { stock: wholeNumber(form, 'stock') });
       showFormOK(form, `The stock of “${p.name}” is now ${p.stock}.`);
       announce(`Stock set to ${p.stock}.`);
       await fillStockChoices(current && current.signal, p.id);
@@ -636,6 +690,19 @@ function wireForms() {
     ev.preventDefault();
     $('#main').focus();
   });
+}
+
+/**
+ * wholeNumber is the form's field name as a whole number from 0 up, or
+ * throws a field error: an empty field (or one a number input cannot read,
+ * which it also gives as "") is not 0.
+ */
+function wholeNumber(form, name) {
+  const text = form.elements[name].value.trim();
+  if (!/^\d{1,9}$/.test(text)) {
+    throw new api.APIError(400, 'invalid', `invalid ${form.id === 'stock-form' ? 'stock' : 'product'}: ${name}`, [{ field: name, message: 'must be a whole number from 0 up' }]);
+  }
+  return Number(text);
 }
 
 /** parsePrice reads "12.50" as 1250 minor units (digits after the point). */
