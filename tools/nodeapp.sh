@@ -33,6 +33,9 @@ build)
   mkdir -p "$(dirname "$3")"
   out="$(cd "$(dirname "$3")" && pwd)/$(basename "$3")"
   cd "$dir"
+  # The app's own heap bound (dapr.yaml's NODE_OPTIONS) is not the
+  # compiler's: tsc under it would run out of heap.
+  unset NODE_OPTIONS
   # npm ci wipes node_modules: only when the lockfile is newer than what it
   # installed (npm writes node_modules/.package-lock.json).
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
