@@ -96,6 +96,18 @@ func TestStorefront(t *testing.T) {
 		b.do("the last page", chromedp.Click(chromedp.Search(`//a[normalize-space()="Go to the last page"]`)))
 		b.wait("its products and no next page", `document.querySelector('.card') !== null && ![...document.querySelectorAll('.pager a')].some(a => a.textContent === 'Next →')`)
 
+		// A view whose call fails says why and offers to try again.
+		missing := "prd_" + strings.Repeat("0", 24)
+		_, reply := gateway(t, "").call(t, "GET", "/api/products/"+missing, nil)
+		var notFound struct{ Error struct{ Message string } }
+		if json.Unmarshal(reply, &notFound) != nil || notFound.Error.Message == "" {
+			t.Fatalf("an unknown product: %s", reply)
+		}
+		b.eval(`location.hash = '#/products/` + missing + `'`)
+		b.wait("the API's message and a way to try again", `document.querySelector('#view-dynamic .error p')?.textContent === `+jsString(notFound.Error.Message)+` &&
+			[...document.querySelectorAll('#view-dynamic button')].some(b => b.textContent === 'Try again')`)
+		b.step("product-not-found")
+
 		// A view that asks for a session, left for the catalog: signing up
 		// later stays in the catalog (checked below), not back to the orders.
 		b.eval(`location.hash = '#/orders'`)
@@ -105,7 +117,7 @@ func TestStorefront(t *testing.T) {
 
 		// An error of the API is shown as the error model's message.
 		email, pw := "e2e-nobody-"+randomHex(4)+"@example.com", "wrong password 1"
-		_, reply := gateway(t, "").call(t, "POST", "/api/login", map[string]string{"email": email, "password": pw})
+		_, reply = gateway(t, "").call(t, "POST", "/api/login", map[string]string{"email": email, "password": pw})
 		var apiErr struct{ Error struct{ Message string } }
 		if json.Unmarshal(reply, &apiErr) != nil || apiErr.Error.Message == "" {
 			t.Fatalf("login with an unknown email: %s", reply)
