@@ -68,7 +68,8 @@ describe("sidecar transport", () => {
     await withTrace(tp, () => store.getShipment("shp_000000000000000000000001"));
     await store.getShipment("shp_000000000000000000000002");
     assert.equal(d.seen.length, 2);
-    assert.equal(d.seen[0]!.url, "/v1.0/state/shipping-store/bulk?");
+    assert.equal(d.seen[0]!.method, "POST");
+    assert.equal(d.seen[0]!.url, "/v1.0/state/shipping-store/bulk");
     assert.equal(d.seen[0]!.headers["dapr-api-token"], "sidecar-token");
     assert.equal(d.seen[0]!.headers.traceparent, tp);
     assert.equal(d.seen[1]!.headers["dapr-api-token"], "sidecar-token");
