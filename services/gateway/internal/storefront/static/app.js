@@ -13,6 +13,8 @@ import * as api from './api.js';
 
 const PAGE = 12;
 const ID = { product: /^prd_[0-9a-f]{24}$/, order: /^ord_[0-9a-f]{24}$/ };
+// Product IDs inside a text (a cancel reason): ID.product without its anchors.
+const PRODUCT_IDS = new RegExp(ID.product.source.slice(1, -1), 'g');
 
 // The cart: product ID -> {product, quantity}, in memory like the session.
 const cart = new Map();
@@ -219,7 +221,7 @@ async function productView(signal, id) {
     el('p', { class: 'price', text: money(p.price, p.currency) }),
     el('p', { class: 'stock', id: 'product-stock-level', text: p.stock > 0 ? `${p.stock} in stock` : 'Out of stock' }),
   );
-  const room = Math.min(p.stock, 1000) - inCart;
+  const room = limitOf(p) - inCart;
   if (p.stock > 0 && room <= 0) {
     sec.append(el('p', {}, `The cart holds all ${inCart} that can be ordered. `, el('a', { href: '#/cart', text: 'See the cart' }), '.'));
   } else if (p.stock > 0) {
@@ -460,7 +462,7 @@ function orderDetails(o, signal) {
  * the product the customer chose), as text like the rest.
  */
 function withProductNames(node, text, signal) {
-  const ids = [...new Set(text.match(/prd_[0-9a-f]{24}/g) || [])];
+  const ids = [...new Set(text.match(PRODUCT_IDS) || [])];
   if (!ids.length) return;
   Promise.all(ids.map((id) => productName(id, signal).catch(() => ''))).then((found) => {
     if (node.textContent !== text) return; // replaced since
@@ -656,7 +658,7 @@ function wireForms() {
         const like = digits ? `like 12.${'50'.padEnd(digits, '0').slice(0, digits)}, at most ${digits} digits after the point` : 'in whole units, like 1200';
         throw new api.APIError(400, 'invalid', 'invalid product: price', [{ field: 'price', message: `must be an amount in ${currency} ${like}` }]);
       }
-      const stock = wholeNumber(form, 'stock');
+      const stock = wholeNumber(form, 'stock', 'product');
       const p = await api.request('POST', '/products', {
         name: form.elements.name.value, description: form.elements.description.value || undefined,
         price, currency, stock,
@@ -673,7 +675,7 @@ function wireForms() {
     submitting(form, async () => {
       const id = form.elements.product.value;
       if (!ID.product.test(id)) throw new api.APIError(400, 'invalid', 'Choose a product.', []);
-      const p = await api.request('PUT', `/products/${id}/stock`, { stock: wholeNumber(form, 'stock') });
+      const p = await api.request('PUT', `/products/${id}/stock`, { stock: wholeNumber(form, 'stock', 'stock') });
       showFormOK(form, `The stock of “${p.name}” is now ${p.stock}.`);
       announce(`Stock set to ${p.stock}.`);
       await fillStockChoices(current && current.signal, p.id);
@@ -694,13 +696,13 @@ function wireForms() {
 
 /**
  * wholeNumber is the form's field name as a whole number from 0 up, or
- * throws a field error: an empty field (or one a number input cannot read,
- * which it also gives as "") is not 0.
+ * throws a field error about what the form sends: an empty field (or one a
+ * number input cannot read, which it also gives as "") is not 0.
  */
-function wholeNumber(form, name) {
+function wholeNumber(form, name, what) {
   const text = form.elements[name].value.trim();
   if (!/^\d{1,9}$/.test(text)) {
-    throw new api.APIError(400, 'invalid', `invalid ${form.id === 'stock-form' ? 'stock' : 'product'}: ${name}`, [{ field: name, message: 'must be a whole number from 0 up' }]);
+    throw new api.APIError(400, 'invalid', `invalid ${what}: ${name}`, [{ field: name, message: 'must be a whole number from 0 up' }]);
   }
   return Number(text);
 }
