@@ -7,7 +7,8 @@
 # Writes loadtest/results/<scenario>.json and <scenario>.txt (bench: bench.md).
 # Usage: tools/loadtest.sh [scenario]
 #   env: DURATION, RATE, PROFILE, BASE_URL; BENCH_RATE, BENCH_DURATION,
-#   BENCH_STREAM_RATE (25), BENCH_STREAM_DURATION (60s),
+#   BENCH_STREAM_RATE (0: three quarters of what the machine sustains, priced
+#   by a calibration stream), BENCH_STREAM_DURATION (60s),
 #   BENCH_SHIPPING_STEPS (the suite's shipping steps: shipped=500ms,delivered=500ms),
 #   BENCH_KAFKA_PARTITIONS (kafka-postgres: partitions of every topic;
 #   default: those k8s/kafka/topics.yaml declares, as on Kubernetes);
@@ -110,6 +111,23 @@ if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
       echo "==> the gateway (pid $pid) runs at nice $nice_to (GATEWAY_NICE)"
     done
   fi
+  # The order's synchronous path (orders, products, payments, and every
+  # sidecar an order's request crosses) before the work each order causes
+  # after its reply (the events' deliveries to notifications and shipping):
+  # ORDER_PATH_NICE (default 0: as make run starts them).
+  path_nice="${ORDER_PATH_NICE:-0}"
+  if [[ "$SCENARIO" != bench && "$path_nice" != 0 ]]; then
+    for pid in $(pgrep -P "$started"); do
+      cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+      case "$(cat "/proc/$pid/comm" 2>/dev/null) $cmd" in
+        "orders "*|"products "*|"payments "*|daprd*"--app-id gateway "*|daprd*"--app-id orders "*|daprd*"--app-id products "*|daprd*"--app-id payments "*) ;;
+        *) continue ;;
+      esac
+      for task in /proc/"$pid"/task/*; do renice -n "$path_nice" -p "${task##*/}" >/dev/null 2>&1 || true; done
+      of=$(sed -n 's/.*--app-id \([^ ]*\).*/ of \1/p' <<< "$cmd")
+      echo "==> $(cat "/proc/$pid/comm")$of (pid $pid) runs at nice $path_nice (ORDER_PATH_NICE)"
+    done
+  fi
 fi
 
 if [[ "$SCENARIO" == bench ]]; then
@@ -124,7 +142,7 @@ if [[ "$SCENARIO" == bench ]]; then
   cd "$ROOT/tools"
   # shellcheck disable=SC2086
   "$ROOT/.bin/bench" -daprd "$ROOT/.bin/daprd" -sentry "$ROOT/.bin/sentry" -gateway "$BASE_URL" -rate "${BENCH_RATE:-200}" -duration "${BENCH_DURATION:-10s}" -out "$OUT" \
-    -stream-rate "${BENCH_STREAM_RATE:-25}" -stream-duration "${BENCH_STREAM_DURATION:-60s}" -profile "$PROFILE" -resources "$ROOT/components/$PROFILE" $broker \
+    -stream-rate "${BENCH_STREAM_RATE:-0}" -stream-duration "${BENCH_STREAM_DURATION:-60s}" -profile "$PROFILE" -resources "$ROOT/components/$PROFILE" $broker \
     -k8s-topics "$ROOT/k8s/kafka/topics.yaml" \
     -pprof gateway=127.0.0.1:6060,orders=127.0.0.1:6061,products=127.0.0.1:6062,payments=127.0.0.1:6063
   exit $?

@@ -82,7 +82,7 @@ func main() {
 	flag.StringVar(&o.redisServer, "redis-server", bench.OpsRedisServer, "redis-server for the floor of each kind of operation (a private instance on a free port; empty: skip it)")
 	flag.IntVar(&o.rate, "rate", 200, "arrivals per second of the floor, the reads and the last order journey")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of those measurements")
-	flag.IntVar(&o.streamRate, "stream-rate", 25, "orders per second of the sustained stream (below what two cores sustain: about 33 at 60 ms of CPU an order, with shipping in the journey)")
+	flag.IntVar(&o.streamRate, "stream-rate", 0, "orders per second of the sustained stream (0: three quarters of what this machine sustains, priced by a calibration stream of 15 s at 10/s)")
 	flag.DurationVar(&o.streamDuration, "stream-duration", 60*time.Second, "length of the sustained stream")
 	flag.IntVar(&o.customers, "customers", 0, "customers placing the orders (0: enough that no one's notifications overflow their list)")
 	flag.IntVar(&o.confirmOrders, "confirm-orders", 50, "orders placed one after another for placed-to-confirmed below saturation")
@@ -139,9 +139,11 @@ type report struct {
 	Confirmed         *confirmFigures `json:"placed_to_confirmed_ms,omitempty"`
 	ConfirmedNotified *latency        `json:"placed_to_notified_sequential_ms,omitempty"`
 	Stream            *streamFigures  `json:"stream,omitempty"`
-	Memory            []memoryFigure  `json:"memory_mb"`
-	Profiles          []profile       `json:"-"`
-	Cores             int             `json:"cores"`
+	// Calibration says how the stream's rate was chosen (nil: -stream-rate).
+	Calibration *calibration   `json:"calibration,omitempty"`
+	Memory      []memoryFigure `json:"memory_mb"`
+	Profiles    []profile      `json:"-"`
+	Cores       int            `json:"cores"`
 }
 
 func run(ctx context.Context, o options) error {
@@ -240,6 +242,15 @@ func measureSuite(ctx context.Context, o options, rep *report) error {
 		say("suite: %s", m.name)
 		rep.Results = append(rep.Results, bench.Measure(ctx, m.name, o.rate, o.duration, m.req))
 	}
+	if o.streamRate <= 0 {
+		say("suite: a calibration stream, %d/s for %s, to price an order on this machine", calibrationRate, calibrationDuration)
+		cal, err := calibrate(ctx, o, s, rep.Cores)
+		if err != nil {
+			return fmt.Errorf("the calibration stream: %w", err)
+		}
+		rep.Calibration = cal
+		o.streamRate = cal.Chosen
+	}
 	say("suite: the order journey as a sustained stream, %d/s for %s", o.streamRate, o.streamDuration)
 	st, err := runStream(ctx, o, s)
 	if err != nil {
@@ -281,14 +292,22 @@ func (rep *report) markdown(o options) string {
 		md.WriteString(confirmTable(*rep.Confirmed, rep.ConfirmedNotified))
 	}
 	if st := rep.Stream; st != nil {
-		md.WriteString(st.markdown(rep.FloorCPU, rep.Cores))
+		chosen := ""
+		if rep.Calibration != nil {
+			chosen = rep.Calibration.markdown(rep.Cores)
+		}
+		md.WriteString(st.markdown(rep.FloorCPU, rep.Cores, chosen))
 	}
 	if len(rep.Memory) > 0 {
 		var below []memoryFigure
 		if rep.Stream != nil {
 			below = rep.Stream.Memory
 		}
-		md.WriteString(memoryTable(below, rep.Memory, o.streamRate, o.rate))
+		rate := o.streamRate
+		if rep.Stream != nil {
+			rate = rep.Stream.Rate
+		}
+		md.WriteString(memoryTable(below, rep.Memory, rate, o.rate))
 	}
 	for _, p := range rep.Profiles {
 		fmt.Fprintf(&md, "\nWhere %s spends its CPU during the last order journey (`go tool pprof -top %s`):\n\n```\n%s```\n", p.app, p.file, p.top)
@@ -370,7 +389,11 @@ func suiteRequests(o options) ([]measurement, shop, error) {
 	// guarded), which would measure that key's contention instead.
 	customers := o.customers
 	if customers <= 0 {
-		customers = max(20, int(float64(o.streamRate)*o.streamDuration.Seconds()/ordersPerCustomer)+1)
+		rate := o.streamRate
+		if rate <= 0 { // the calibration's orders and the most it may choose
+			rate = maxAutoRate + int(calibrationRate*calibrationDuration/o.streamDuration)
+		}
+		customers = max(20, int(float64(rate)*o.streamDuration.Seconds()/ordersPerCustomer)+1)
 	}
 	say("suite: signing up %d customers", customers)
 	var tokens []string

@@ -71,6 +71,14 @@ type eventFigure struct {
 	// resolution of the reads (-sample-every): the first read that saw it.
 	LastDelivery float64 `json:"last_delivery_s"`
 	Reached      float64 `json:"reached_expected_s"`
+	// Behind is the target's figure: the longest a record of the topic
+	// waited for this subscriber, in seconds, from the first read that
+	// found it at the broker (the stream's last 201 for those there when
+	// the stream stopped) to the first read whose deliveries covered it
+	// (-1: some never did). Unlike Reached it leaves out when a record was
+	// published: a shipment's steps are published on their own schedule,
+	// seconds after the stream. Without the broker it is Reached.
+	Behind float64 `json:"behind_s"`
 }
 
 // topicFigure is one topic at the broker: its partitions (Kafka; 0 for a
@@ -343,9 +351,42 @@ func eventFigures(before map[string]float64, series []countsAt, recordsBefore ma
 			}
 		}
 		e.LastDelivery = after(lastAt)
+		e.Behind = e.Reached
+		if e.ExpectedFrom == "broker" {
+			e.Behind = behindBroker(series, k, topic, before[k], recordsBefore[topic], last)
+		}
 		out = append(out, e)
 	}
 	return out
+}
+
+// behindBroker is how long, at most, a record of topic waited at the broker
+// for subscriber k (eventFigure.Behind): for every read at which the
+// topic's records grew, the time until the first read whose deliveries
+// (since delivered0) reached them (since records0). Both counts only grow,
+// so one pass finds every such read.
+func behindBroker(series []countsAt, k, topic string, delivered0 float64, records0 int64, last time.Time) float64 {
+	worst, j, prev := 0.0, 0, int64(-1)
+	for i, c := range series {
+		r := c.records[topic] - records0
+		if r == prev {
+			continue
+		}
+		prev = r
+		from := c.at
+		if i == 0 {
+			from = last
+		}
+		j = max(j, i)
+		for j < len(series) && series[j].delivered[k]-delivered0 < float64(r) {
+			j++
+		}
+		if j == len(series) {
+			return -1
+		}
+		worst = max(worst, series[j].at.Sub(from).Seconds())
+	}
+	return worst
 }
 
 // opsPerOrder divides each sidecar's operations between before and after by
@@ -383,11 +424,11 @@ func topicFigures(before, after map[string]int64, partitions map[string]int, ord
 }
 
 // markdown renders the stream's figures; floorCPU is the CPU of a two-hop
-// no-op call (0: not measured).
-func (st *streamFigures) markdown(floorCPU float64, cores int) string {
+// no-op call (0: not measured), chosen how its rate was chosen ("": given).
+func (st *streamFigures) markdown(floorCPU float64, cores int, chosen string) string {
 	var b strings.Builder
 	r := st.Result
-	fmt.Fprintf(&b, "\n### The order journey as a sustained stream: %d orders/s for %s\n\n", st.Rate, st.Length)
+	fmt.Fprintf(&b, "\n### The order journey as a sustained stream: %d orders/s for %s\n%s\n", st.Rate, st.Length, chosen)
 	fmt.Fprintf(&b, "%d orders placed (%d errors%s, %d dropped), %.1f/s; 201 after p50 %.1f ms, p90 %.1f ms, p99 %.1f ms. "+
 		"Every figure per order below divides what happened from just before the stream until its events settled by these %d orders "+
 		"(the work of the failed ones included).\n",
@@ -560,20 +601,25 @@ func eventTable(events []eventFigure, settled bool, after float64) string {
 	}
 	var b strings.Builder
 	b.WriteString("\nEvents per subscriber and topic (dapr_component_pubsub_ingress_count, successes and drops, of the subscriber's sidecar), " +
-		"and how far each trailed the stream: seconds after the last 201 when its count last grew and when it reached the expected count " +
-		"(the topic's records at the broker, else the most any subscriber of the topic got):\n\n")
-	b.WriteString("| subscriber | topic | delivered during the stream | per s | delivered in all | expected | last delivery after | reached expected after |\n|---|---|---|---|---|---|---|---|\n")
+		"and how far each trailed: seconds after the last 201 when its count last grew and when it reached the expected count " +
+		"(the topic's records at the broker, else the most any subscriber of the topic got), and the longest a record waited at the broker " +
+		"for it (from the read that found the record, or the last 201, to the read whose deliveries covered it: the target's figure, " +
+		"which leaves out events published on their own schedule after the stream):\n\n")
+	b.WriteString("| subscriber | topic | delivered during the stream | per s | delivered in all | expected | last delivery after | reached expected after | behind the broker at most |\n|---|---|---|---|---|---|---|---|---|\n")
 	worst, worstName := -1.0, ""
 	for _, e := range events {
-		reached, lag := "never", math.Inf(1)
+		reached, behind, lag := "never", "never", math.Inf(1)
 		if e.Reached >= 0 {
-			reached, lag = fmt.Sprintf("%.2f s", e.Reached), e.Reached
+			reached = fmt.Sprintf("%.2f s", e.Reached)
+		}
+		if e.Behind >= 0 {
+			behind, lag = fmt.Sprintf("%.2f s", e.Behind), e.Behind
 		}
 		if lag > worst {
 			worst, worstName = lag, e.App+" / "+e.Topic
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f | %.0f | %.0f (%s) | %.2f s | %s |\n",
-			e.App, e.Topic, e.DuringStream, e.PerSecond, e.Delivered, e.Expected, e.ExpectedFrom, e.LastDelivery, reached)
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f | %.0f | %.0f (%s) | %.2f s | %s | %s |\n",
+			e.App, e.Topic, e.DuringStream, e.PerSecond, e.Delivered, e.Expected, e.ExpectedFrom, e.LastDelivery, reached, behind)
 	}
 	if settled {
 		fmt.Fprintf(&b, "\nThe events settled %.2f s after the last 201.", after)

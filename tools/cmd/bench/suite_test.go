@@ -366,6 +366,40 @@ func TestEventFiguresSaySubscriberThatFellShort(t *testing.T) {
 	}
 }
 
+// TestBehindLeavesOutTheProducersSchedule: events published seconds after
+// the stream (a shipment's steps) and delivered at once are not behind,
+// however late they reach the subscriber; a subscriber that takes 3 s to
+// get what the broker held is, and misses the target.
+func TestBehindLeavesOutTheProducersSchedule(t *testing.T) {
+	last := time.Now()
+	at := func(ms int) time.Time { return last.Add(time.Duration(ms) * time.Millisecond) }
+	quick, slow := subscriberKey("notifications", "shipments"), subscriberKey("audit", "shipments")
+	series := []countsAt{
+		{at: at(20), delivered: map[string]float64{quick: 10, slow: 10}, records: map[string]int64{"shipments": 10}},
+		{at: at(1500), delivered: map[string]float64{quick: 10, slow: 10}, records: map[string]int64{"shipments": 40}},
+		{at: at(2000), delivered: map[string]float64{quick: 40, slow: 10}, records: map[string]int64{"shipments": 40}},
+		{at: at(4000), delivered: map[string]float64{quick: 60, slow: 20}, records: map[string]int64{"shipments": 60}},
+		{at: at(4500), delivered: map[string]float64{quick: 60, slow: 40}, records: map[string]int64{"shipments": 60}},
+		{at: at(5000), delivered: map[string]float64{quick: 60, slow: 60}, records: map[string]int64{"shipments": 60}},
+	}
+	es := eventFigures(map[string]float64{}, series, map[string]int64{}, last, time.Second)
+	if len(es) != 2 || es[0].App != "audit" || es[1].App != "notifications" {
+		t.Fatalf("%+v", es)
+	}
+	if es[1].Reached != 4 || es[1].Behind != 0.5 {
+		t.Errorf("notifications: reached %.2f s, behind %.2f s; want 4 and 0.5 (each record got within a read)", es[1].Reached, es[1].Behind)
+	}
+	if es[0].Behind != 3 { // the 40 there at 1.5 s, all got at 4.5 s
+		t.Errorf("audit: behind %.2f s; want 3", es[0].Behind)
+	}
+	if md := eventTable(es, true, 5); !strings.Contains(md, "**missed**, worst audit / shipments at 3.00 s") {
+		t.Errorf("%s", md)
+	}
+	if md := eventTable(es[1:], true, 5); !strings.Contains(md, "met, worst notifications / shipments at 0.50 s") {
+		t.Errorf("%s", md)
+	}
+}
+
 func TestTopicsOfReadsTheScopes(t *testing.T) {
 	got := topicsOf(filepath.Join("..", "..", "..", "components", "kafka-postgres"))
 	want := []string{"defaultordersordersoutbox", "defaultpaymentspaymentsoutbox", "defaultshippingshipmentsoutbox",
