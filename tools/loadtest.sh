@@ -111,23 +111,6 @@ if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
       echo "==> the gateway (pid $pid) runs at nice $nice_to (GATEWAY_NICE)"
     done
   fi
-  # The order's synchronous path (orders, products, payments, and every
-  # sidecar an order's request crosses) before the work each order causes
-  # after its reply (the events' deliveries to notifications and shipping):
-  # ORDER_PATH_NICE (default 0: as make run starts them).
-  path_nice="${ORDER_PATH_NICE:-0}"
-  if [[ "$SCENARIO" != bench && "$path_nice" != 0 ]]; then
-    for pid in $(pgrep -P "$started"); do
-      cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
-      case "$(cat "/proc/$pid/comm" 2>/dev/null) $cmd" in
-        "orders "*|"products "*|"payments "*|daprd*"--app-id gateway "*|daprd*"--app-id orders "*|daprd*"--app-id products "*|daprd*"--app-id payments "*) ;;
-        *) continue ;;
-      esac
-      for task in /proc/"$pid"/task/*; do renice -n "$path_nice" -p "${task##*/}" >/dev/null 2>&1 || true; done
-      of=$(sed -n 's/.*--app-id \([^ ]*\).*/ of \1/p' <<< "$cmd")
-      echo "==> $(cat "/proc/$pid/comm")$of (pid $pid) runs at nice $path_nice (ORDER_PATH_NICE)"
-    done
-  fi
 fi
 
 if [[ "$SCENARIO" == bench ]]; then

@@ -10,13 +10,15 @@ import (
 // rate fixed for another: the same code measured 1.2 ms and 3.0 ms for the
 // floor's two-hop call on two machines of one kind, and a stream above the
 // machine's ceiling measures only its backlog. With -stream-rate 0 (the
-// default) a short calibration stream at calibrationRate prices an order in
-// the machine's CPU (the suite's processes, and the broker, stores and
-// generator in proportion), and the stream runs at streamShare of what the
-// machine's cores serve at that price.
+// default) the bench reads how busy the machine is with the suite idle
+// (Kafka's consumers poll, sidecars probe their apps), then a short
+// calibration stream at calibrationRate prices an order in the machine's
+// CPU beyond that, and the stream runs at streamShare of what the cores
+// left over serve at that price.
 const (
 	calibrationRate     = 10
 	calibrationDuration = 15 * time.Second
+	idleWindow          = 5 * time.Second
 	streamShare         = 0.75
 	// maxAutoRate bounds the chosen rate (and the customers signed up for
 	// it before the calibration).
@@ -27,40 +29,57 @@ const (
 type calibration struct {
 	Rate   int `json:"rate"`
 	Orders int `json:"orders"`
-	// MachineMS is an order's CPU on the whole machine, SuiteMS in the
-	// suite's processes alone (ms).
-	MachineMS float64 `json:"machine_cpu_ms_per_order"`
-	SuiteMS   float64 `json:"suite_cpu_ms_per_order"`
-	// Sustained is the orders per second the machine's cores serve at
-	// MachineMS; Chosen is the stream's rate, streamShare of it.
+	// IdleCores is how busy the machine was with the suite idle (-1: not
+	// read, as where /proc/stat is missing).
+	IdleCores float64 `json:"idle_cores"`
+	// OrderMS is an order's CPU beyond the idle machine's: the machine's
+	// where it can be read, else the suite's processes' (ms).
+	OrderMS float64 `json:"cpu_ms_per_order"`
+	// Sustained is the orders per second the cores left over serve at
+	// OrderMS; Chosen is the stream's rate, streamShare of it.
 	Sustained float64 `json:"sustained_per_s"`
 	Chosen    int     `json:"chosen_rate"`
 }
 
-// calibrate runs the calibration stream and returns the rate for the
-// sustained stream.
+// calibrate reads the idle machine, runs the calibration stream and returns
+// the rate for the sustained stream.
 func calibrate(ctx context.Context, o options, s shop, cores int) (*calibration, error) {
+	idle := -1.0
+	if m0, ok := machineCPU(); ok {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(idleWindow):
+		}
+		if m1, ok := machineCPU(); ok {
+			idle = (m1 - m0) / idleWindow.Seconds()
+		}
+	}
 	c := o
 	c.streamRate, c.streamDuration = calibrationRate, calibrationDuration
 	st, err := runStream(ctx, c, s)
 	if err != nil {
 		return nil, err
 	}
-	return priced(st, cores), nil
+	return priced(st, cores, idle), nil
 }
 
-// priced works the stream's rate out of a calibration stream's figures.
-func priced(st *streamFigures, cores int) *calibration {
-	cal := &calibration{Rate: st.Rate, Orders: st.Orders}
-	for _, f := range st.CPU {
-		cal.SuiteMS += f.MS
+// priced works the stream's rate out of a calibration stream's figures and
+// the idle machine's busy cores (negative: unknown).
+func priced(st *streamFigures, cores int, idle float64) *calibration {
+	cal := &calibration{Rate: st.Rate, Orders: st.Orders, IdleCores: idle}
+	spare := float64(cores)
+	if b := st.Busy; b != nil && idle >= 0 && b.Seconds > 0 && st.Orders > 0 {
+		cal.OrderMS = max(0, b.Machine-idle) * b.Seconds * 1000 / float64(st.Orders)
+		spare -= idle
+	} else {
+		cal.IdleCores = -1
+		for _, f := range st.CPU {
+			cal.OrderMS += f.MS
+		}
 	}
-	cal.MachineMS = cal.SuiteMS
-	if st.Busy != nil && st.Busy.Suite > 0 && st.Busy.Machine > st.Busy.Suite {
-		cal.MachineMS *= st.Busy.Machine / st.Busy.Suite
-	}
-	if cal.MachineMS > 0 {
-		cal.Sustained = float64(cores) * 1000 / cal.MachineMS
+	if cal.OrderMS > 0 && spare > 0 {
+		cal.Sustained = spare * 1000 / cal.OrderMS
 	}
 	cal.Chosen = min(maxAutoRate, max(1, int(streamShare*cal.Sustained)))
 	return cal
@@ -68,8 +87,13 @@ func priced(st *streamFigures, cores int) *calibration {
 
 // markdown says how the stream's rate was chosen.
 func (c *calibration) markdown(cores int) string {
-	return fmt.Sprintf("\nThe stream's rate was chosen by the bench (-stream-rate 0): a calibration stream of %d orders at %d/s cost %.1f ms of the machine's CPU an order "+
-		"(%.1f ms in the suite's processes, the rest the broker, the stores and the generator in proportion), at which %d cores serve %.1f orders/s; "+
-		"the stream runs at %.0f%% of that, %d/s.\n",
-		c.Orders, c.Rate, c.MachineMS, c.SuiteMS, cores, c.Sustained, 100*streamShare, c.Chosen)
+	how := fmt.Sprintf("%.1f ms of the suite's processes' CPU an order (the machine's CPU could not be read)", c.OrderMS)
+	spare := float64(cores)
+	if c.IdleCores >= 0 {
+		how = fmt.Sprintf("%.1f ms of the machine's CPU an order beyond the %.2f cores it kept busy with the suite idle", c.OrderMS, c.IdleCores)
+		spare -= c.IdleCores
+	}
+	return fmt.Sprintf("\nThe stream's rate was chosen by the bench (-stream-rate 0): a calibration stream of %d orders at %d/s cost %s, "+
+		"at which the %.2f cores left serve %.1f orders/s; the stream runs at %.0f%% of that, %d/s.\n",
+		c.Orders, c.Rate, how, spare, c.Sustained, 100*streamShare, c.Chosen)
 }

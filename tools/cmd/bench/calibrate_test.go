@@ -5,30 +5,44 @@ import (
 	"testing"
 )
 
-// TestPricedRunsTheStreamBelowTheMachinesCeiling: the machine's CPU per
-// order (the suite's, scaled by how much of the machine the suite was)
-// sets what the cores serve, and the stream runs at three quarters of it,
-// within its bounds.
+// TestPricedRunsTheStreamBelowTheMachinesCeiling: an order's price is the
+// machine's CPU beyond what it spends with the suite idle, the cores left
+// over set what the machine serves, and the stream runs at three quarters
+// of it, within its bounds; without the machine's figures the suite's own
+// CPU per order prices it.
 func TestPricedRunsTheStreamBelowTheMachinesCeiling(t *testing.T) {
-	st := &streamFigures{Rate: 10, Orders: 150, CPU: []cpuFigure{{"orders", 30}, {"orders daprd", 20}}, Busy: &busy{Machine: 1.0, Suite: 0.8}}
-	c := priced(st, 2)
-	if c.SuiteMS != 50 || c.MachineMS != 62.5 || c.Sustained != 32 || c.Chosen != 24 {
-		t.Fatalf("%+v: want 50 ms in the suite, 62.5 on the machine, 32/s sustained, 24/s chosen", c)
+	// 150 orders in 20 s with the machine 1.1 cores busy, 0.5 of it idle:
+	// 0.6 × 20 s / 150 = 80 ms an order; 1.5 cores left serve 18.75/s.
+	st := &streamFigures{Rate: 10, Orders: 150, CPU: []cpuFigure{{"orders", 30}, {"orders daprd", 20}},
+		Busy: &busy{Machine: 1.1, Suite: 0.8, Seconds: 20}}
+	c := priced(st, 2, 0.5)
+	if !near(c.OrderMS, 80) || !near(c.Sustained, 18.75) || c.Chosen != 14 {
+		t.Fatalf("%+v: want 80 ms an order, 18.75/s sustained, 14/s chosen", c)
 	}
-	if md := c.markdown(2); !strings.Contains(md, "150 orders at 10/s cost 62.5 ms") || !strings.Contains(md, "2 cores serve 32.0 orders/s") ||
-		!strings.Contains(md, "75% of that, 24/s") {
+	if md := c.markdown(2); !strings.Contains(md, "150 orders at 10/s cost 80.0 ms of the machine's CPU an order beyond the 0.50 cores") ||
+		!strings.Contains(md, "the 1.50 cores left serve 18.") || !strings.Contains(md, "75% of that, 14/s") {
 		t.Errorf("%s", md)
 	}
-	st.Busy = nil // no machine figures (not Linux): the suite's own
-	if c := priced(st, 2); c.MachineMS != 50 || c.Chosen != 30 {
-		t.Errorf("%+v: want 50 ms and 30/s", c)
+	for _, idle := range []float64{-1, 0.5} {
+		s := *st
+		if idle >= 0 {
+			s.Busy = nil // not Linux
+		}
+		if c := priced(&s, 2, idle); c.OrderMS != 50 || c.IdleCores != -1 || c.Chosen != 30 {
+			t.Errorf("idle %v, busy %v: %+v; want the suite's 50 ms an order and 30/s", idle, s.Busy, c)
+		} else if md := c.markdown(2); !strings.Contains(md, "could not be read") || !strings.Contains(md, "the 2.00 cores left") {
+			t.Errorf("%s", md)
+		}
 	}
-	st.CPU = []cpuFigure{{"orders", 1}}
-	if c := priced(st, 2); c.Chosen != maxAutoRate {
+	s := *st
+	s.Busy, s.CPU = nil, []cpuFigure{{"orders", 1}}
+	if c := priced(&s, 2, -1); c.Chosen != maxAutoRate {
 		t.Errorf("%+v: want the bound, %d/s", c, maxAutoRate)
 	}
-	st.CPU = []cpuFigure{{"orders", 5000}}
-	if c := priced(st, 2); c.Chosen != 1 {
+	s.CPU = []cpuFigure{{"orders", 5000}}
+	if c := priced(&s, 2, -1); c.Chosen != 1 {
 		t.Errorf("%+v: want at least 1/s", c)
 	}
 }
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }

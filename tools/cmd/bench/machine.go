@@ -50,6 +50,8 @@ func parseProcStat(s string) (float64, bool) {
 type busy struct {
 	Machine float64 `json:"machine_cores"`
 	Suite   float64 `json:"suite_cores"`
+	// Seconds is the window's length.
+	Seconds float64 `json:"seconds"`
 }
 
 // busyOver works out busy from the machine's and the suite's CPU seconds
@@ -59,5 +61,5 @@ func busyOver(machine0, machine1 float64, suite0, suite1 map[string]float64, d t
 	for k, v := range suite1 {
 		s += v - suite0[k]
 	}
-	return busy{Machine: (machine1 - machine0) / d.Seconds(), Suite: s / d.Seconds()}
+	return busy{Machine: (machine1 - machine0) / d.Seconds(), Suite: s / d.Seconds(), Seconds: d.Seconds()}
 }
