@@ -90,9 +90,11 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 	if !cfg.Admit {
 		return httpapi.Admission{}, nil, nil
 	}
+	// Every class runs on the same cores: a refusal in one tells the others.
+	shared := &admit.Pressure{}
 	class := func(target time.Duration, min, burst, max int) admit.Config {
 		return admit.Config{Target: target, Min: min, Burst: burst, Max: max, Window: cfg.AdmitWindow,
-			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target))}
+			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target)), Shared: shared}
 	}
 	classes := []struct {
 		name string

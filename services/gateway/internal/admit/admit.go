@@ -55,7 +55,16 @@
 //
 // Classes keep cheap reads from being starved by orders (an order costs
 // the CPU of 7 to 15 reads): each class has its own limit, target and
-// bounds.
+// bounds. But they share the machine: under an open-loop overload, reads
+// that never reach their limit (two a journey, each quick) took half the
+// CPU while orders were refused, and both classes ran 4 to 9 times over
+// their targets (a slower machine, k6 stress at 60 journeys/s: 6,218
+// reads admitted, none refused, orders' limit at 1). Classes given one
+// Pressure (Config.Shared) therefore read a refusal in any of them as the
+// machine's overload: a window whose median is over the target then cuts
+// its class's limit even though none of its own clients was refused, from
+// what was in flight at most. A closed group with nobody refused anywhere
+// (16 parallel orders) is still not cut.
 package admit
 
 import (
@@ -92,6 +101,38 @@ type Config struct {
 	// whose last request ends a moment before the next comes, keeps its
 	// limit.
 	Idle time.Duration
+	// Shared is the pressure of the classes that share the machine (nil:
+	// this class alone): see the package doc.
+	Shared *Pressure
+}
+
+// Pressure is when a request of any of the classes sharing it was last
+// refused. It is safe for concurrent use.
+type Pressure struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+// refused records a refusal at now.
+func (p *Pressure) refused(now time.Time) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.After(p.last) {
+		p.last = now
+	}
+}
+
+// since reports whether a request was refused at t or later.
+func (p *Pressure) since(t time.Time) bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.last.IsZero() && !p.last.Before(t)
 }
 
 // Validate reports what is wrong with c.
@@ -135,6 +176,8 @@ type Limiter struct {
 	samples []time.Duration
 	peak    int
 	reached bool
+	// windowStart is when the current window began.
+	windowStart time.Time
 	// cutAt is when the limit was last cut: requests admitted before it
 	// tell of the limit before, and are left out of the windows after.
 	cutAt time.Time
@@ -152,7 +195,7 @@ func New(cfg Config, now func() time.Time) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max),
+	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max), windowStart: now(),
 		samples: make([]time.Duration, 0, cfg.Window), started: map[uint64]time.Time{}}, nil
 }
 
@@ -177,6 +220,7 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	if l.inFlight >= int(l.limit) {
 		l.shed++
 		l.reached = true
+		l.cfg.Shared.refused(now)
 		l.cutIfLate(now)
 		return Ticket{}, false
 	}
@@ -239,7 +283,9 @@ func (t Ticket) Done() {
 // Without a refusal: a median within the target brings the limit down to
 // twice what was in flight at most (Burst at least); one over it changes
 // nothing, as clients that are never refused are a closed group, whose
-// latency fewer in flight would not improve.
+// latency fewer in flight would not improve, unless a class sharing the
+// machine refused a client during the window: then it cuts, in proportion,
+// what was in flight at most.
 func (l *Limiter) decide(now time.Time) {
 	slices.Sort(l.samples)
 	median := l.samples[len(l.samples)/2]
@@ -247,6 +293,8 @@ func (l *Limiter) decide(now time.Time) {
 	switch {
 	case over && l.reached:
 		l.cut(l.limit*l.factor(median), now)
+	case over && l.cfg.Shared.since(l.windowStart):
+		l.cut(math.Min(l.limit, float64(l.peak))*l.factor(median), now)
 	case l.reached:
 		l.limit = math.Min(float64(l.cfg.Max), l.limit+1)
 	case !over:
@@ -255,6 +303,7 @@ func (l *Limiter) decide(now time.Time) {
 	l.samples = l.samples[:0]
 	l.peak = l.inFlight
 	l.reached = false
+	l.windowStart = now
 }
 
 // cut lowers the limit to to (Min at least); requests admitted before now

@@ -236,6 +236,41 @@ func TestUnreachedLimit(t *testing.T) {
 	finish(clock, 0, hold...)
 }
 
+// TestSharedPressureCutsAnUnreachedClass: a class whose limit nobody
+// reached is cut for a slow median when a class sharing its Pressure
+// refused a client during the window, from what it had in flight; a
+// refusal before the window, or in a class with a pressure of its own,
+// does not cut it.
+func TestSharedPressureCutsAnUnreachedClass(t *testing.T) {
+	clock := leasetest.NewClock()
+	shared := &admit.Pressure{}
+	mk := func(max int, p *admit.Pressure) *admit.Limiter {
+		l, err := admit.New(admit.Config{Target: target, Min: 1, Burst: min(6, max), Max: max, Window: 4, Idle: idle, Shared: p}, clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	reads, orders, alone := mk(40, shared), mk(1, shared), mk(40, &admit.Pressure{})
+	holdReads, holdAlone := fill(t, reads, 1), fill(t, alone, 1) // never idle
+	held := fill(t, orders, 1)
+	refuse(t, orders)
+	round(t, reads, clock, 4, target/2) // 5 in flight at most
+	wantLimit(t, reads, 10, "after a window within the target with 5 in flight")
+	// The orders' refusal came before this window: it tells nothing of it.
+	round(t, reads, clock, 4, 4*target)
+	wantLimit(t, reads, 10, "after a slow window with the orders' refusal before it")
+
+	refuse(t, orders)
+	round(t, alone, clock, 4, 4*target)
+	wantLimit(t, alone, 40, "a class with a pressure of its own, after a slow window with the orders' refusal in it")
+	round(t, reads, clock, 4, 4*target)
+	wantLimit(t, reads, 2, "after a slow window with the orders' refusal in it: half of the 5 in flight")
+	finish(clock, 0, held...)
+	finish(clock, 0, holdReads...)
+	finish(clock, 0, holdAlone...)
+}
+
 // TestOneSlowRequestDoesNotCut: the decision reads the median, so a window
 // with one request 50 times the target and the others fast keeps the limit.
 func TestOneSlowRequestDoesNotCut(t *testing.T) {
