@@ -237,9 +237,22 @@ func TestAwaitFree(t *testing.T) {
 	if _, err := m.Acquire(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
+	// AwaitWait, when set, is how it waits; Acquire still waits as Wait.
+	var waits []time.Duration
+	m.AwaitWait = retry.Policy{Retries: 2, Initial: 100 * time.Millisecond, Sleep: func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}}
+	if err := m.AwaitFree(ctx, "k"); !errors.As(err, new(*lease.HeldError)) || len(waits) != 2 || waits[0] != 100*time.Millisecond {
+		t.Fatalf("held throughout: %v after waits %v, want two, the first 100 ms", err, waits)
+	}
+	sleeps = 0
+	if _, err := m.Acquire(ctx, "k"); !errors.As(err, new(*lease.HeldError)) || sleeps != 3 {
+		t.Fatalf("Acquire: %v after %d of Wait's waits, want held after 3", err, sleeps)
+	}
 	// An expired lease is free.
 	clock.Add(m.TTL + time.Second)
-	m.Wait = retry.Policy{}
+	m.Wait, m.AwaitWait = retry.Policy{}, retry.Policy{}
 	if err := m.AwaitFree(ctx, "k"); err != nil {
 		t.Fatalf("expired: %v", err)
 	}

@@ -95,6 +95,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 			TTL:   cfg.LeaseTTL, Now: time.Now,
 			Wait: retry.Policy{Retries: math.MaxInt32, Initial: 20 * time.Millisecond, Max: 250 * time.Millisecond,
 				Jitter: retry.DefaultJitter, Total: cfg.LeaseWait},
+			// order.created only checks that the placing finished the
+			// order (no client waits on it): it looks less often.
+			AwaitWait: retry.Policy{Retries: math.MaxInt32, Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond,
+				Jitter: retry.DefaultJitter, Total: cfg.LeaseWait},
 		},
 	}
 	h := httpapi.Routes(svc, m, log, invoker.Healthy)
