@@ -214,7 +214,7 @@ async function productView(signal, id) {
   wait.remove();
   sec.querySelector('h1').textContent = p.name;
   document.title = `${p.name} · daprshop`;
-  const inCart = cart.has(p.id) ? cart.get(p.id).quantity : 0;
+  const inCart = held(p);
   // append() would write a null as the text "null": no description, no line.
   if (p.description) sec.append(el('p', { class: 'description', text: p.description }));
   sec.append(
@@ -248,6 +248,11 @@ async function productView(signal, id) {
   sec.append(el('p', {}, el('a', { href: '#/products', text: '← Back to the catalog' })));
 }
 
+/** held is how many of p the cart holds. */
+function held(p) {
+  return cart.has(p.id) ? cart.get(p.id).quantity : 0;
+}
+
 /** limitOf is the most of p one order may ask: its stock, 1000 at most. */
 function limitOf(p) {
   return Math.max(0, Math.min(Number(p.stock) || 0, 1000));
@@ -256,13 +261,12 @@ function limitOf(p) {
 /** addButton adds one of p from the catalog, until the cart holds its stock. */
 function addButton(p) {
   const b = el('button', { type: 'button', text: 'Add to cart', 'aria-label': `Add ${p.name} to cart` });
-  const held = () => (cart.has(p.id) ? cart.get(p.id).quantity : 0);
-  b.disabled = held() >= limitOf(p);
+  b.disabled = held(p) >= limitOf(p);
   b.addEventListener('click', () => {
-    if (held() >= limitOf(p)) return;
+    if (held(p) >= limitOf(p)) return;
     addToCart(p, 1);
-    b.disabled = held() >= limitOf(p);
-    if (b.disabled) announce(`The cart holds all ${held()} of ${p.name} in stock.`);
+    b.disabled = held(p) >= limitOf(p);
+    if (b.disabled) announce(`The cart holds all ${held(p)} of ${p.name} in stock.`);
   });
   return b;
 }
