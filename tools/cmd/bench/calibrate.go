@@ -35,10 +35,12 @@ type calibration struct {
 	// OrderMS is an order's CPU beyond the idle machine's: the machine's
 	// where it can be read, else the suite's processes' (ms).
 	OrderMS float64 `json:"cpu_ms_per_order"`
-	// Sustained is the orders per second the cores left over serve at
-	// OrderMS; Chosen is the stream's rate, streamShare of it.
-	Sustained float64 `json:"sustained_per_s"`
-	Chosen    int     `json:"chosen_rate"`
+	// SpareCores is the cores left over with the suite idle; Sustained the
+	// orders per second they serve at OrderMS; Chosen the stream's rate,
+	// streamShare of it.
+	SpareCores float64 `json:"spare_cores"`
+	Sustained  float64 `json:"sustained_per_s"`
+	Chosen     int     `json:"chosen_rate"`
 }
 
 // calibrate reads the idle machine, runs the calibration stream and returns
@@ -67,33 +69,30 @@ func calibrate(ctx context.Context, o options, s shop, cores int) (*calibration,
 // priced works the stream's rate out of a calibration stream's figures and
 // the idle machine's busy cores (negative: unknown).
 func priced(st *streamFigures, cores int, idle float64) *calibration {
-	cal := &calibration{Rate: st.Rate, Orders: st.Orders, IdleCores: idle}
-	spare := float64(cores)
+	cal := &calibration{Rate: st.Rate, Orders: st.Orders, IdleCores: idle, SpareCores: float64(cores)}
 	if b := st.Busy; b != nil && idle >= 0 && b.Seconds > 0 && st.Orders > 0 {
 		cal.OrderMS = max(0, b.Machine-idle) * b.Seconds * 1000 / float64(st.Orders)
-		spare -= idle
+		cal.SpareCores -= idle
 	} else {
 		cal.IdleCores = -1
 		for _, f := range st.CPU {
 			cal.OrderMS += f.MS
 		}
 	}
-	if cal.OrderMS > 0 && spare > 0 {
-		cal.Sustained = spare * 1000 / cal.OrderMS
+	if cal.OrderMS > 0 && cal.SpareCores > 0 {
+		cal.Sustained = cal.SpareCores * 1000 / cal.OrderMS
 	}
 	cal.Chosen = min(maxAutoRate, max(1, int(streamShare*cal.Sustained)))
 	return cal
 }
 
 // markdown says how the stream's rate was chosen.
-func (c *calibration) markdown(cores int) string {
+func (c *calibration) markdown() string {
 	how := fmt.Sprintf("%.1f ms of the suite's processes' CPU an order (the machine's CPU could not be read)", c.OrderMS)
-	spare := float64(cores)
 	if c.IdleCores >= 0 {
 		how = fmt.Sprintf("%.1f ms of the machine's CPU an order beyond the %.2f cores it kept busy with the suite idle", c.OrderMS, c.IdleCores)
-		spare -= c.IdleCores
 	}
 	return fmt.Sprintf("\nThe stream's rate was chosen by the bench (-stream-rate 0): a calibration stream of %d orders at %d/s cost %s, "+
 		"at which the %.2f cores left serve %.1f orders/s; the stream runs at %.0f%% of that, %d/s.\n",
-		c.Orders, c.Rate, how, spare, c.Sustained, 100*streamShare, c.Chosen)
+		c.Orders, c.Rate, how, c.SpareCores, c.Sustained, 100*streamShare, c.Chosen)
 }

@@ -19,7 +19,7 @@ func TestPricedRunsTheStreamBelowTheMachinesCeiling(t *testing.T) {
 	if !near(c.OrderMS, 80) || !near(c.Sustained, 18.75) || c.Chosen != 14 {
 		t.Fatalf("%+v: want 80 ms an order, 18.75/s sustained, 14/s chosen", c)
 	}
-	if md := c.markdown(2); !strings.Contains(md, "150 orders at 10/s cost 80.0 ms of the machine's CPU an order beyond the 0.50 cores") ||
+	if md := c.markdown(); !strings.Contains(md, "150 orders at 10/s cost 80.0 ms of the machine's CPU an order beyond the 0.50 cores") ||
 		!strings.Contains(md, "the 1.50 cores left serve 18.") || !strings.Contains(md, "75% of that, 14/s") {
 		t.Errorf("%s", md)
 	}
@@ -30,7 +30,7 @@ func TestPricedRunsTheStreamBelowTheMachinesCeiling(t *testing.T) {
 		}
 		if c := priced(&s, 2, idle); c.OrderMS != 50 || c.IdleCores != -1 || c.Chosen != 30 {
 			t.Errorf("idle %v, busy %v: %+v; want the suite's 50 ms an order and 30/s", idle, s.Busy, c)
-		} else if md := c.markdown(2); !strings.Contains(md, "could not be read") || !strings.Contains(md, "the 2.00 cores left") {
+		} else if md := c.markdown(); !strings.Contains(md, "could not be read") || !strings.Contains(md, "the 2.00 cores left") {
 			t.Errorf("%s", md)
 		}
 	}

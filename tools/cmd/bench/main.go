@@ -294,7 +294,7 @@ func (rep *report) markdown(o options) string {
 	if st := rep.Stream; st != nil {
 		chosen := ""
 		if rep.Calibration != nil {
-			chosen = rep.Calibration.markdown(rep.Cores)
+			chosen = rep.Calibration.markdown()
 		}
 		md.WriteString(st.markdown(rep.FloorCPU, rep.Cores, chosen))
 	}
