@@ -113,7 +113,7 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-comp
 	  echo "==> $$m: vet and unit tests"; \
 	  (cd $$m && GOWORK=off go vet ./... && PROMTOOL_REQUIRED=1 RUNNER_REQUIRED=1 DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry \
 	    KUBE_REQUIRED=1 KUBE_APISERVER=$(BIN)/kube-apiserver KUBECTL=$(BIN)/kubectl ETCD=$$(command -v etcd) JAEGER_REQUIRED=1 JAEGER=$(BIN)/jaeger \
-	    GOWORK=off go test -count=1 ./...) || exit 1; \
+	    GOWORK=off go test -count=1 -timeout 30m ./...) || exit 1; \
 	done
 	@for s in $(NODE_SERVICES); do echo "==> services/$$s: build and unit tests (node --test)"; \
 	  bash tools/nodeapp.sh build services/$$s $(BIN)/$$s && (cd services/$$s && npm test) || exit 1; done
@@ -125,10 +125,15 @@ test-unit: ## vet and unit-test every module on its own (GOWORK=off); cross-comp
 	  done; \
 	done
 
+# The e2e binary runs every pass (each profile, the CLI, the faults) in one
+# process: go test's default 10m (killed at 11m) is for the whole of it, and a
+# slow CI machine needs more than that. Each pass's own m.Run gets it too.
+E2E_TIMEOUT ?= 45m
+
 test-e2e: ## integration tests on both profiles (real daprd sidecars, Redis, then Kafka in-process + PostgreSQL), the suite under `dapr run -f .` (with a Dapr CLI), fault tests
 	@echo "==> e2e: the suite on the redis profile (127.0.0.1:6379), then on kafka-postgres (PostgreSQL 127.0.0.1:5432)"
 	@cd e2e && DAPRD=$(BIN)/daprd SENTRY=$(BIN)/sentry K6=$(BIN)/k6 JAEGER=$(BIN)/jaeger $(if $(wildcard $(BIN)/dapr),DAPR_CLI=$(BIN)/dapr) \
-	  E2E_REQUIRED=1 GOWORK=off go test -count=1 -v ./... 2>&1 | \
+	  E2E_REQUIRED=1 GOWORK=off go test -count=1 -timeout $(E2E_TIMEOUT) -v ./... 2>&1 | \
 	  grep --line-buffered -vE '^=== (RUN|PAUSE|CONT)'; exit $${PIPESTATUS[0]}
 
 SCENARIO ?= load
