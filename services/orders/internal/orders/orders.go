@@ -675,7 +675,9 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 		if !wait || o.Status != Pending || cancelling(o) {
 			break
 		}
-		if err := s.Leases.AwaitFree(ctx, leaseKey(orderID)); err != nil {
+		// At Acquire's pace, not order.created's: the customer's order is
+		// confirmed when this returns.
+		if err := s.Leases.AwaitRelease(ctx, leaseKey(orderID)); err != nil {
 			if errors.As(err, new(*lease.HeldError)) {
 				return busy(orderID, err)
 			}
