@@ -62,7 +62,8 @@ type config struct {
 	// ADMIT_WINDOW completed requests make one decision; a client refused
 	// while an admitted request has been in flight ADMIT_LATE times its
 	// class's target cuts the limit at once (the spike's first second; 0
-	// waits for the window).
+	// waits for the window), and requests piling up meanwhile hold it where
+	// they are (0: never).
 	Admit            bool          `env:"ADMIT" default:"true"`
 	AdmitWindow      int           `env:"ADMIT_WINDOW" default:"10"`
 	AdmitIdle        time.Duration `env:"ADMIT_IDLE" default:"250ms"`

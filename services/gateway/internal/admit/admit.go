@@ -65,6 +65,24 @@
 // its class's limit even though none of its own clients was refused, from
 // what was in flight at most. A closed group with nobody refused anywhere
 // (16 parallel orders) is still not cut.
+//
+// Nor did anything stop the climb into an overload: from a calm rate, the
+// limit sits at Burst (16 orders) while nobody reaches it, and as the
+// arrival rate rose past what the machine serves, orders piled up under it,
+// each slower than the one before, until the sixteenth: at 60 journeys/s
+// every admitted order slower than 250 ms (80 of 735) came from those four
+// seconds, and none after. A closed group does not pile up: as many are in
+// flight when a window closes as when it began, or fewer. So a window whose
+// median is over Late while more are in flight at its close than at its
+// start holds the limit at what was in flight at most: arrivals that keep
+// coming faster than requests finish are then refused, which is what the
+// cuts above need, while a burst of any size that arrived at once (its
+// peak) and a sequence of slow requests (nothing piles up) are not. A
+// window closes only after Window completions, late in a spike: an
+// arrival admitted while one admitted since the last cut is older than
+// Late, with more in flight than when the window began (itself aside),
+// holds the limit at once at what is in flight with it, so that only the
+// arrivals after it are refused.
 package admit
 
 import (
@@ -176,6 +194,8 @@ type Limiter struct {
 	samples []time.Duration
 	peak    int
 	reached bool
+	// first is how many were in flight when the window began.
+	first int
 	// windowStart is when the current window began.
 	windowStart time.Time
 	// cutAt is when the limit was last cut: requests admitted before it
@@ -227,6 +247,11 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	l.inFlight++
 	l.admitted++
 	l.peak = max(l.peak, l.inFlight)
+	if l.inFlight > l.first+1 && l.late(now) {
+		// Piling up while one is late: hold the limit here at once, as a
+		// window would, instead of after the next Window completions.
+		l.cut(float64(l.inFlight), now)
+	}
 	l.nextID++
 	l.started[l.nextID] = now
 	return Ticket{l: l, id: l.nextID, start: now}, true
@@ -235,18 +260,27 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 // cutIfLate cuts the limit when a request admitted since the last cut has
 // been in flight longer than Late, in proportion to its age.
 func (l *Limiter) cutIfLate(now time.Time) {
-	if l.cfg.Late == 0 {
-		return
+	if oldest := l.oldest(now); l.cfg.Late > 0 && oldest > l.cfg.Late {
+		l.cut(l.limit*l.factor(oldest), now)
 	}
+}
+
+// late reports whether a request admitted since the last cut has been in
+// flight longer than Late (never, with Late 0).
+func (l *Limiter) late(now time.Time) bool {
+	return l.cfg.Late > 0 && l.oldest(now) > l.cfg.Late
+}
+
+// oldest is how long the oldest request admitted since the last cut has
+// been in flight.
+func (l *Limiter) oldest(now time.Time) time.Duration {
 	var oldest time.Duration
 	for _, start := range l.started {
 		if !start.Before(l.cutAt) {
 			oldest = max(oldest, now.Sub(start))
 		}
 	}
-	if oldest > l.cfg.Late {
-		l.cut(l.limit*l.factor(oldest), now)
-	}
+	return oldest
 }
 
 // factor is how much a latency of took over the target cuts the limit: in
@@ -285,7 +319,9 @@ func (t Ticket) Done() {
 // nothing, as clients that are never refused are a closed group, whose
 // latency fewer in flight would not improve, unless a class sharing the
 // machine refused a client during the window: then it cuts, in proportion,
-// what was in flight at most.
+// what was in flight at most; or unless the median is over Late while more
+// are in flight than when the window began: then the limit is held at what
+// was in flight at most (see the package doc).
 func (l *Limiter) decide(now time.Time) {
 	slices.Sort(l.samples)
 	median := l.samples[len(l.samples)/2]
@@ -295,6 +331,8 @@ func (l *Limiter) decide(now time.Time) {
 		l.cut(l.limit*l.factor(median), now)
 	case over && l.cfg.Shared.since(l.windowStart):
 		l.cut(math.Min(l.limit, float64(l.peak))*l.factor(median), now)
+	case l.cfg.Late > 0 && median > l.cfg.Late && l.inFlight > l.first:
+		l.cut(float64(l.peak), now)
 	case l.reached:
 		l.limit = math.Min(float64(l.cfg.Max), l.limit+1)
 	case !over:
@@ -302,6 +340,7 @@ func (l *Limiter) decide(now time.Time) {
 	}
 	l.samples = l.samples[:0]
 	l.peak = l.inFlight
+	l.first = l.inFlight
 	l.reached = false
 	l.windowStart = now
 }

@@ -330,8 +330,55 @@ func TestLateRequestCutsAtOnce(t *testing.T) {
 	}
 	hold = fill(t, unreached, 8)
 	clock.Add(10 * target)
-	fill(t, unreached, 1)
 	wantLimit(t, unreached, 16, "late requests in flight, nobody refused")
+	finish(clock, 0, hold...)
+}
+
+// TestPilingUpHoldsTheLimit: with nobody refused, requests that pile up
+// (more in flight than when the window began) while one is late hold the
+// limit where they are, at a window's close or at once on an arrival;
+// a burst that arrived at once keeps its size, a sequence of slow requests
+// (nothing piles up) keeps the limit, and with Late 0 nothing is held.
+func TestPilingUpHoldsTheLimit(t *testing.T) {
+	clock := leasetest.NewClock()
+	cfg := admit.Config{Target: target, Min: 1, Burst: 16, Max: 40, Window: 4, Idle: idle, Late: 2 * target}
+	mk := func(cfg admit.Config) *admit.Limiter {
+		l, err := admit.New(cfg, clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	l := mk(cfg)
+	for range 2 {
+		round(t, l, clock, 1, 5*target)
+		round(t, l, clock, 1, 5*target)
+	}
+	wantLimit(t, l, 40, "after a window of slow requests one at a time")
+
+	burst := fill(t, l, 24) // at once: none late as they arrive
+	wantLimit(t, l, 40, "a burst arriving at once")
+	finish(clock, 3*target, burst[:4]...)
+	wantLimit(t, l, 24, "after a slow window with 20 of the burst still in flight: the burst's size")
+	finish(clock, 0, burst[4:]...)
+
+	l = mk(cfg)
+	hold := fill(t, l, 3)
+	clock.Add(3 * target)
+	fill(t, l, 1)
+	wantLimit(t, l, 4, "an arrival while 3 are in flight, one of them late")
+	refuse(t, l)
+	finish(clock, 0, hold...)
+
+	cfg.Late = 0
+	l = mk(cfg)
+	hold = fill(t, l, 8)
+	clock.Add(3 * target)
+	hold = append(hold, fill(t, l, 1)...)
+	finish(clock, 0, hold[:4]...)
+	wantLimit(t, l, 40, "Late 0: piling up while late")
+	finish(clock, 0, hold[4:]...)
 }
 
 // slow is a handler that holds its request until release is closed.
