@@ -62,8 +62,8 @@ type config struct {
 	// ADMIT_WINDOW completed requests make one decision; a client refused
 	// while an admitted request has been in flight ADMIT_LATE times its
 	// class's target cuts the limit at once (the spike's first second; 0
-	// waits for the window), and requests piling up meanwhile hold it where
-	// they are (0: never).
+	// waits for the window); ADMIT_ORDER_HOLD: orders piling up meanwhile
+	// hold it where they are (internal/admit, Config.Hold).
 	Admit            bool          `env:"ADMIT" default:"true"`
 	AdmitWindow      int           `env:"ADMIT_WINDOW" default:"10"`
 	AdmitIdle        time.Duration `env:"ADMIT_IDLE" default:"250ms"`
@@ -76,6 +76,7 @@ type config struct {
 	AdmitOrderMin    int           `env:"ADMIT_ORDER_MIN" default:"1"`
 	AdmitOrderBurst  int           `env:"ADMIT_ORDER_BURST" default:"16"`
 	AdmitOrderMax    int           `env:"ADMIT_ORDER_MAX" default:"64"`
+	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"true"`
 	AdmitTrackTarget time.Duration `env:"ADMIT_TRACK_TARGET" default:"50ms"`
 	AdmitTrackMin    int           `env:"ADMIT_TRACK_MIN" default:"1"`
 	AdmitTrackBurst  int           `env:"ADMIT_TRACK_BURST" default:"16"`
@@ -97,12 +98,16 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 		return admit.Config{Target: target, Min: min, Burst: burst, Max: max, Window: cfg.AdmitWindow,
 			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target)), Shared: shared}
 	}
+	// Orders pile up under an unreached limit as an overload begins; their
+	// clients place them alone, not in groups mixed with other classes.
+	order := class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)
+	order.Hold = cfg.AdmitOrderHold
 	classes := []struct {
 		name string
 		cfg  admit.Config
 	}{
 		{"read", class(cfg.AdmitReadTarget, cfg.AdmitReadMin, cfg.AdmitReadBurst, cfg.AdmitReadMax)},
-		{"order", class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)},
+		{"order", order},
 		{"write", class(cfg.AdmitWriteTarget, cfg.AdmitWriteMin, cfg.AdmitWriteBurst, cfg.AdmitWriteMax)},
 		{"track", class(cfg.AdmitTrackTarget, cfg.AdmitTrackMin, cfg.AdmitTrackBurst, cfg.AdmitTrackMax)},
 	}

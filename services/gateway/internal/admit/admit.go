@@ -82,7 +82,10 @@
 // arrival admitted while one admitted since the last cut is older than
 // Late, with more in flight than when the window began (itself aside),
 // holds the limit at once at what is in flight with it, so that only the
-// arrivals after it are refused.
+// arrivals after it are refused. Classes opt in (Config.Hold): the gateway
+// holds orders only, whose clients place them alone; reads came in e2e's
+// mixed groups of 16 parallel requests, and a read class held at the reads
+// in flight of one moment refused the reads of the next (18 of 584).
 package admit
 
 import (
@@ -114,6 +117,13 @@ type Config struct {
 	// are refused before the limit is cut without waiting for a window;
 	// 0 waits for the window always.
 	Late time.Duration
+	// Hold is whether requests piling up while one is older than Late hold
+	// the limit where they are (see the package doc). Only for a class
+	// whose parallel clients come alone: a closed group that mixes classes
+	// (16 parallel requests, some reads, some orders) has no fixed number
+	// in flight in any one class, and a class held at its share of the
+	// moment would refuse its share of the next.
+	Hold bool
 	// Idle is how long nothing of the class must be in flight for the limit
 	// to go back to Max: long enough that a class under a steady overload,
 	// whose last request ends a moment before the next comes, keeps its
@@ -247,7 +257,7 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	l.inFlight++
 	l.admitted++
 	l.peak = max(l.peak, l.inFlight)
-	if l.inFlight > l.first+1 && l.late(now) {
+	if l.cfg.Hold && l.inFlight > l.first+1 && l.late(now) {
 		// Piling up while one is late: hold the limit here at once, as a
 		// window would, instead of after the next Window completions.
 		l.cut(float64(l.inFlight), now)
@@ -331,7 +341,7 @@ func (l *Limiter) decide(now time.Time) {
 		l.cut(l.limit*l.factor(median), now)
 	case over && l.cfg.Shared.since(l.windowStart):
 		l.cut(math.Min(l.limit, float64(l.peak))*l.factor(median), now)
-	case l.cfg.Late > 0 && median > l.cfg.Late && l.inFlight > l.first:
+	case l.cfg.Hold && l.cfg.Late > 0 && median > l.cfg.Late && l.inFlight > l.first:
 		l.cut(float64(l.peak), now)
 	case l.reached:
 		l.limit = math.Min(float64(l.cfg.Max), l.limit+1)

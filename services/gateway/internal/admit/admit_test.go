@@ -338,10 +338,11 @@ func TestLateRequestCutsAtOnce(t *testing.T) {
 // (more in flight than when the window began) while one is late hold the
 // limit where they are, at a window's close or at once on an arrival;
 // a burst that arrived at once keeps its size, a sequence of slow requests
-// (nothing piles up) keeps the limit, and with Late 0 nothing is held.
+// (nothing piles up) keeps the limit, and with Late 0 or without Hold
+// nothing is held.
 func TestPilingUpHoldsTheLimit(t *testing.T) {
 	clock := leasetest.NewClock()
-	cfg := admit.Config{Target: target, Min: 1, Burst: 16, Max: 40, Window: 4, Idle: idle, Late: 2 * target}
+	cfg := admit.Config{Target: target, Min: 1, Burst: 16, Max: 40, Window: 4, Idle: idle, Late: 2 * target, Hold: true}
 	mk := func(cfg admit.Config) *admit.Limiter {
 		l, err := admit.New(cfg, clock.Now)
 		if err != nil {
@@ -371,14 +372,23 @@ func TestPilingUpHoldsTheLimit(t *testing.T) {
 	refuse(t, l)
 	finish(clock, 0, hold...)
 
-	cfg.Late = 0
-	l = mk(cfg)
-	hold = fill(t, l, 8)
-	clock.Add(3 * target)
-	hold = append(hold, fill(t, l, 1)...)
-	finish(clock, 0, hold[:4]...)
-	wantLimit(t, l, 40, "Late 0: piling up while late")
-	finish(clock, 0, hold[4:]...)
+	for _, off := range []struct {
+		name string
+		cfg  func(*admit.Config)
+	}{
+		{"Late 0", func(c *admit.Config) { c.Late = 0 }},
+		{"Hold false", func(c *admit.Config) { c.Hold = false }},
+	} {
+		c := cfg
+		off.cfg(&c)
+		l = mk(c)
+		hold = fill(t, l, 8)
+		clock.Add(3 * target)
+		hold = append(hold, fill(t, l, 1)...)
+		finish(clock, 0, hold[:4]...)
+		wantLimit(t, l, 40, off.name+": piling up while late")
+		finish(clock, 0, hold[4:]...)
+	}
 }
 
 // slow is a handler that holds its request until release is closed.
