@@ -170,23 +170,11 @@ func (m *Manager) holder(ctx context.Context, key string) error {
 // what the holder did, and takes the lease only if something is left to do.
 // It returns a *HeldError when the lease stays held.
 func (m *Manager) AwaitFree(ctx context.Context, key string) error {
+	var held *HeldError
 	wait := m.AwaitWait
 	if wait.Initial == 0 && wait.Retries == 0 && wait.Total == 0 {
 		wait = m.Wait
 	}
-	return m.await(ctx, key, wait)
-}
-
-// AwaitRelease is AwaitFree at Acquire's pace (m.Wait): for a caller whose
-// wait someone sees end to end, that acts as soon as the holder lets go
-// (orders' payment event, which confirms the order a customer waits for).
-func (m *Manager) AwaitRelease(ctx context.Context, key string) error {
-	return m.await(ctx, key, m.Wait)
-}
-
-// await waits as wait does until no live holder has key's lease, reading it.
-func (m *Manager) await(ctx context.Context, key string, wait retry.Policy) error {
-	var held *HeldError
 	err := wait.Do(ctx, func(err error) bool { return errors.As(err, &held) }, func(context.Context) error {
 		return m.holder(ctx, key)
 	})

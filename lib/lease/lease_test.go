@@ -250,11 +250,6 @@ func TestAwaitFree(t *testing.T) {
 	if _, err := m.Acquire(ctx, "k"); !errors.As(err, new(*lease.HeldError)) || sleeps != 3 {
 		t.Fatalf("Acquire: %v after %d of Wait's waits, want held after 3", err, sleeps)
 	}
-	// AwaitRelease waits as Acquire does, whatever AwaitWait says.
-	sleeps, waits = 0, nil
-	if err := m.AwaitRelease(ctx, "k"); !errors.As(err, new(*lease.HeldError)) || sleeps != 3 || len(waits) != 0 {
-		t.Fatalf("AwaitRelease: %v after %d of Wait's waits and %d of AwaitWait's, want held after 3 of Wait's", err, sleeps, len(waits))
-	}
 	// An expired lease is free.
 	clock.Add(m.TTL + time.Second)
 	m.Wait, m.AwaitWait = retry.Policy{}, retry.Policy{}

@@ -675,9 +675,7 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 		if !wait || o.Status != Pending || cancelling(o) {
 			break
 		}
-		// At Acquire's pace, not order.created's: the customer's order is
-		// confirmed when this returns.
-		if err := s.Leases.AwaitRelease(ctx, leaseKey(orderID)); err != nil {
+		if err := s.Leases.AwaitFree(ctx, leaseKey(orderID)); err != nil {
 			if errors.As(err, new(*lease.HeldError)) {
 				return busy(orderID, err)
 			}

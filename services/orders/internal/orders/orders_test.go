@@ -11,7 +11,6 @@ import (
 
 	"github.com/daprshop/suite/lib/apierr"
 	"github.com/daprshop/suite/lib/lease"
-	"github.com/daprshop/suite/lib/retry"
 	"github.com/daprshop/suite/services/orders/internal/fake"
 	"github.com/daprshop/suite/services/orders/internal/orders"
 )
@@ -570,11 +569,6 @@ func TestPaymentSettledWaitsForThePlacingByReading(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		return nil
 	}
-	// order.created's slower pace is not the payment event's.
-	w.svc.Leases.AwaitWait = retry.Policy{Retries: 1, Initial: time.Hour, Sleep: func(context.Context, time.Duration) error {
-		t.Error("the payment event waited at order.created's pace (AwaitWait)")
-		return nil
-	}}
 	w.pay.Before = func(op, orderID string) {
 		if op == "charge" {
 			go func() { settled <- w.svc.PaymentSettled(ctx, orderID, "ch_"+orderID) }()
