@@ -30,9 +30,6 @@
 //     order.created, the payment event, the customer) takes over. A holder
 //     renews its lease between steps and bounds each step to end well
 //     before the lease does, so a step never outlasts it (lease.Lease.Step).
-//     One change needs no lease: confirming a paid order, a single
-//     transition with nothing else to do, which its version guards alone
-//     (see confirmPaid).
 //
 // The order of steps keeps each decision durable before its effects:
 //
@@ -663,25 +660,6 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 	if !id.Order.Valid(orderID) {
 		return apierr.Invalidf("order_id", "must be an order ID")
 	}
-	// The event usually finds the order paid (its placing stored that
-	// before it let go), or still pending while the placing is at work:
-	// then it waits, reading, for the placing to let go, and looks again.
-	// Only what is left takes the lease.
-	for wait := true; ; wait = false {
-		o, done, err := s.confirmPaid(ctx, orderID, paymentID)
-		if done || err != nil {
-			return err
-		}
-		if !wait || o.Status != Pending || cancelling(o) {
-			break
-		}
-		if err := s.Leases.AwaitFree(ctx, leaseKey(orderID)); err != nil {
-			if errors.As(err, new(*lease.HeldError)) {
-				return busy(orderID, err)
-			}
-			return err
-		}
-	}
 	l, err := s.claim(ctx, orderID)
 	if err != nil {
 		return err
@@ -706,41 +684,6 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 		return do(ctx, l, func(ctx context.Context) error { return s.Payments.Refund(ctx, orderID) })
 	}
 	return err
-}
-
-// errLeased says that what a settled payment asks of an order needs its
-// lease: the order is not paid, or its cancellation was asked for.
-var errLeased = errors.New("order needs its lease")
-
-// confirmPaid confirms order orderID, paid with paymentID, without its
-// lease, when it is paid and no cancellation was asked for, and reports
-// whether the order is settled (confirmed now or before); otherwise it
-// returns the order as read. One transition, written over the version it
-// read, is its own guard: a cancel recorded meanwhile fails the write, which
-// reads again and leaves the order to the lease's holders, and a cancel
-// that comes after finds the order confirmed. Whatever holds the lease
-// meanwhile does not mind: a paid order's placing has only its lease left
-// to give back, and every other holder changes the order over the version
-// it read. So the common payment event costs a read and a write, not the
-// lease's five operations more (docs/performance.md).
-func (s *Service) confirmPaid(ctx context.Context, orderID, paymentID string) (Order, bool, error) {
-	o, err := s.transition(ctx, nil, orderID, func(cur *Order) (string, error) {
-		switch {
-		case cur.Status == Confirmed:
-			return "", errDecided // a replay
-		case cur.Status != Paid || cancelling(*cur):
-			return "", errLeased
-		}
-		cur.Status, cur.PaymentID = Confirmed, paymentID
-		return EventConfirmed, nil
-	})
-	switch {
-	case errors.Is(err, errLeased):
-		return o, false, nil
-	case err != nil:
-		return o, false, err
-	}
-	return o, true, nil
 }
 
 // Why confirm did not confirm: the order's cancellation is asked for, or it
@@ -770,17 +713,10 @@ func (s *Service) confirm(ctx context.Context, l *lease.Lease, orderID, paymentI
 
 // transition applies change to the stored order and stores the result with
 // the event change names (none for ""), over the version it read: one
-// optimistic.Update cycle, run as a step under the order's lease l (or
-// under none, for confirmPaid). When change reports errDecided the current
-// order is returned as it is.
+// optimistic.Update cycle, run as a step under the order's lease l. When
+// change reports errDecided the current order is returned as it is.
 func (s *Service) transition(ctx context.Context, l *lease.Lease, id string, change func(*Order) (string, error)) (Order, error) {
-	run := func(fn func(ctx context.Context) (Order, error)) (Order, error) {
-		if l == nil {
-			return fn(ctx)
-		}
-		return step(ctx, l, fn)
-	}
-	return run(func(ctx context.Context) (Order, error) {
+	return step(ctx, l, func(ctx context.Context) (Order, error) {
 		var typ string
 		return optimistic.Update(ctx, optimistic.Policy(), "order "+id,
 			func(ctx context.Context) (Order, string, error) { return s.Store.Get(ctx, id) },

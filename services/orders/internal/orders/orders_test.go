@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -514,81 +513,5 @@ func TestResumeWaitsForTheHolderByReading(t *testing.T) {
 	}
 	if leases.writes != settledAt {
 		t.Fatalf("%d lease writes, %d of them the holder's and the payment's: the event took the lease", leases.writes, settledAt)
-	}
-}
-
-// A payment event that finds its order paid confirms it without the lease:
-// it goes through while another holds the lease (the placing, about to give
-// it back) and writes no lease record; the holder keeps its lease.
-func TestPaymentSettledConfirmsAPaidOrderWithoutItsLease(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld()
-	leases := &writeCounter{Store: &lease.MemStore{}}
-	w.svc.Leases = fake.Leases(leases, w.svc.Now)
-	o, err := w.svc.Place(ctx, twoLines)
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder, err := w.svc.Leases.Acquire(ctx, "order:"+o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.svc.Leases.Wait.Retries = 0 // a claim would answer 503 at once
-	leases.writes = 0
-	if err := w.svc.PaymentSettled(ctx, o.ID, o.PaymentID); err != nil {
-		t.Fatalf("payment event for a paid order another holds: %v", err)
-	}
-	if got, _ := w.svc.Get(ctx, o.ID, o.UserID); got.Status != orders.Confirmed || got.PaymentID != o.PaymentID {
-		t.Fatalf("order %s (payment %q) after its payment event", got.Status, got.PaymentID)
-	}
-	if leases.writes != 0 {
-		t.Fatalf("%d lease writes confirming a paid order", leases.writes)
-	}
-	if err := holder.Renew(ctx); err != nil {
-		t.Fatalf("the holder lost its lease to the payment event: %v", err)
-	}
-	// A cancel that comes after finds it confirmed.
-	if _, err := w.svc.Cancel(ctx, o.ID, o.UserID); apierr.CodeOf(err) != apierr.Unavailable && apierr.CodeOf(err) != apierr.Conflict {
-		t.Fatalf("cancel of a confirmed order: %v, want 409 (or 503 while held)", err)
-	}
-}
-
-// A payment event that arrives while its order is still being placed (the
-// charge answered, the order not yet paid) waits for the placing by reading
-// its lease, then confirms the paid order: the placing's lease is the only
-// one written.
-func TestPaymentSettledWaitsForThePlacingByReading(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld()
-	leases := &writeCounter{Store: &lease.MemStore{}}
-	w.svc.Leases = fake.Leases(leases, w.svc.Now)
-	settled := make(chan error, 1)
-	var sleeps atomic.Int32
-	w.svc.Leases.Wait.Sleep = func(context.Context, time.Duration) error {
-		sleeps.Add(1)
-		time.Sleep(time.Millisecond)
-		return nil
-	}
-	w.pay.Before = func(op, orderID string) {
-		if op == "charge" {
-			go func() { settled <- w.svc.PaymentSettled(ctx, orderID, "ch_"+orderID) }()
-			// The event reads the pending order and the held lease first.
-			for deadline := time.Now().Add(5 * time.Second); sleeps.Load() == 0 && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}
-	o, err := w.svc.Place(ctx, twoLines)
-	if err != nil || o.Status != orders.Paid {
-		t.Fatalf("placed %+v, %v", o, err)
-	}
-	if err := <-settled; err != nil {
-		t.Fatalf("payment event during the placing: %v", err)
-	}
-	if got, _ := w.svc.Get(ctx, o.ID, o.UserID); got.Status != orders.Confirmed {
-		t.Fatalf("order %s after its payment event", got.Status)
-	}
-	if leases.writes != 2 {
-		t.Fatalf("%d lease writes, want the placing's 2 (taken, given back): the event took the lease", leases.writes)
 	}
 }

@@ -482,8 +482,8 @@ func TestLeaseErrorsAreAnswers(t *testing.T) {
 // placing it (its lease taken with an insert and given back with a read and
 // a delete, the order with its event, the user's list read and written, the
 // paid order read and written with its event), its order.created arriving
-// after Place settled it (a read), its payment event confirming the paid
-// order (a read and a write with the event: no lease).
+// after Place settled it (a read), its payment event confirming it (lease,
+// read and write with the event).
 func TestPlaceCostInStateOperations(t *testing.T) {
 	c := leasetest.NewClock()
 	st := &sidecartest.State{Now: c.Now}
@@ -507,7 +507,7 @@ func TestPlaceCostInStateOperations(t *testing.T) {
 	}{
 		{"placing an order", 8, func() error { return nil }},
 		{"its order.created after Place settled it", 1, func() error { _, err := svc.Resume(context.Background(), o.ID); return err }},
-		{"its payment event", 2, func() error { return svc.PaymentSettled(context.Background(), o.ID, "ch_"+o.ID) }},
+		{"its payment event", 5, func() error { return svc.PaymentSettled(context.Background(), o.ID, "ch_"+o.ID) }},
 	} {
 		if err := step.fn(); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
