@@ -660,6 +660,13 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 	if !id.Order.Valid(orderID) {
 		return apierr.Invalidf("order_id", "must be an order ID")
 	}
+	// The lease even for a paid order, whose confirmation is one transition
+	// over the version it read: that version guards the record, not the
+	// event. state.redis publishes the outbox event of a transaction whose
+	// ETag check failed, so a confirmation racing a customer's cancel
+	// without the lease announced order.confirmed for an order that ended
+	// cancelled, and shipping made it a shipment (tried 2026-11-30: e2e
+	// TestNoShipmentForACancelledOrder; docs/performance.md).
 	l, err := s.claim(ctx, orderID)
 	if err != nil {
 		return err
