@@ -205,8 +205,13 @@ func TestJaegerReceivesZipkinSpans(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once jaeger has exited (waitErr says how): closed,
+	// not sent on, so that both the wait for its health check and the
+	// cleanup see it (a value taken by the first left the second waiting
+	// forever: a jaeger that exited early hung CI instead of failing it).
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -231,8 +236,8 @@ func TestJaegerReceivesZipkinSpans(t *testing.T) {
 			}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("jaeger exited: %v", err)
+		case <-exited:
+			t.Fatalf("jaeger exited: %v", waitErr)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
