@@ -76,7 +76,7 @@ type config struct {
 	AdmitOrderMin    int           `env:"ADMIT_ORDER_MIN" default:"1"`
 	AdmitOrderBurst  int           `env:"ADMIT_ORDER_BURST" default:"16"`
 	AdmitOrderMax    int           `env:"ADMIT_ORDER_MAX" default:"64"`
-	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"true"`
+	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"false"`
 	AdmitTrackTarget time.Duration `env:"ADMIT_TRACK_TARGET" default:"50ms"`
 	AdmitTrackMin    int           `env:"ADMIT_TRACK_MIN" default:"1"`
 	AdmitTrackBurst  int           `env:"ADMIT_TRACK_BURST" default:"16"`
@@ -98,8 +98,9 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 		return admit.Config{Target: target, Min: min, Burst: burst, Max: max, Window: cfg.AdmitWindow,
 			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target)), Shared: shared}
 	}
-	// Orders pile up under an unreached limit as an overload begins; their
-	// clients place them alone, not in groups mixed with other classes.
+	// Orders pile up under an unreached limit as an overload begins; held
+	// there (ADMIT_ORDER_HOLD), closed loops of clients are refused too
+	// (internal/admit's package doc), so it is off unless asked for.
 	order := class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)
 	order.Hold = cfg.AdmitOrderHold
 	classes := []struct {

@@ -70,7 +70,7 @@
 // limit sits at Burst (16 orders) while nobody reaches it, and as the
 // arrival rate rose past what the machine serves, orders piled up under it,
 // each slower than the one before, until the sixteenth: at 60 journeys/s
-// every admitted order slower than 250 ms (80 of 735) came from those four
+// every admitted order slower than 250 ms (80 of 669) came from those four
 // seconds, and none after. A closed group does not pile up: as many are in
 // flight when a window closes as when it began, or fewer. So a window whose
 // median is over Late while more are in flight at its close than at its
@@ -82,10 +82,17 @@
 // arrival admitted while one admitted since the last cut is older than
 // Late, with more in flight than when the window began (itself aside),
 // holds the limit at once at what is in flight with it, so that only the
-// arrivals after it are refused. Classes opt in (Config.Hold): the gateway
-// holds orders only, whose clients place them alone; reads came in e2e's
-// mixed groups of 16 parallel requests, and a read class held at the reads
-// in flight of one moment refused the reads of the next (18 of 584).
+// arrivals after it are refused. Classes opt in (Config.Hold), and the
+// gateway leaves it off unless ADMIT_ORDER_HOLD says otherwise: held for
+// every class, e2e's mixed groups of 16 parallel requests had the read class
+// held at the reads in flight of one moment and refuse those of the next;
+// held for orders only, an attack found closed loops of 6 to 32 clients
+// ordering back to back, and orders at a calm 20 journeys/s, refused once
+// an order's latency jittered past Late: a momentary dip in flight closes
+// a window, the next arrivals count as a pile-up, one refusal lets the cuts
+// take the limit to Min, and it stays there while traffic flows (it is Max
+// again only after Idle with nothing in flight). Telling a pile-up from a
+// closed group's jitter needs more than one window's two counts.
 package admit
 
 import (
@@ -374,7 +381,14 @@ type State struct {
 
 // State returns the limiter's figures now.
 func (l *Limiter) State() State {
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return State{Limit: int(l.limit), InFlight: l.inFlight, Admitted: l.admitted, Shed: l.shed}
+	limit := int(l.limit)
+	if l.inFlight == 0 && now.Sub(l.idleSince) >= l.cfg.Idle {
+		// What the next request will find (Acquire resets it then): an
+		// idle class's gauge must not show the cut of its last overload.
+		limit = l.cfg.Max
+	}
+	return State{Limit: limit, InFlight: l.inFlight, Admitted: l.admitted, Shed: l.shed}
 }

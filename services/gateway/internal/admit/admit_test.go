@@ -204,7 +204,9 @@ func TestIdleClassGoesBackToMax(t *testing.T) {
 		t.Fatalf("a 5th request admitted after %s idle: %+v", idle-time.Millisecond, l.State())
 	}
 	finish(clock, 0, ts...)
+	wantLimit(t, l, 4, "the moment the last request ended")
 	clock.Add(idle)
+	wantLimit(t, l, 8, "with none in flight for "+idle.String()+", before a request came (the gauge)")
 	fill(t, l, 8)
 	wantLimit(t, l, 8, "after a request came with none in flight for "+idle.String())
 }
