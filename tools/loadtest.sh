@@ -111,6 +111,9 @@ if ! curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
       echo "==> the gateway (pid $pid) runs at nice $nice_to (GATEWAY_NICE)"
     done
   fi
+elif [[ "$SCENARIO" != bench ]]; then
+  # Not ours to renice: say what that means for the refusals' threshold.
+  echo "==> a suite already answers at $BASE_URL: its gateway runs at the priority it was started with (GATEWAY_NICE is for a suite this script starts); on two saturated cores the refusals' p99 can miss 5 ms for it (stop it and let this script start one)"
 fi
 
 if [[ "$SCENARIO" == bench ]]; then
