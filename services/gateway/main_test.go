@@ -38,8 +38,7 @@ func parseEnv(t *testing.T, env map[string]string) config {
 }
 
 func TestAdmissionConfig(t *testing.T) {
-	parse := func(env map[string]string) config { return parseEnv(t, env) }
-	a, byName, err := parse(nil).admission(time.Now)
+	a, byName, err := parseEnv(t, nil).admission(time.Now)
 	if err != nil || a.Read == nil || a.Order == nil || a.Write == nil || a.Track == nil || len(byName) != 4 {
 		t.Fatalf("defaults: %+v %v %v", a, byName, err)
 	}
@@ -50,15 +49,15 @@ func TestAdmissionConfig(t *testing.T) {
 	if s := a.Read.State(); s.Limit < 32 {
 		t.Errorf("an idle read class admits %d at once", s.Limit)
 	}
-	a, byName, err = parse(map[string]string{"ADMIT": "false"}).admission(time.Now)
+	a, byName, err = parseEnv(t, map[string]string{"ADMIT": "false"}).admission(time.Now)
 	if err != nil || a != (httpapi.Admission{}) || len(byName) != 0 {
 		t.Fatalf("ADMIT=false: %+v %v %v", a, byName, err)
 	}
-	_, _, err = parse(map[string]string{"ADMIT_ORDER_MIN": "0", "ADMIT_READ_MAX": "1"}).admission(time.Now)
+	_, _, err = parseEnv(t, map[string]string{"ADMIT_ORDER_MIN": "0", "ADMIT_READ_MAX": "1"}).admission(time.Now)
 	if err == nil || !strings.Contains(err.Error(), "ADMIT_ORDER_") || !strings.Contains(err.Error(), "ADMIT_READ_") {
 		t.Fatalf("bad bounds: %v", err)
 	}
-	if _, _, err = parse(map[string]string{"ADMIT_LATE": "-1"}).admission(time.Now); err == nil || !strings.Contains(err.Error(), "late") {
+	if _, _, err = parseEnv(t, map[string]string{"ADMIT_LATE": "-1"}).admission(time.Now); err == nil || !strings.Contains(err.Error(), "late") {
 		t.Fatalf("ADMIT_LATE=-1: %v", err)
 	}
 }

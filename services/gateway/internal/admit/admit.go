@@ -249,7 +249,7 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.inFlight == 0 && now.Sub(l.idleSince) >= l.cfg.Idle {
+	if l.idle(now) {
 		// Nothing of the class was in flight for a while: whatever
 		// overload cut the limit has drained.
 		l.limit = float64(l.cfg.Max)
@@ -272,6 +272,11 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	l.nextID++
 	l.started[l.nextID] = now
 	return Ticket{l: l, id: l.nextID, start: now}, true
+}
+
+// idle reports whether nothing of the class has been in flight for Idle.
+func (l *Limiter) idle(now time.Time) bool {
+	return l.inFlight == 0 && now.Sub(l.idleSince) >= l.cfg.Idle
 }
 
 // cutIfLate cuts the limit when a request admitted since the last cut has
@@ -385,7 +390,7 @@ func (l *Limiter) State() State {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	limit := int(l.limit)
-	if l.inFlight == 0 && now.Sub(l.idleSince) >= l.cfg.Idle {
+	if l.idle(now) {
 		// What the next request will find (Acquire resets it then): an
 		// idle class's gauge must not show the cut of its last overload.
 		limit = l.cfg.Max
