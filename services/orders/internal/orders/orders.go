@@ -473,8 +473,15 @@ func (s *Service) complete(ctx context.Context, l *lease.Lease, o Order) (Order,
 		// order pending; a retry with the same key cannot charge twice.
 		return o, pendingError(o.ID, err)
 	}
-	if rc.Status != "succeeded" {
+	switch rc.Status {
+	case "succeeded":
+	case "declined":
 		return s.abandon(ctx, l, o, "payment declined", nil)
+	default:
+		// An answer that says neither (an empty body, a status this
+		// version does not know) leaves the charge unknown: cancelling
+		// then could leave a customer charged for a cancelled order.
+		return o, pendingError(o.ID, fmt.Errorf("payments answered the charge with status %q", rc.Status))
 	}
 	paid, err := s.transition(ctx, l, o.ID, func(cur *Order) (string, error) {
 		if cur.Status != Pending || !cur.CancelRequested.IsZero() {

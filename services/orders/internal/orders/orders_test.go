@@ -70,6 +70,26 @@ func TestPlaceDeclinedReleasesStock(t *testing.T) {
 	}
 }
 
+// TestPlaceUnknownPaymentStatusKeepsPending: a charge answered with a
+// status that is neither succeeded nor declined (an empty body) may have
+// been made: the order stays pending with its stock, never cancelled.
+func TestPlaceUnknownPaymentStatusKeepsPending(t *testing.T) {
+	for _, status := range []string{"", "refunded", "pending"} {
+		w := newWorld()
+		w.pay.Status = status
+		o, err := w.svc.Place(context.Background(), twoLines)
+		if apierr.CodeOf(err) != apierr.Unavailable || o.Status != orders.Pending {
+			t.Fatalf("status %q: order %+v err %v", status, o, err)
+		}
+		if w.inv.Stock["prd_00000000000000000000000a"] != 8 || w.inv.Stock["prd_00000000000000000000000b"] != 0 {
+			t.Fatalf("status %q: stock released: %v", status, w.inv.Stock)
+		}
+		if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated}) {
+			t.Fatalf("status %q: events %v", status, got)
+		}
+	}
+}
+
 func TestPlaceOutOfStockCancels(t *testing.T) {
 	w := newWorld()
 	req := orders.PlaceRequest{UserID: "usr_000000000000000000000001", Items: []orders.LineRequest{{ProductID: "prd_00000000000000000000000a", Quantity: 3}, {ProductID: "prd_00000000000000000000000b", Quantity: 2}}}
