@@ -62,8 +62,10 @@ type config struct {
 	// ADMIT_WINDOW completed requests make one decision; a client refused
 	// while an admitted request has been in flight ADMIT_LATE times its
 	// class's target cuts the limit at once (the spike's first second; 0
-	// waits for the window); ADMIT_ORDER_HOLD: orders piling up meanwhile
-	// hold it where they are (internal/admit, Config.Hold).
+	// waits for the window); ADMIT_ORDER_HOLD: orders piling up while one
+	// is late (more in flight than at any moment of the second before the
+	// last) hold it where they are (internal/admit, Config.Hold), which
+	// keeps the climb into an overload from piling up to BURST.
 	Admit            bool          `env:"ADMIT" default:"true"`
 	AdmitWindow      int           `env:"ADMIT_WINDOW" default:"10"`
 	AdmitIdle        time.Duration `env:"ADMIT_IDLE" default:"250ms"`
@@ -76,7 +78,7 @@ type config struct {
 	AdmitOrderMin    int           `env:"ADMIT_ORDER_MIN" default:"1"`
 	AdmitOrderBurst  int           `env:"ADMIT_ORDER_BURST" default:"16"`
 	AdmitOrderMax    int           `env:"ADMIT_ORDER_MAX" default:"64"`
-	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"false"`
+	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"true"`
 	AdmitTrackTarget time.Duration `env:"ADMIT_TRACK_TARGET" default:"50ms"`
 	AdmitTrackMin    int           `env:"ADMIT_TRACK_MIN" default:"1"`
 	AdmitTrackBurst  int           `env:"ADMIT_TRACK_BURST" default:"16"`
@@ -98,9 +100,9 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 		return admit.Config{Target: target, Min: min, Burst: burst, Max: max, Window: cfg.AdmitWindow,
 			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target)), Shared: shared}
 	}
-	// Orders pile up under an unreached limit as an overload begins; held
-	// there (ADMIT_ORDER_HOLD), closed loops of clients are refused too
-	// (internal/admit's package doc), so it is off unless asked for.
+	// Orders pile up under an unreached limit as an overload begins: held
+	// there (ADMIT_ORDER_HOLD). Not the other classes: a mixed group of
+	// parallel requests has no fixed number in flight in any one of them.
 	order := class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)
 	order.Hold = cfg.AdmitOrderHold
 	classes := []struct {

@@ -71,28 +71,27 @@
 // arrival rate rose past what the machine serves, orders piled up under it,
 // each slower than the one before, until the sixteenth: at 60 journeys/s
 // every admitted order slower than 250 ms (80 of 669) came from those four
-// seconds, and none after. A closed group does not pile up: as many are in
-// flight when a window closes as when it began, or fewer. So a window whose
-// median is over Late while more are in flight at its close than at its
-// start holds the limit at what was in flight at most: arrivals that keep
-// coming faster than requests finish are then refused, which is what the
-// cuts above need, while a burst of any size that arrived at once (its
-// peak) and a sequence of slow requests (nothing piles up) are not. A
-// window closes only after Window completions, late in a spike: an
-// arrival admitted while one admitted since the last cut is older than
-// Late, with more in flight than when the window began (itself aside),
-// holds the limit at once at what is in flight with it, so that only the
-// arrivals after it are refused. Classes opt in (Config.Hold), and the
-// gateway leaves it off unless ADMIT_ORDER_HOLD says otherwise: held for
+// seconds, and none after. A closed group does not pile up: once its
+// clients are in, as many are in flight as a moment before, or fewer, while
+// arrivals faster than completions make more in flight now than at any
+// moment a second earlier. So, with Hold, an arrival that finds more in
+// flight than the most of the second before the last (by more than two),
+// while a request admitted since the last cut is older than Late, holds the
+// limit at the most in flight during the last second: the arrivals after
+// it are refused, which the cuts above need. Not held: a burst that arrives
+// together (none is late yet), a group of clients of any size that started
+// together, and jitter within a group (its dips and returns stay within the
+// most of a second earlier). Held: clients that keep joining while requests
+// are late, whether each comes once or back to back, as that is a load
+// still rising. A window within the target with nobody refused brings the
+// held limit back to twice what was in flight (Burst at least), so that a
+// hold after a moment's stall does not refuse the calm after it. Classes opt
+// in (Config.Hold); the gateway holds orders (ADMIT_ORDER_HOLD): held for
 // every class, e2e's mixed groups of 16 parallel requests had the read class
-// held at the reads in flight of one moment and refuse those of the next;
-// held for orders only, an attack found closed loops of 6 to 32 clients
-// ordering back to back, and orders at a calm 20 journeys/s, refused once
-// an order's latency jittered past Late: a momentary dip in flight closes
-// a window, the next arrivals count as a pile-up, one refusal lets the cuts
-// take the limit to Min, and it stays there while traffic flows (it is Max
-// again only after Idle with nothing in flight). Telling a pile-up from a
-// closed group's jitter needs more than one window's two counts.
+// held at the reads in flight of one moment and refuse those of the next.
+// An earlier hold that read one window's two counts (in flight at its start
+// and at its close) took a closed group's jitter for a pile-up, and is
+// gone (docs/performance.md).
 package admit
 
 import (
@@ -125,7 +124,8 @@ type Config struct {
 	// 0 waits for the window always.
 	Late time.Duration
 	// Hold is whether requests piling up while one is older than Late hold
-	// the limit where they are (see the package doc). Only for a class
+	// the limit where they are (see the package doc): more in flight than
+	// at any moment of the second before the last. Only for a class
 	// whose parallel clients come alone: a closed group that mixes classes
 	// (16 parallel requests, some reads, some orders) has no fixed number
 	// in flight in any one class, and a class held at its share of the
@@ -211,8 +211,8 @@ type Limiter struct {
 	samples []time.Duration
 	peak    int
 	reached bool
-	// first is how many were in flight when the window began.
-	first int
+	// recent is the most in flight in each of the last spans, for Hold.
+	recent spans
 	// windowStart is when the current window began.
 	windowStart time.Time
 	// cutAt is when the limit was last cut: requests admitted before it
@@ -232,7 +232,7 @@ func New(cfg Config, now func() time.Time) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max), windowStart: now(),
+	return &Limiter{cfg: cfg, now: now, limit: float64(cfg.Max), windowStart: now(), recent: newSpans(now()),
 		samples: make([]time.Duration, 0, cfg.Window), started: map[uint64]time.Time{}}, nil
 }
 
@@ -264,10 +264,13 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	l.inFlight++
 	l.admitted++
 	l.peak = max(l.peak, l.inFlight)
-	if l.cfg.Hold && l.inFlight > l.first+1 && l.late(now) {
-		// Piling up while one is late: hold the limit here at once, as a
-		// window would, instead of after the next Window completions.
-		l.cut(float64(l.inFlight), now)
+	l.recent.note(now, l.inFlight-1, l.inFlight)
+	if l.cfg.Hold {
+		// Piling up while one is late: hold the limit at once, as a window
+		// would, instead of after the next Window completions.
+		if before, lately := l.recent.most(now); l.inFlight > before+pileUp && l.late(now) {
+			l.cut(float64(max(l.inFlight, lately)), now)
+		}
 	}
 	l.nextID++
 	l.started[l.nextID] = now
@@ -321,6 +324,7 @@ func (t Ticket) Done() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inFlight--
+	l.recent.note(end, l.inFlight+1, l.inFlight)
 	delete(l.started, t.id)
 	if !t.start.Before(l.cutAt) {
 		l.samples = append(l.samples, end.Sub(t.start))
@@ -336,14 +340,13 @@ func (t Ticket) Done() {
 // decide closes the window. With a client refused in it (the limit
 // reached): a median over the target cuts the limit in proportion to how far
 // over (by half at most, to Min at least), one within raises it by one.
-// Without a refusal: a median within the target brings the limit down to
-// twice what was in flight at most (Burst at least); one over it changes
-// nothing, as clients that are never refused are a closed group, whose
-// latency fewer in flight would not improve, unless a class sharing the
-// machine refused a client during the window: then it cuts, in proportion,
-// what was in flight at most; or unless the median is over Late while more
-// are in flight than when the window began: then the limit is held at what
-// was in flight at most (see the package doc).
+// Without a refusal: a median within the target brings the limit to twice
+// what was in flight at most (Burst at least): down, or with Hold also up,
+// so that a hold does not outlive the moment that caused it; one over it
+// changes nothing, as clients that are never refused are a closed group,
+// whose latency fewer in flight would not improve, unless a class sharing
+// the machine refused a client during the window: then it cuts, in
+// proportion, what was in flight at most.
 func (l *Limiter) decide(now time.Time) {
 	slices.Sort(l.samples)
 	median := l.samples[len(l.samples)/2]
@@ -353,16 +356,15 @@ func (l *Limiter) decide(now time.Time) {
 		l.cut(l.limit*l.factor(median), now)
 	case over && l.cfg.Shared.since(l.windowStart):
 		l.cut(math.Min(l.limit, float64(l.peak))*l.factor(median), now)
-	case l.cfg.Hold && l.cfg.Late > 0 && median > l.cfg.Late && l.inFlight > l.first:
-		l.cut(float64(l.peak), now)
 	case l.reached:
 		l.limit = math.Min(float64(l.cfg.Max), l.limit+1)
+	case !over && l.cfg.Hold:
+		l.limit = math.Min(float64(l.cfg.Max), math.Max(float64(l.cfg.Burst), float64(2*l.peak)))
 	case !over:
 		l.limit = math.Min(l.limit, math.Max(float64(l.cfg.Burst), float64(2*l.peak)))
 	}
 	l.samples = l.samples[:0]
 	l.peak = l.inFlight
-	l.first = l.inFlight
 	l.reached = false
 	l.windowStart = now
 }
@@ -396,4 +398,54 @@ func (l *Limiter) State() State {
 		limit = l.cfg.Max
 	}
 	return State{Limit: limit, InFlight: l.inFlight, Admitted: l.admitted, Shed: l.shed}
+}
+
+// pileUp is by how many the requests in flight must exceed the most in
+// flight during the older half of the recent spans (a second, two seconds
+// ago) to count as piling up: a closed group's momentary dips and returns
+// stay within it.
+const pileUp = 2
+
+// A Limiter remembers the most in flight in each of the last spanCount
+// spans of spanWidth: the newer half is the last second, the older half the
+// second before.
+const (
+	spanWidth = 100 * time.Millisecond
+	spanCount = 20
+)
+
+// spans is the most in flight in each of the last spanCount spans of
+// spanWidth, by span number since origin (a ring).
+type spans struct {
+	origin time.Time
+	last   int64
+	peak   [spanCount]int
+}
+
+func newSpans(now time.Time) spans { return spans{origin: now} }
+
+// note records that the requests in flight went from before to after at
+// now: the spans since the last note held before throughout.
+func (s *spans) note(now time.Time, before, after int) {
+	cur := int64(now.Sub(s.origin) / spanWidth)
+	for i := s.last + 1; i <= cur && i <= s.last+spanCount; i++ {
+		s.peak[i%spanCount] = before
+	}
+	s.last = max(s.last, cur)
+	s.peak[cur%spanCount] = max(s.peak[cur%spanCount], after)
+}
+
+// most returns the most in flight during the older half of the spans and
+// during the newer half, as of the last note (made at now).
+func (s *spans) most(now time.Time) (older, newer int) {
+	cur := int64(now.Sub(s.origin) / spanWidth)
+	for i := range int64(spanCount) {
+		m := s.peak[((cur-i)%spanCount+spanCount)%spanCount]
+		if i < spanCount/2 {
+			newer = max(newer, m)
+		} else {
+			older = max(older, m)
+		}
+	}
+	return older, newer
 }

@@ -336,11 +336,12 @@ func TestLateRequestCutsAtOnce(t *testing.T) {
 	finish(clock, 0, hold...)
 }
 
-// TestPilingUpHoldsTheLimit: with nobody refused, requests that pile up
-// (more in flight than when the window began) while one is late hold the
-// limit where they are, at a window's close or at once on an arrival;
-// a burst that arrived at once keeps its size, a sequence of slow requests
-// (nothing piles up) keeps the limit, and with Late 0 or without Hold
+// TestPilingUpHoldsTheLimit: with Hold, an arrival that finds more in
+// flight than the most of the second before the last (by more than two)
+// while one is late holds the limit at the most in flight during the last
+// second; a burst that arrives together, a group that stays the same size
+// while late, and two more than a calm's most are not held; a window within the target with nobody
+// refused brings the held limit back up; with Late 0 or without Hold
 // nothing is held.
 func TestPilingUpHoldsTheLimit(t *testing.T) {
 	clock := leasetest.NewClock()
@@ -352,27 +353,71 @@ func TestPilingUpHoldsTheLimit(t *testing.T) {
 		}
 		return l
 	}
+	// calm keeps one request in flight for 2 s, one ending as the next
+	// comes, so that the class is never idle.
+	calm := func(l *admit.Limiter) admit.Ticket {
+		tk := fill(t, l, 1)[0]
+		for range 20 {
+			clock.Add(100 * time.Millisecond)
+			next := fill(t, l, 1)[0]
+			tk.Done()
+			tk = next
+		}
+		return tk
+	}
 
 	l := mk(cfg)
-	for range 2 {
-		round(t, l, clock, 1, 5*target)
-		round(t, l, clock, 1, 5*target)
+	last := calm(l)
+	wantLimit(t, l, 16, "after calm windows (Burst)")
+	burst := fill(t, l, 15) // at once: none late as they arrive
+	wantLimit(t, l, 16, "a burst arriving at once")
+	// The burst stays in flight, late, the same size: each that ends is
+	// replaced at once, for 3 s.
+	for range 30 {
+		clock.Add(100 * time.Millisecond)
+		burst[0].Done()
+		burst = append(burst[1:], fill(t, l, 1)...)
 	}
-	wantLimit(t, l, 40, "after a window of slow requests one at a time")
-
-	burst := fill(t, l, 24) // at once: none late as they arrive
-	wantLimit(t, l, 40, "a burst arriving at once")
-	finish(clock, 3*target, burst[:4]...)
-	wantLimit(t, l, 24, "after a slow window with 20 of the burst still in flight: the burst's size")
-	finish(clock, 0, burst[4:]...)
+	wantLimit(t, l, 16, "a group of 16 that stayed the same size for 3 s, late")
+	finish(clock, 0, append(burst, last)...)
 
 	l = mk(cfg)
-	hold := fill(t, l, 3)
+	last = calm(l)
 	clock.Add(3 * target)
-	fill(t, l, 1)
-	wantLimit(t, l, 4, "an arrival while 3 are in flight, one of them late")
+	few := fill(t, l, 2)
+	wantLimit(t, l, 16, "two arrivals while the calm's one is late: within two of the calm's 2")
+	finish(clock, 0, append(few, last)...)
+
+	l = mk(cfg)
+	last = calm(l)
+	// Arrivals every 50 ms that do not end: 1 in flight a second ago.
+	var piled []admit.Ticket
+	for len(piled) < 20 && l.State().Limit == 16 {
+		clock.Add(50 * time.Millisecond)
+		piled = append(piled, fill(t, l, 1)...)
+	}
+	// The calm had 2 in flight at each handoff: the first arrival that
+	// makes 5 in flight while one is older than Late (200 ms: the calm
+	// request, 250 ms old at the fifth) holds the limit where it is.
+	if got := len(piled); got != 5 {
+		t.Fatalf("held after %d arrivals, want 5 (%+v)", got, l.State())
+	}
+	wantLimit(t, l, 6, "held: 6 in flight")
 	refuse(t, l)
-	finish(clock, 0, hold...)
+	// The window with the refusal in it raises the limit by one; the next,
+	// within the target with nobody refused, brings it back to twice what
+	// was in flight, Burst at least.
+	finish(clock, 0, piled...)
+	clock.Add(100 * time.Millisecond)
+	last.Done()
+	for range 4 {
+		round(t, l, clock, 1, target/2)
+	}
+	wantLimit(t, l, 7, "after the window with the refusal, within the target")
+	for range 4 {
+		round(t, l, clock, 1, target/2)
+	}
+	wantLimit(t, l, 16, "after a window within the target, nobody refused")
 
 	for _, off := range []struct {
 		name string
@@ -384,12 +429,14 @@ func TestPilingUpHoldsTheLimit(t *testing.T) {
 		c := cfg
 		off.cfg(&c)
 		l = mk(c)
-		hold = fill(t, l, 8)
-		clock.Add(3 * target)
-		hold = append(hold, fill(t, l, 1)...)
-		finish(clock, 0, hold[:4]...)
-		wantLimit(t, l, 40, off.name+": piling up while late")
-		finish(clock, 0, hold[4:]...)
+		last = calm(l)
+		piled = nil
+		for range 15 {
+			clock.Add(50 * time.Millisecond)
+			piled = append(piled, fill(t, l, 1)...)
+		}
+		wantLimit(t, l, 16, off.name+": piling up while late")
+		finish(clock, 0, append(piled, last)...)
 	}
 }
 
