@@ -65,7 +65,8 @@ type config struct {
 	// waits for the window); ADMIT_ORDER_HOLD: orders piling up while one
 	// is late (more in flight than at any moment of the second before the
 	// last) hold it where they are (internal/admit, Config.Hold), which
-	// keeps the climb into an overload from piling up to BURST.
+	// keeps the climb into an overload from piling up to BURST; off, as it
+	// also refuses calm bursty traffic and worker pools (docs/performance.md).
 	Admit            bool          `env:"ADMIT" default:"true"`
 	AdmitWindow      int           `env:"ADMIT_WINDOW" default:"10"`
 	AdmitIdle        time.Duration `env:"ADMIT_IDLE" default:"250ms"`
@@ -78,7 +79,7 @@ type config struct {
 	AdmitOrderMin    int           `env:"ADMIT_ORDER_MIN" default:"1"`
 	AdmitOrderBurst  int           `env:"ADMIT_ORDER_BURST" default:"16"`
 	AdmitOrderMax    int           `env:"ADMIT_ORDER_MAX" default:"64"`
-	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"true"`
+	AdmitOrderHold   bool          `env:"ADMIT_ORDER_HOLD" default:"false"`
 	AdmitTrackTarget time.Duration `env:"ADMIT_TRACK_TARGET" default:"50ms"`
 	AdmitTrackMin    int           `env:"ADMIT_TRACK_MIN" default:"1"`
 	AdmitTrackBurst  int           `env:"ADMIT_TRACK_BURST" default:"16"`
@@ -101,8 +102,8 @@ func (cfg config) admission(now func() time.Time) (httpapi.Admission, map[string
 			Idle: cfg.AdmitIdle, Late: time.Duration(cfg.AdmitLate * float64(target)), Shared: shared}
 	}
 	// Orders pile up under an unreached limit as an overload begins: held
-	// there (ADMIT_ORDER_HOLD). Not the other classes: a mixed group of
-	// parallel requests has no fixed number in flight in any one of them.
+	// there if ADMIT_ORDER_HOLD asks. Never the other classes: a mixed group
+	// of parallel requests has no fixed number in flight in any one of them.
 	order := class(cfg.AdmitOrderTarget, cfg.AdmitOrderMin, cfg.AdmitOrderBurst, cfg.AdmitOrderMax)
 	order.Hold = cfg.AdmitOrderHold
 	classes := []struct {
