@@ -268,8 +268,8 @@ func (l *Limiter) Acquire() (Ticket, bool) {
 	l.inFlight++
 	l.admitted++
 	l.peak = max(l.peak, l.inFlight)
-	l.recent.note(now, l.inFlight-1, l.inFlight)
 	if l.cfg.Hold {
+		l.recent.note(now, l.inFlight-1, l.inFlight)
 		// Piling up while one is late: hold the limit at once, as a window
 		// would, instead of after the next Window completions.
 		if before, lately := l.recent.most(now); l.inFlight > before+pileUp && l.late(now) {
@@ -328,7 +328,9 @@ func (t Ticket) Done() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inFlight--
-	l.recent.note(end, l.inFlight+1, l.inFlight)
+	if l.cfg.Hold {
+		l.recent.note(end, l.inFlight+1, l.inFlight)
+	}
 	delete(l.started, t.id)
 	if !t.start.Before(l.cutAt) {
 		l.samples = append(l.samples, end.Sub(t.start))
@@ -431,7 +433,7 @@ func newSpans(now time.Time) spans { return spans{origin: now} }
 // note records that the requests in flight went from before to after at
 // now: the spans since the last note held before throughout.
 func (s *spans) note(now time.Time, before, after int) {
-	cur := int64(now.Sub(s.origin) / spanWidth)
+	cur := s.span(now)
 	for i := s.last + 1; i <= cur && i <= s.last+spanCount; i++ {
 		s.peak[i%spanCount] = before
 	}
@@ -442,7 +444,7 @@ func (s *spans) note(now time.Time, before, after int) {
 // most returns the most in flight during the older half of the spans and
 // during the newer half, as of the last note (made at now).
 func (s *spans) most(now time.Time) (older, newer int) {
-	cur := int64(now.Sub(s.origin) / spanWidth)
+	cur := s.span(now)
 	for i := range int64(spanCount) {
 		m := s.peak[((cur-i)%spanCount+spanCount)%spanCount]
 		if i < spanCount/2 {
@@ -452,4 +454,10 @@ func (s *spans) most(now time.Time) (older, newer int) {
 		}
 	}
 	return older, newer
+}
+
+// span is the number of the span now is in, never before the last noted (a
+// clock that steps back counts as the last span).
+func (s *spans) span(now time.Time) int64 {
+	return max(s.last, int64(now.Sub(s.origin)/spanWidth))
 }
