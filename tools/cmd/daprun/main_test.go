@@ -113,6 +113,11 @@ func start(t *testing.T, dir string, args ...string) (*exec.Cmd, *syncBuffer, st
 	return cmd, out, marker
 }
 
+// suiteUp ends what daprun prints once the suite is up: the endpoints the
+// tests read come before it, after "the suite is up" (a test that read them
+// at that line found none once).
+const suiteUp = "Press Ctrl-C to stop everything."
+
 // waitFor polls out until it contains s.
 func waitFor(t *testing.T, out *syncBuffer, s string, within time.Duration) {
 	t.Helper()
@@ -232,7 +237,7 @@ func TestSignalStopsEverything(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := suite(t, map[string]string{"TESTAPP_STUBBORN": "1", "TESTAPP_GRANDCHILD": "1"})
 			cmd, out, marker := start(t, dir, "-stop-grace", "1s")
-			waitFor(t, out, "the suite is up", 30*time.Second)
+			waitFor(t, out, suiteUp, 30*time.Second)
 			waitFor(t, out, "grandchild sleeping", 5*time.Second)
 			// daprun, 2 sidecars, 2 apps and the grandchild.
 			if n := len(runnertest.Tagged(marker)); n != 6 {
@@ -348,7 +353,7 @@ func killTagged(marker string) int {
 func TestCrashIsRestarted(t *testing.T) {
 	dir := suite(t, map[string]string{"TESTAPP_GRANDCHILD": "1"})
 	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-backoff", "200ms")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	for _, want := range []string{"a process that exits is restarted after 200ms (doubling to 30s); 5 exits of one within 5m0s stop everything"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -425,7 +430,7 @@ func TestCrashLoopGivesUp(t *testing.T) {
 	dir := suite(t, nil)
 	crashLoop(t, dir)
 	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-backoff", "50ms", "-crash-limit", "4")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	betaApp, _ := endpoint(t, out.String(), "beta")
 	tellToExit(t, betaApp, 3)
 	failsWith(t, cmd, out, marker, 30*time.Second,
@@ -444,7 +449,7 @@ func TestCrashLoopGivesUp(t *testing.T) {
 func TestInterruptDuringBackoff(t *testing.T) {
 	dir := suite(t, nil)
 	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-backoff", "10m")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	betaApp, _ := endpoint(t, out.String(), "beta")
 	tellToExit(t, betaApp, 3)
 	waitFor(t, out, "restarting it in 10m0s", 10*time.Second)
@@ -473,7 +478,7 @@ func TestReplicas(t *testing.T) {
 	editRunFile(t, dir, "appDirPath: ./a\n", "appDirPath: ./a\n    replicas: 2\n")
 	editRunFile(t, dir, "appDirPath: ./b\n", fmt.Sprintf("appDirPath: ./b\n    appPort: %d\n", fixed))
 	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-replicas", "beta=3")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	for _, want := range []string{"starting 2 apps (5 instances)", "all 2 apps (5 instances) ready"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -641,7 +646,7 @@ func TestMissingRedisIsExplained(t *testing.T) {
 		t.Skip("redis-server not installed: -start-redis not testable here")
 	}
 	cmd, out, marker = start(t, dir, "-start-redis")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	if !strings.Contains(out.String(), "started a private redis-server at 127.0.0.1:") {
 		t.Fatalf("no private Redis:\n%s", out)
 	}
@@ -904,7 +909,7 @@ func TestKilledDaprunTakesItsAppsAlong(t *testing.T) {
 	// A killed daprun leaves its run's directory behind: in the test's.
 	t.Setenv("TMPDIR", t.TempDir())
 	cmd, out, marker := start(t, dir, "-bin", binDir)
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	if strings.Contains(out.String(), "sh -c") {
 		t.Fatalf("an app still runs its command:\n%s", out)
 	}
@@ -970,7 +975,7 @@ func TestSentryRunsWithTheSuite(t *testing.T) {
 	}
 
 	cmd, out, marker = start(t, dir, "-sentry", filepath.Join(bins, "fakesentry"), "-stop-grace", "2s", "-backoff", "100ms")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	for _, want := range []string{"sentry ready at 127.0.0.1:", "sidecar to sidecar: mTLS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -1040,7 +1045,7 @@ func TestEachRunHasItsOwnNameResolver(t *testing.T) {
 	)
 	for range 2 {
 		cmd, out, marker := start(t, suite(t, nil), "-stop-grace", "2s")
-		waitFor(t, out, "the suite is up", 30*time.Second)
+		waitFor(t, out, suiteUp, 30*time.Second)
 		cs := configs(out.String())
 		if len(cs) != 2 || cs[0] != cs[1] {
 			t.Fatalf("want one name resolution file for both sidecars, got %v\n%s", cs, out)
@@ -1095,7 +1100,7 @@ func TestDaprdWithoutTheResolverIsNamed(t *testing.T) {
 func TestSIGUSR1RollsEveryInstance(t *testing.T) {
 	dir := suite(t, nil)
 	cmd, out, marker := start(t, dir, "-stop-grace", "2s", "-replicas", "beta=2")
-	waitFor(t, out, "the suite is up", 30*time.Second)
+	waitFor(t, out, suiteUp, 30*time.Second)
 	before := pidsOf(marker, "--app-id")
 	betaApp, _ := endpoint(t, out.String(), "beta-2")
 	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
