@@ -373,6 +373,12 @@ func (l *live) checkDapr(t *testing.T) {
 			t.Errorf("Subscription %s: pub/sub %q is no pub/sub component here", s.Metadata.Name, s.Spec.Pubsubname)
 			continue
 		}
+		if slices.Contains(s.Scopes, "orders") && s.Spec.DeadLetterTopic != "" {
+			// orders' events carry an order's fate and money (a refund of a
+			// charge for a cancelled order): one dead-lettered is never
+			// finished (docs/resilience.md).
+			t.Errorf("Subscription %s: orders' events must come back until processed, not go to %s", s.Metadata.Name, s.Spec.DeadLetterTopic)
+		}
 		if s.Spec.DeadLetterTopic == "" {
 			continue
 		}
