@@ -181,16 +181,23 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 	// rolling restart may do that to events of several instances in turn.
 	eventually(t, 75*time.Second, func() string {
 		charges := map[string]map[string]bool{}
+		refunded := map[string]bool{}
 		for _, ev := range env.probe.all() {
 			var d struct {
 				Type     string `json:"type"`
 				OrderID  string `json:"order_id"`
 				ChargeID string `json:"charge_id"`
 			}
-			if ev.Topic != "payments" || json.Unmarshal(ev.Data, &d) != nil || d.Type != "payment.succeeded" {
+			if ev.Topic != "payments" || json.Unmarshal(ev.Data, &d) != nil {
 				continue
 			}
 			if _, ours := byID[d.OrderID]; !ours {
+				continue
+			}
+			if d.Type == "payment.refunded" {
+				refunded[d.OrderID] = true
+			}
+			if d.Type != "payment.succeeded" {
 				continue
 			}
 			if charges[d.OrderID] == nil {
@@ -214,7 +221,9 @@ func checkNothingLost(t *testing.T, outs []outcome, final []order, p product) lo
 			case (o.Status == "paid" || o.Status == "confirmed") && n == 0:
 				return fmt.Sprintf("no payment.succeeded event yet for paid order %s", o.ID)
 			case o.Status == "cancelled" && n > 0:
-				return fmt.Sprintf("cancelled order %s (%q) was charged", o.ID, o.CancelReason)
+				// An order whose charge succeeded must not end cancelled;
+				// refunded or not tells which path cancelled it after.
+				return fmt.Sprintf("cancelled order %s (%q) was charged (refunded: %v)", o.ID, o.CancelReason, refunded[o.ID])
 			}
 		}
 		if s := stockOf(t, p.ID); s != p.Stock-l.paid {
