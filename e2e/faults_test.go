@@ -353,6 +353,91 @@ func TestFaultPaymentsKilled(t *testing.T) {
 	})
 }
 
+// TestFaultRefundOutlastsPaymentsDown: a charge that settles for an order
+// already cancelled is refunded by orders when its payment.succeeded
+// arrives. With payments down the refund cannot be made: the event must come
+// back until it can, and never go to payments-deadletter, where it was a
+// customer charged for a cancelled order for good (the delivery's retries
+// run out in seconds when each is refused at once). The late charge is the
+// cancelled order's own payment.succeeded published again under a new ID.
+func TestFaultRefundOutlastsPaymentsDown(t *testing.T) {
+	admin := adminToken(t)
+	_, tok := signUp(t)
+	o, _, _ := cancelPaidOrder(t, admin, tok, 700, 3, 1)
+	var charge cloudEvent
+	eventually(t, 20*time.Second, func() string {
+		for _, ev := range env.probe.events("payments", o.ID) {
+			if ev.Type == "payment.succeeded" {
+				charge = ev
+				return ""
+			}
+		}
+		return "no payment.succeeded for the cancelled order"
+	})
+	var data map[string]any
+	if err := json.Unmarshal(charge.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+
+	killAll(t, "payments", "app")
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			restartAll(t, "payments", "app")
+		}
+	})
+	before := deliveredWith(t, "orders", "payments", "retry")
+	lateID := "e2e-late-charge-" + randomHex(6)
+	publish(t, "payments", lateID, data)
+	eventually(t, 30*time.Second, func() string {
+		if deliveredWith(t, "orders", "payments", "retry") == before {
+			return "orders has not been handed the late charge (and refused it) yet"
+		}
+		return ""
+	})
+	// Past the delivery's retries (each refused at once by orders' open
+	// breaker or payments' absence): dead-lettered by now, if ever.
+	time.Sleep(15 * time.Second)
+	for _, ev := range env.probe.all() {
+		if ev.Topic == "payments-deadletter" && ev.ID == lateID {
+			t.Fatalf("the late charge of cancelled order %s went to payments-deadletter while payments was down: never refunded", o.ID)
+		}
+	}
+	okBefore := deliveredWith(t, "orders", "payments", "success")
+	restartAll(t, "payments", "app")
+	restarted = true
+	// Redis hands an unacknowledged event out again after processingTimeout
+	// (30 s), checked every 5 s.
+	eventually(t, 75*time.Second, func() string {
+		if deliveredWith(t, "orders", "payments", "success") == okBefore {
+			return "the late charge was not processed after payments came back"
+		}
+		return ""
+	})
+	for _, ev := range env.probe.all() {
+		if ev.Topic == "payments-deadletter" && ev.ID == lateID {
+			t.Fatalf("the late charge of cancelled order %s went to payments-deadletter", o.ID)
+		}
+	}
+}
+
+// deliveredWith is delivered's count of the deliveries app answered with
+// status ("success", "retry", "drop").
+func deliveredWith(t *testing.T, app, topic, status string) float64 {
+	t.Helper()
+	total := 0.0
+	for _, a := range env.run.Instances(app) {
+		vs, err := samples(a.MetricsPort, "dapr_component_pubsub_ingress_count", `app_id="`+app+`"`, `topic="`+topic+`"`, `process_status="`+status+`"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			total += v
+		}
+	}
+	return total
+}
+
 // TestFaultOrdersSidecarKilled: orders' daprd dies (every instance's) and
 // comes back during a stream of orders. Clients get 503 meanwhile; orders
 // that were in flight are resumed and settle.

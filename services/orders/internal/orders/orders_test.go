@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daprshop/suite/lib/apierr"
+	"github.com/daprshop/suite/lib/events"
 	"github.com/daprshop/suite/lib/lease"
 	"github.com/daprshop/suite/services/orders/internal/fake"
 	"github.com/daprshop/suite/services/orders/internal/orders"
@@ -389,7 +390,14 @@ func TestPaymentSettledOnCancelledOrderRefunds(t *testing.T) {
 	if c, err := w.svc.Cancel(context.Background(), o.ID, "usr_000000000000000000000001"); err != nil || c.Status != orders.Cancelled {
 		t.Fatalf("cancel %+v %v", c, err)
 	}
-	// The charge went through after all and is announced.
+	// The charge went through after all and is announced, while payments
+	// is down: the event must be delivered again (not dropped, not
+	// dead-lettered), as nothing else will refund it.
+	w.pay.Err = apierr.Errorf(apierr.Unavailable, "down")
+	if err := w.svc.PaymentSettled(context.Background(), o.ID, "ch_late"); err == nil || events.IsDrop(err) {
+		t.Fatalf("with payments down: %v, want an error that asks for the event again", err)
+	}
+	w.pay.Err = nil
 	if err := w.svc.PaymentSettled(context.Background(), o.ID, "ch_late"); err != nil {
 		t.Fatal(err)
 	}
