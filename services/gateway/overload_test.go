@@ -12,10 +12,9 @@ import (
 
 // TestOrderHoldUnderOverload simulates the gateway's order admission with
 // the hold on (ADMIT_ORDER_HOLD=true, the other settings their defaults) in
-// front of a machine that shares itself among the
-// orders in flight (33 ms of work each, half to one and a half times that:
-// 30 orders a second at most), fed by k6's open-loop scenarios on a fake
-// clock: the stress ramp (0 to 60 a second in 20 s, held 40 s) and the spike
+// front of a machine that shares itself among the orders in flight (33 ms
+// of work each, half to one and a half times that: 30 orders a second at
+// most), fed by k6's open-loop scenarios on a fake clock: the stress ramp (0 to 60 a second in 20 s, held 40 s) and the spike
 // (20 a second, 200 within 5 s, held 20 s, calm again), 5 seeds each. The
 // admitted orders' p99 must stay within the 250 ms the k6 thresholds ask
 // for, while a calm rate just under what the machine serves (20 and 27 a
