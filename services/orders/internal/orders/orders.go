@@ -477,6 +477,10 @@ func (s *Service) complete(ctx context.Context, l *lease.Lease, o Order) (Order,
 	case "succeeded":
 	case "declined":
 		return s.abandon(ctx, l, o, "payment declined", nil)
+	case "refunded":
+		// Taken and given back (a cancel that refunded it): nothing is
+		// paid, and asking again gives the same answer.
+		return s.abandon(ctx, l, o, "payment refunded", nil)
 	default:
 		// An answer that says neither (an empty body, a status this
 		// version does not know) leaves the charge unknown: cancelling
@@ -683,11 +687,17 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 	if errors.Is(err, errUnpriced) {
 		// Its placing stopped after the charge: complete it (idempotent
 		// reservations and charge read back the prices and the receipt),
-		// then confirm.
-		if o, err = s.complete(ctx, l, o); err != nil {
+		// then confirm. Completing may cancel it instead (a product gone,
+		// stock short): then the charge this event announces is refunded
+		// below, not dropped with the client error.
+		if o, err = s.complete(ctx, l, o); err != nil && o.Status != Cancelled {
 			return err
 		}
-		o, err = s.confirm(ctx, l, orderID, paymentID)
+		if o.Status != Cancelled {
+			o, err = s.confirm(ctx, l, orderID, paymentID)
+		} else {
+			err = nil
+		}
 	}
 	if errors.Is(err, errCancelling) {
 		_, err := retryable(s.finishCancel(ctx, l, o))

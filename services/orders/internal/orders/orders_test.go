@@ -75,7 +75,7 @@ func TestPlaceDeclinedReleasesStock(t *testing.T) {
 // status that is neither succeeded nor declined (an empty body) may have
 // been made: the order stays pending with its stock, never cancelled.
 func TestPlaceUnknownPaymentStatusKeepsPending(t *testing.T) {
-	for _, status := range []string{"", "refunded", "pending"} {
+	for _, status := range []string{"", "pending", "unknown"} {
 		w := newWorld()
 		w.pay.Status = status
 		o, err := w.svc.Place(context.Background(), twoLines)
@@ -88,6 +88,21 @@ func TestPlaceUnknownPaymentStatusKeepsPending(t *testing.T) {
 		if got := w.store.EventTypes(o.ID); !slices.Equal(got, []string{orders.EventCreated}) {
 			t.Fatalf("status %q: events %v", status, got)
 		}
+	}
+}
+
+// TestPlaceRefundedChargeCancels: a charge answered as refunded (taken and
+// given back by a cancel) pays nothing and will answer the same again: the
+// order is cancelled and its stock released, not kept pending for ever.
+func TestPlaceRefundedChargeCancels(t *testing.T) {
+	w := newWorld()
+	w.pay.Status = "refunded"
+	o, err := w.svc.Place(context.Background(), twoLines)
+	if err != nil || o.Status != orders.Cancelled || o.CancelReason != "payment refunded" {
+		t.Fatalf("order %+v err %v", o, err)
+	}
+	if w.inv.Stock["prd_00000000000000000000000a"] != 10 || w.inv.Stock["prd_00000000000000000000000b"] != 1 {
+		t.Fatalf("stock not released: %v", w.inv.Stock)
 	}
 }
 
@@ -404,6 +419,26 @@ func TestPaymentSettledOnCancelledOrderRefunds(t *testing.T) {
 	stored, _, _ := w.store.Get(context.Background(), o.ID)
 	if stored.Status != orders.Cancelled || len(w.pay.Refunds) != 2 {
 		t.Fatalf("order %s refunds %v: the late payment must be refunded", stored.Status, w.pay.Refunds)
+	}
+}
+
+// TestPaymentSettledRefundsWhenCompletingCancels: a charge settles for an
+// order whose placing stopped before its prices were stored; completing it
+// then cancels it (a product gone meanwhile). The charge the event announces
+// is refunded and the event is settled, not dropped with the client error
+// (dropped, nothing would ever refund it).
+func TestPaymentSettledRefundsWhenCompletingCancels(t *testing.T) {
+	w := newWorld()
+	w.inv.Down = apierr.Errorf(apierr.Unavailable, "down")
+	o, _ := w.svc.Place(context.Background(), twoLines) // pending, unpriced
+	w.inv.Down = nil
+	delete(w.inv.Stock, "prd_00000000000000000000000b")
+	if err := w.svc.PaymentSettled(context.Background(), o.ID, "ch_"+o.ID); err != nil {
+		t.Fatalf("PaymentSettled: %v, want the event settled", err)
+	}
+	stored, _, _ := w.store.Get(context.Background(), o.ID)
+	if stored.Status != orders.Cancelled || !slices.Contains(w.pay.Refunds, o.ID) {
+		t.Fatalf("order %s (%s), refunds %v: the charge must be refunded", stored.Status, stored.CancelReason, w.pay.Refunds)
 	}
 }
 
