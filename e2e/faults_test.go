@@ -355,30 +355,32 @@ func TestFaultPaymentsKilled(t *testing.T) {
 
 // TestFaultRefundOutlastsPaymentsDown: a charge that settles for an order
 // already cancelled is refunded by orders when its payment.succeeded
-// arrives. With payments down the refund cannot be made: the event must come
-// back until it can, and never go to payments-deadletter, where it was a
-// customer charged for a cancelled order for good (the delivery's retries
-// run out in seconds when each is refused at once). The late charge is the
-// cancelled order's own payment.succeeded published again under a new ID.
+// arrives. Here the charge is made (straight to payments, under the order's
+// key) for an order cancelled out of stock, while orders is down; payments
+// goes down before orders comes back, so the refund cannot be made when the
+// event arrives. The event must come back until it can, never go to
+// payments-deadletter (a customer charged for a cancelled order for good:
+// the delivery's retries run out in seconds), and the charge must end
+// refunded once payments is back.
 func TestFaultRefundOutlastsPaymentsDown(t *testing.T) {
 	admin := adminToken(t)
-	_, tok := signUp(t)
-	o, _, _ := cancelPaidOrder(t, admin, tok, 700, 3, 1)
-	var charge cloudEvent
-	eventually(t, 20*time.Second, func() string {
-		for _, ev := range env.probe.events("payments", o.ID) {
-			if ev.Type == "payment.succeeded" {
-				charge = ev
-				return ""
-			}
-		}
-		return "no payment.succeeded for the cancelled order"
-	})
-	var data map[string]any
-	if err := json.Unmarshal(charge.Data, &data); err != nil {
-		t.Fatal(err)
+	u, tok := signUp(t)
+	p := newProduct(t, admin, 700, 0)
+	status, o, reply := placeOrder(t, tok, orderItem{ProductID: p.ID, Quantity: 1})
+	if status != 201 || o.Status != "cancelled" {
+		t.Fatalf("order for a product out of stock: %d %s", status, reply)
 	}
 
+	killAll(t, "orders", "app")
+	var ch struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	invoke(t, "payments").mustCall(t, "POST", "/charges", map[string]any{"order_id": o.ID, "user_id": u.ID,
+		"amount": 700, "currency": "EUR", "idempotency_key": o.ID}, 201, &ch)
+	if ch.Status != "succeeded" {
+		t.Fatalf("charge %+v", ch)
+	}
 	killAll(t, "payments", "app")
 	restarted := false
 	t.Cleanup(func() {
@@ -387,31 +389,44 @@ func TestFaultRefundOutlastsPaymentsDown(t *testing.T) {
 		}
 	})
 	before := deliveredWith(t, "orders", "payments", "retry")
-	lateID := "e2e-late-charge-" + randomHex(6)
-	publish(t, "payments", lateID, data)
-	eventually(t, 30*time.Second, func() string {
+	restartAll(t, "orders", "app")
+	eventually(t, 75*time.Second, func() string {
 		if deliveredWith(t, "orders", "payments", "retry") == before {
-			return "orders has not been handed the late charge (and refused it) yet"
+			return "orders has not been handed the charge's event (and refused it) yet"
 		}
 		return ""
 	})
+	var settled cloudEvent
+	for _, ev := range env.probe.events("payments", o.ID) {
+		if ev.Type == "payment.succeeded" {
+			settled = ev
+		}
+	}
+	if settled.ID == "" {
+		t.Fatal("the probe saw no payment.succeeded for the charge")
+	}
 	// Past the delivery's retries (deliverRetry: 4 attempts, 23.5 s at
 	// most): dead-lettered by now, if ever.
 	time.Sleep(30 * time.Second)
-	if deadLettered(lateID) {
-		t.Fatalf("the late charge of cancelled order %s went to payments-deadletter while payments was down: never refunded", o.ID)
+	if deadLettered(settled.ID) {
+		t.Fatalf("the charge of cancelled order %s went to payments-deadletter while payments was down: never refunded", o.ID)
 	}
-	okBefore := deliveredWith(t, "orders", "payments", "success")
 	restartAll(t, "payments", "app")
 	restarted = true
 	// Redis hands an unacknowledged event out again after processingTimeout
-	// (30 s), checked every 5 s.
-	eventually(t, 75*time.Second, func() string {
-		if deadLettered(lateID) {
-			t.Fatalf("the late charge of cancelled order %s went to payments-deadletter: never refunded", o.ID)
+	// (30 s), checked every 5 s; orders' breaker half-opens after 10 s.
+	eventually(t, 90*time.Second, func() string {
+		if deadLettered(settled.ID) {
+			t.Fatalf("the charge of cancelled order %s went to payments-deadletter: never refunded", o.ID)
 		}
-		if deliveredWith(t, "orders", "payments", "success") == okBefore {
-			return "the late charge was not processed after payments came back"
+		// Raw: payments' sidecar answers 500 until its app is healthy again.
+		pay := invoke(t, "payments")
+		code, body := rawCall(t, "GET", pay.base+"/charges/"+ch.ID, "", pay.sidecar)
+		if code != 200 || json.Unmarshal(body, &ch) != nil {
+			return fmt.Sprintf("payments answered the charge's read with %d %s", code, body)
+		}
+		if ch.Status != "refunded" {
+			return "the charge of the cancelled order is " + ch.Status
 		}
 		return ""
 	})
