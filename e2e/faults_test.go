@@ -388,10 +388,10 @@ func TestFaultRefundOutlastsPaymentsDown(t *testing.T) {
 			restartAll(t, "payments", "app")
 		}
 	})
-	before := deliveredWith(t, "orders", "payments", "retry")
+	before := delivered(t, "orders", "payments", `process_status="retry"`)
 	restartAll(t, "orders", "app")
 	eventually(t, 75*time.Second, func() string {
-		if deliveredWith(t, "orders", "payments", "retry") == before {
+		if delivered(t, "orders", "payments", `process_status="retry"`) == before {
 			return "orders has not been handed the charge's event (and refused it) yet"
 		}
 		return ""
@@ -440,23 +440,6 @@ func deadLettered(id string) bool {
 		}
 	}
 	return false
-}
-
-// deliveredWith is delivered's count of the deliveries app answered with
-// status ("success", "retry", "drop").
-func deliveredWith(t *testing.T, app, topic, status string) float64 {
-	t.Helper()
-	total := 0.0
-	for _, a := range env.run.Instances(app) {
-		vs, err := samples(a.MetricsPort, "dapr_component_pubsub_ingress_count", `app_id="`+app+`"`, `topic="`+topic+`"`, `process_status="`+status+`"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range vs {
-			total += v
-		}
-	}
-	return total
 }
 
 // TestFaultOrdersSidecarKilled: orders' daprd dies (every instance's) and

@@ -611,13 +611,14 @@ func TestLoginLimits(t *testing.T) {
 }
 
 // delivered is how many events of topic app's sidecars have handed to app, with
-// any outcome (dapr_component_pubsub_ingress_count on its metrics port): the
-// proof that an event was processed, before asserting what it did not do.
-func delivered(t *testing.T, app, topic string) float64 {
+// any outcome (dapr_component_pubsub_ingress_count on its metrics port), or
+// those whose series also have every label of has (`process_status="retry"`):
+// the proof that an event was processed, before asserting what it did not do.
+func delivered(t *testing.T, app, topic string, has ...string) float64 {
 	t.Helper()
 	total := 0.0
 	for _, a := range env.run.Instances(app) {
-		vs, err := samples(a.MetricsPort, "dapr_component_pubsub_ingress_count", `app_id="`+app+`"`, `topic="`+topic+`"`)
+		vs, err := samples(a.MetricsPort, "dapr_component_pubsub_ingress_count", append([]string{`app_id="` + app + `"`, `topic="` + topic + `"`}, has...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
