@@ -19,7 +19,6 @@ import (
 // StateClient is the part of the Dapr client the store uses.
 type StateClient interface {
 	sidecar.Saver
-	sidecar.Deleter
 	SaveState(ctx context.Context, store, key string, data []byte, meta map[string]string, so ...daprc.StateOption) error
 }
 
@@ -87,9 +86,15 @@ func (s *Store) Update(ctx context.Context, c payments.Charge, etag string, ev *
 	return unavailable("saving charge", err)
 }
 
-// Delete implements payments.Store.
-func (s *Store) Delete(ctx context.Context, id, etag string) error {
-	return sidecar.DeleteJSON(ctx, s.Client, s.Name, chargeKey(id), etag)
+// Claim implements payments.Store: a plain write over the ETag (no
+// transaction, no event), then a read for the new ETag, which nobody else
+// writes meanwhile: the claim is fresh.
+func (s *Store) Claim(ctx context.Context, c payments.Charge, etag string) (string, error) {
+	if err := sidecar.SaveJSON(ctx, s.Client, s.Name, chargeKey(c.ID), c, etag, 0); err != nil {
+		return "", err
+	}
+	_, now, err := s.GetWithETag(ctx, c.ID)
+	return now, err
 }
 
 // ProviderMemory is the simulated provider's memory in the payments state

@@ -20,7 +20,7 @@ type Store struct {
 	mu     sync.Mutex
 	m      map[string]payments.Charge
 	etags  map[string]int
-	next   int // the last ETag given: a deleted and recreated charge gets a new one
+	next   int // the last ETag given
 	Events []payments.Event
 }
 
@@ -75,19 +75,17 @@ func (s *Store) Update(_ context.Context, c payments.Charge, etag string, ev *pa
 	return nil
 }
 
-// Delete implements payments.Store.
-func (s *Store) Delete(_ context.Context, id, etag string) error {
+// Claim implements payments.Store.
+func (s *Store) Claim(_ context.Context, c payments.Charge, etag string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[id]; !ok {
-		return nil
+	if _, ok := s.m[c.ID]; !ok || etag != fmt.Sprint(s.etags[c.ID]) {
+		return "", apierr.Errorf(apierr.Conflict, "etag %q", etag)
 	}
-	if etag != fmt.Sprint(s.etags[id]) {
-		return apierr.Errorf(apierr.Conflict, "etag %q", etag)
-	}
-	delete(s.m, id)
-	delete(s.etags, id)
-	return nil
+	s.next++
+	s.m[c.ID] = c
+	s.etags[c.ID] = s.next
+	return fmt.Sprint(s.next), nil
 }
 
 // Leases returns a lease manager on store (replicas share it:

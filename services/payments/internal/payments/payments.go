@@ -143,8 +143,12 @@ type Store interface {
 	// Update overwrites the charge stored with the given ETag and, atomically,
 	// publishes ev.
 	Update(ctx context.Context, c Charge, etag string, ev *Event) error
-	// Delete removes the charge stored with the given ETag.
-	Delete(ctx context.Context, id, etag string) error
+	// Claim overwrites the charge stored with the given ETag, publishing
+	// nothing, and returns the new ETag: a claim taken over or given up.
+	// Claims are never deleted: a store whose versions start again when a
+	// key is re-created (state.redis) would let a stale ETag match a newer
+	// claim.
+	Claim(ctx context.Context, c Charge, etag string) (string, error)
 }
 
 // Keys yields the provider API key from the secret store.
@@ -211,18 +215,26 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, crea
 		if apierr.CodeOf(err) != apierr.Conflict {
 			return Charge{}, false, err
 		}
-		return s.replay(ctx, req, c.ID, true)
+		return s.replay(ctx, req, key, c.ID)
 	}
+	return s.settle(ctx, req, key, c, etag)
+}
+
+// settle asks the provider for the charge c claims (stored at etag) and
+// records the outcome with its event.
+func (s *Service) settle(ctx context.Context, req ChargeRequest, key string, c Charge, etag string) (Charge, bool, error) {
 	ref, err := s.Provider.Charge(ctx, key, req.IdempotencyKey, req.Amount, req.Currency)
 	typ := EventSucceeded
 	switch {
 	case errors.Is(err, ErrDeclined):
 		c.Status, c.DeclineReason, typ = Declined, err.Error(), EventDeclined
 	case err != nil:
-		// The provider did not take the money: drop the claim so a retry can charge.
+		// The provider did not take the money: give the claim up (stale
+		// at once, UpdatedAt zero) so that a retry charges.
 		unavailable := apierr.Unavailablef(err, "payment provider unavailable")
-		if derr := s.Store.Delete(ctx, c.ID, etag); derr != nil {
-			return Charge{}, false, errors.Join(unavailable, derr)
+		c.UpdatedAt = time.Time{}
+		if _, cerr := s.Store.Claim(ctx, c, etag); cerr != nil {
+			return Charge{}, false, errors.Join(unavailable, cerr)
 		}
 		return Charge{}, false, unavailable
 	default:
@@ -237,29 +249,36 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (c Charge, crea
 
 // replay answers a repeated request from the stored charge. A claim left
 // processing for longer than ClaimTimeout belongs to a request that died
-// between claiming the key and recording the outcome (payments was killed):
-// when mayTakeOver, the claim is dropped and the charge made again, which
-// the provider answers as the first time (same idempotency key).
-func (s *Service) replay(ctx context.Context, req ChargeRequest, id string, mayTakeOver bool) (Charge, bool, error) {
+// between claiming the key and recording the outcome (payments was killed),
+// or was given up (the provider did not answer): it is taken over, over its
+// ETag, so that of two requests taking it over one does, and the charge is
+// asked again, which the provider answers as the first time (same
+// idempotency key); key is the provider key.
+func (s *Service) replay(ctx context.Context, req ChargeRequest, key, id string) (Charge, bool, error) {
 	prev, etag, err := s.Store.GetWithETag(ctx, id)
 	if err != nil {
 		return Charge{}, false, err
 	}
-	if prev.Status == Processing && mayTakeOver && s.Now().Sub(prev.UpdatedAt) > s.claimTimeout() &&
-		prev.OrderID == req.OrderID && prev.Amount == req.Amount && prev.Currency == req.Currency {
-		// Of two requests taking over, only one deletes this version.
-		if err := s.Store.Delete(ctx, id, etag); err == nil {
-			return s.Charge(ctx, req)
-		}
-		return s.replay(ctx, req, id, false)
-	}
 	if prev.OrderID != req.OrderID || prev.Amount != req.Amount || prev.Currency != req.Currency {
 		return Charge{}, false, apierr.Errorf(apierr.Conflict, "idempotency key %q was used for a different charge", req.IdempotencyKey)
 	}
-	if prev.Status == Processing {
-		return Charge{}, false, &apierr.Error{Code: apierr.Conflict, Message: "a charge with this idempotency key is in progress", RetryAfter: time.Second}
+	if prev.Status != Processing {
+		return prev, false, nil
 	}
-	return prev, false, nil
+	inProgress := &apierr.Error{Code: apierr.Conflict, Message: "a charge with this idempotency key is in progress", RetryAfter: time.Second}
+	if s.Now().Sub(prev.UpdatedAt) <= s.claimTimeout() {
+		return Charge{}, false, inProgress
+	}
+	c := prev
+	c.UserID, c.KeyFingerprint, c.UpdatedAt = req.UserID, Fingerprint(key), s.Now().UTC()
+	etag, err = s.Store.Claim(ctx, c, etag)
+	if apierr.CodeOf(err) == apierr.Conflict {
+		return Charge{}, false, inProgress // another request took it over
+	}
+	if err != nil {
+		return Charge{}, false, err
+	}
+	return s.settle(ctx, req, key, c, etag)
 }
 
 // Refund gives back the money of the charge made with idempotencyKey, once.
@@ -289,10 +308,13 @@ func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, er
 	return optimistic.Update(ctx, optimistic.Policy(), "charge "+id,
 		func(ctx context.Context) (Charge, string, error) { return s.Store.GetWithETag(ctx, id) },
 		func(c *Charge) error {
-			switch c.Status {
-			case Processing:
+			switch {
+			case c.Status == Processing && c.UpdatedAt.IsZero():
+				// Given up: the provider did not take the money.
+				return apierr.Errorf(apierr.NotFound, "nothing was charged under %q", idempotencyKey)
+			case c.Status == Processing:
 				return &apierr.Error{Code: apierr.Conflict, Message: "the charge is still in progress", RetryAfter: time.Second}
-			case Declined, Refunded:
+			case c.Status == Declined || c.Status == Refunded:
 				return optimistic.ErrUnchanged
 			}
 			key, err := s.Keys.ProviderKey(ctx)

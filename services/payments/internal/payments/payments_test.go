@@ -145,11 +145,17 @@ func TestDeclinedIsStoredAndReplayed(t *testing.T) {
 	}
 }
 
+// TestProviderOutageLetsRetryCharge: a charge the provider did not answer
+// gives its claim up: a refund meanwhile finds nothing charged, and a retry
+// charges at once.
 func TestProviderOutageLetsRetryCharge(t *testing.T) {
 	p := &fakeProvider{err: errors.New("timeout")}
 	svc := newService(p)
 	if _, _, err := svc.Charge(context.Background(), req); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("err = %v, want unavailable", err)
+	}
+	if _, err := svc.Refund(context.Background(), req.IdempotencyKey); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("refund of a charge given up: %v, want not found (nothing charged)", err)
 	}
 	p.err = nil
 	c, created, err := svc.Charge(context.Background(), req)
@@ -202,6 +208,65 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 	now = now.Add(time.Hour)
 	if _, _, err := svc.Charge(context.Background(), other); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("a different charge under the key: %v", err)
+	}
+}
+
+// readTogether is a store whose first n reads with their ETag all wait
+// until n have read: n requests then hold the same version.
+type readTogether struct {
+	*fake.Store
+	wg sync.WaitGroup
+}
+
+func (s *readTogether) GetWithETag(ctx context.Context, id string) (payments.Charge, string, error) {
+	c, etag, err := s.Store.GetWithETag(ctx, id)
+	s.wg.Done()
+	s.wg.Wait()
+	return c, etag, err
+}
+
+// TestStaleClaimTakenOverOnce: two requests that read the same stale claim
+// both try to take it over; one does and charges, the other is told the
+// charge is in progress: the provider is asked once, and one outcome is
+// announced (a claim deleted and created again, as takeovers once did, let
+// a stale ETag match the newer claim on Redis, whose versions restart).
+func TestStaleClaimTakenOverOnce(t *testing.T) {
+	p := &fakeProvider{}
+	now := time.Unix(1700000000, 0)
+	store := &readTogether{Store: fake.NewStore()}
+	store.wg.Add(2)
+	clock := func() time.Time { return now }
+	svc := &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
+	stale := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
+		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
+	if _, err := store.Create(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(payments.DefaultClaimTimeout + time.Second)
+	var (
+		wg      sync.WaitGroup
+		created atomic.Int32
+		busy    atomic.Int32
+	)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, isNew, err := svc.Charge(context.Background(), req)
+			switch {
+			case err == nil && isNew:
+				created.Add(1)
+			case apierr.CodeOf(err) == apierr.Conflict:
+				busy.Add(1)
+			default:
+				t.Errorf("charge: new=%v err=%v", isNew, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 1 || busy.Load() != 1 || p.calls.Load() != 1 || !slices.Equal(store.EventTypes(), []string{payments.EventSucceeded}) {
+		t.Fatalf("created %d, in progress %d, provider calls %d, events %v: want 1, 1, 1, one succeeded",
+			created.Load(), busy.Load(), p.calls.Load(), store.EventTypes())
 	}
 }
 

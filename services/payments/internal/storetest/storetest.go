@@ -63,25 +63,26 @@ func Run(t *testing.T, newStore func(t *testing.T) (payments.Store, Events)) {
 			t.Fatalf("events %v: a refused update publishes nothing", evs)
 		}
 	})
-	t.Run("delete at the ETag read only", func(t *testing.T) {
-		s, _ := newStore(t)
+	t.Run("claim over the ETag read only, publishing nothing", func(t *testing.T) {
+		s, events := newStore(t)
 		c := charge()
 		stale, _ := s.Create(ctx, c)
-		if err := s.Update(ctx, c, stale, &payments.Event{Type: payments.EventDeclined, ChargeID: c.ID}); err != nil {
+		c.UserID = "usr_taken_over"
+		etag, err := s.Claim(ctx, c, stale)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Delete(ctx, c.ID, stale); apierr.CodeOf(err) != apierr.Conflict {
-			t.Fatalf("delete at a stale ETag: %v, want Conflict", err)
+		if got, now, _ := s.GetWithETag(ctx, c.ID); got.UserID != "usr_taken_over" || now != etag || etag == stale {
+			t.Fatalf("after the claim: %+v at %q, claim answered %q (stale %q)", got, now, etag, stale)
 		}
-		_, etag, _ := s.GetWithETag(ctx, c.ID)
-		if err := s.Delete(ctx, c.ID, etag); err != nil {
-			t.Fatal(err)
+		if _, err := s.Claim(ctx, c, stale); apierr.CodeOf(err) != apierr.Conflict {
+			t.Fatalf("claim at a stale ETag: %v, want Conflict", err)
 		}
-		if _, err := s.Get(ctx, c.ID); apierr.CodeOf(err) != apierr.NotFound {
-			t.Fatalf("after delete: %v", err)
+		if err := s.Update(ctx, c, etag, &payments.Event{Type: payments.EventSucceeded, ChargeID: c.ID}); err != nil {
+			t.Fatalf("update at the claim's ETag: %v", err)
 		}
-		if _, err := s.Create(ctx, c); err != nil {
-			t.Fatalf("a new claim after the delete: %v", err)
+		if evs := events(); !slices.Equal(evs, []string{payments.EventSucceeded}) {
+			t.Fatalf("events %v: a claim publishes nothing", evs)
 		}
 	})
 }
