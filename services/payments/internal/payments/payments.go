@@ -229,11 +229,15 @@ func (s *Service) settle(ctx context.Context, req ChargeRequest, key string, c C
 	case errors.Is(err, ErrDeclined):
 		c.Status, c.DeclineReason, typ = Declined, err.Error(), EventDeclined
 	case err != nil:
-		// The provider did not take the money: give the claim up (stale
-		// at once, UpdatedAt zero) so that a retry charges.
+		// No answer (it may have taken the money): give the claim up,
+		// stale at once (UpdatedAt zero), so that the next charge or
+		// refund under the key asks again. With a context of its own: the
+		// provider's error is often this request's deadline.
 		unavailable := apierr.Unavailablef(err, "payment provider unavailable")
 		c.UpdatedAt = time.Time{}
-		if _, cerr := s.Store.Claim(ctx, c, etag); cerr != nil {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
+		defer cancel()
+		if _, cerr := s.Store.Claim(gctx, c, etag); cerr != nil {
 			return Charge{}, false, errors.Join(unavailable, cerr)
 		}
 		return Charge{}, false, unavailable
@@ -242,9 +246,45 @@ func (s *Service) settle(ctx context.Context, req ChargeRequest, key string, c C
 	}
 	c.UpdatedAt = s.Now().UTC()
 	if err := s.Store.Update(ctx, c, etag, eventFor(c, typ)); err != nil {
+		if cur, cerr := s.Store.Get(ctx, c.ID); apierr.CodeOf(err) == apierr.Conflict && cerr == nil && cur.Status == c.Status {
+			// Taken over while this request waited (frozen past the claim
+			// timeout): the other recorded the provider's same answer.
+			return cur, false, nil
+		}
 		return Charge{}, false, err
 	}
 	return c, true, nil
+}
+
+// giveUpTimeout bounds the write that gives a claim up.
+const giveUpTimeout = 5 * time.Second
+
+// resolve settles the charge id when its claim's outcome is unknown (given
+// up, or left by a request that died) before a refund reads it: the claim
+// is taken over and the provider asked again under the charge's key, which
+// it answers as the first time. A claim still fresh is left to its holder,
+// and a missing charge to the refund, which says so.
+func (s *Service) resolve(ctx context.Context, id string) error {
+	c, etag, err := s.Store.GetWithETag(ctx, id)
+	if apierr.CodeOf(err) == apierr.NotFound || err == nil && (c.Status != Processing || s.Now().Sub(c.UpdatedAt) <= s.claimTimeout()) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	key, err := s.Keys.ProviderKey(ctx)
+	if err != nil {
+		return err
+	}
+	c.KeyFingerprint, c.UpdatedAt = Fingerprint(key), s.Now().UTC()
+	if etag, err = s.Store.Claim(ctx, c, etag); apierr.CodeOf(err) == apierr.Conflict {
+		return nil // taken over by another: the refund finds it in progress
+	} else if err != nil {
+		return err
+	}
+	req := ChargeRequest{OrderID: c.OrderID, UserID: c.UserID, Amount: c.Amount, Currency: c.Currency, IdempotencyKey: c.IdempotencyKey}
+	_, _, err = s.settle(ctx, req, key, c, etag)
+	return err
 }
 
 // replay answers a repeated request from the stored charge. A claim left
@@ -286,7 +326,9 @@ func (s *Service) replay(ctx context.Context, req ChargeRequest, key, id string)
 // charge run one at a time, whatever the replica (its lease), and reach the
 // provider under one refund key derived from the charge, so the money goes
 // back once whoever wins; a refund that finds another in progress for
-// longer than the lease's wait is a Conflict with a Retry-After.
+// longer than the lease's wait is a Conflict with a Retry-After. A charge
+// whose outcome is unknown (its claim given up or left by a request that
+// died) is settled first (resolve): the provider may have taken the money.
 func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, error) {
 	if !keyPattern.MatchString(idempotencyKey) {
 		return Charge{}, apierr.Invalidf("idempotency_key", "is required: 1-128 letters, digits or _-:.")
@@ -305,13 +347,13 @@ func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, er
 	if err != nil {
 		return Charge{}, apierr.Unavailablef(err, "refund interrupted, retry")
 	}
+	if err := s.resolve(ctx, id); err != nil {
+		return Charge{}, err
+	}
 	return optimistic.Update(ctx, optimistic.Policy(), "charge "+id,
 		func(ctx context.Context) (Charge, string, error) { return s.Store.GetWithETag(ctx, id) },
 		func(c *Charge) error {
 			switch {
-			case c.Status == Processing && c.UpdatedAt.IsZero():
-				// Given up: the provider did not take the money.
-				return apierr.Errorf(apierr.NotFound, "nothing was charged under %q", idempotencyKey)
 			case c.Status == Processing:
 				return &apierr.Error{Code: apierr.Conflict, Message: "the charge is still in progress", RetryAfter: time.Second}
 			case c.Status == Declined || c.Status == Refunded:

@@ -146,16 +146,12 @@ func TestDeclinedIsStoredAndReplayed(t *testing.T) {
 }
 
 // TestProviderOutageLetsRetryCharge: a charge the provider did not answer
-// gives its claim up: a refund meanwhile finds nothing charged, and a retry
-// charges at once.
+// gives its claim up, and a retry charges at once.
 func TestProviderOutageLetsRetryCharge(t *testing.T) {
 	p := &fakeProvider{err: errors.New("timeout")}
 	svc := newService(p)
 	if _, _, err := svc.Charge(context.Background(), req); apierr.CodeOf(err) != apierr.Unavailable {
 		t.Fatalf("err = %v, want unavailable", err)
-	}
-	if _, err := svc.Refund(context.Background(), req.IdempotencyKey); apierr.CodeOf(err) != apierr.NotFound {
-		t.Fatalf("refund of a charge given up: %v, want not found (nothing charged)", err)
 	}
 	p.err = nil
 	c, created, err := svc.Charge(context.Background(), req)
@@ -208,6 +204,35 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 	now = now.Add(time.Hour)
 	if _, _, err := svc.Charge(context.Background(), other); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("a different charge under the key: %v", err)
+	}
+}
+
+// TestRefundOfAnUnknownOutcomeAsksTheProvider: a refund of a charge whose
+// claim was given up (the provider did not answer; it may have taken the
+// money) asks the provider again under the charge's key before it refunds:
+// unavailable while the provider is, then charged-and-refunded, with both
+// events. A refund that said "nothing charged" kept the money of a charge
+// the provider took but did not answer in time.
+func TestRefundOfAnUnknownOutcomeAsksTheProvider(t *testing.T) {
+	p := &fakeProvider{err: errors.New("timeout")}
+	svc := newService(p)
+	store := svc.Store.(*fake.Store)
+	if _, _, err := svc.Charge(context.Background(), req); apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("charge: %v, want unavailable", err)
+	}
+	if _, err := svc.Refund(context.Background(), req.IdempotencyKey); apierr.CodeOf(err) != apierr.Unavailable {
+		t.Fatalf("refund with the provider still down: %v, want unavailable", err)
+	}
+	p.err = nil
+	c, err := svc.Refund(context.Background(), req.IdempotencyKey)
+	if err != nil || c.Status != payments.Refunded || p.calls.Load() != 3 || p.refunds.Load() != 1 {
+		t.Fatalf("refund: %+v %v, provider charges %d refunds %d: want refunded after one more charge", c, err, p.calls.Load(), p.refunds.Load())
+	}
+	if evs := store.EventTypes(); !slices.Equal(evs, []string{payments.EventSucceeded, payments.EventRefunded}) {
+		t.Fatalf("events %v", evs)
+	}
+	if _, err := svc.Refund(context.Background(), "ord_never_charged"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("refund of a key never charged: %v, want not found", err)
 	}
 }
 
