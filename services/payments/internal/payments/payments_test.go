@@ -234,6 +234,26 @@ func TestRefundOfAnUnknownOutcomeAsksTheProvider(t *testing.T) {
 	if _, err := svc.Refund(context.Background(), "ord_never_charged"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("refund of a key never charged: %v, want not found", err)
 	}
+
+	// A claim left by a request that died (payments killed): in progress
+	// until ClaimTimeout, then settled and refunded the same way.
+	p = &fakeProvider{}
+	now := time.Unix(1700000000, 0)
+	clock := func() time.Time { return now }
+	store = fake.NewStore()
+	svc = &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
+	died := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
+		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
+	if _, err := store.Create(context.Background(), died); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Refund(context.Background(), req.IdempotencyKey); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("refund of a fresh claim: %v, want conflict (in progress)", err)
+	}
+	now = now.Add(payments.DefaultClaimTimeout + time.Second)
+	if c, err := svc.Refund(context.Background(), req.IdempotencyKey); err != nil || c.Status != payments.Refunded || p.calls.Load() != 1 || p.refunds.Load() != 1 {
+		t.Fatalf("refund of a dead request's claim: %+v %v, provider charges %d refunds %d", c, err, p.calls.Load(), p.refunds.Load())
+	}
 }
 
 // readTogether is a store whose first n reads with their ETag all wait
