@@ -177,20 +177,27 @@ func TestValidateNamesEveryField(t *testing.T) {
 	}
 }
 
+// withDeadClaim returns a service over store whose clock reads *now, after
+// storing a claim of req left processing at *now by a request that died
+// (payments killed between claiming the key and recording the outcome).
+func withDeadClaim(t *testing.T, p *fakeProvider, store payments.Store, now *time.Time) *payments.Service {
+	t.Helper()
+	clock := func() time.Time { return *now }
+	dead := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
+		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: *now, UpdatedAt: *now}
+	if _, err := store.Create(context.Background(), dead); err != nil {
+		t.Fatal(err)
+	}
+	return &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
+}
+
 // TestStaleClaimIsTakenOver: a charge left processing by a request that died
 // (payments killed after claiming the key) blocks retries only until
 // ClaimTimeout; then a retry charges, through the provider's idempotency.
 func TestStaleClaimIsTakenOver(t *testing.T) {
 	p := &fakeProvider{}
 	now := time.Unix(1700000000, 0)
-	store := fake.NewStore()
-	clock := func() time.Time { return now }
-	svc := &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
-	stale := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
-		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
-	if _, err := store.Create(context.Background(), stale); err != nil {
-		t.Fatal(err)
-	}
+	svc := withDeadClaim(t, p, fake.NewStore(), &now)
 	if _, _, err := svc.Charge(context.Background(), req); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("fresh claim: %v, want conflict (in progress)", err)
 	}
@@ -239,14 +246,7 @@ func TestRefundOfAnUnknownOutcomeAsksTheProvider(t *testing.T) {
 	// until ClaimTimeout, then settled and refunded the same way.
 	p = &fakeProvider{}
 	now := time.Unix(1700000000, 0)
-	clock := func() time.Time { return now }
-	store = fake.NewStore()
-	svc = &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
-	died := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
-		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
-	if _, err := store.Create(context.Background(), died); err != nil {
-		t.Fatal(err)
-	}
+	svc = withDeadClaim(t, p, fake.NewStore(), &now)
 	if _, err := svc.Refund(context.Background(), req.IdempotencyKey); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("refund of a fresh claim: %v, want conflict (in progress)", err)
 	}
@@ -279,14 +279,9 @@ func TestStaleClaimTakenOverOnce(t *testing.T) {
 	p := &fakeProvider{}
 	now := time.Unix(1700000000, 0)
 	store := &readTogether{Store: fake.NewStore()}
+	svc := withDeadClaim(t, p, store.Store, &now)
+	svc.Store = store
 	store.wg.Add(2)
-	clock := func() time.Time { return now }
-	svc := &payments.Service{Store: store, Provider: p, Keys: fakeKeys{"sk_test"}, Now: clock, Leases: fake.Leases(&lease.MemStore{}, clock)}
-	stale := payments.Charge{ID: payments.ChargeID(req.IdempotencyKey), OrderID: req.OrderID, UserID: req.UserID, Amount: req.Amount,
-		Currency: req.Currency, IdempotencyKey: req.IdempotencyKey, Status: payments.Processing, CreatedAt: now, UpdatedAt: now}
-	if _, err := store.Create(context.Background(), stale); err != nil {
-		t.Fatal(err)
-	}
 	now = now.Add(payments.DefaultClaimTimeout + time.Second)
 	var (
 		wg      sync.WaitGroup
