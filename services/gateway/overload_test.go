@@ -14,8 +14,9 @@ import (
 // the hold on (ADMIT_ORDER_HOLD=true, the other settings their defaults) in
 // front of a machine that shares itself among the orders in flight (33 ms
 // of work each, half to one and a half times that: 30 orders a second at
-// most), fed by k6's open-loop scenarios on a fake clock: the stress ramp (0 to 60 a second in 20 s, held 40 s) and the spike
-// (20 a second, 200 within 5 s, held 20 s, calm again), 5 seeds each. The
+// most), fed by k6's open-loop scenarios on a fake clock: the stress ramp
+// (0 to 60 a second in 20 s, held 40 s) and the spike (20 a second, 200
+// within 5 s, held 20 s, calm again), 5 seeds each. The
 // admitted orders' p99 must stay within the 250 ms the k6 thresholds ask
 // for, while a calm rate just under what the machine serves (20 and 27 a
 // second, evenly spaced) is never refused. Without the hold (the default)
@@ -101,9 +102,9 @@ func rates(points ...float64) func(time.Duration) float64 {
 	}
 }
 
-// sharedMachine runs TestOrderHoldUnderOverload's simulation on
-// l, whose clock is clock, for dur in steps of a millisecond, arrivals
-// evenly spaced at rate, and returns the latencies of the admitted orders
+// sharedMachine runs TestOrderHoldUnderOverload's simulation on l, whose
+// clock is clock, for dur in steps of a millisecond, arrivals due at rate
+// (evenly spaced for a smooth rate), and returns the latencies of the admitted orders
 // and how many were refused.
 func sharedMachine(l *admit.Limiter, clock *leasetest.Clock, rate func(time.Duration) float64, dur time.Duration, seed int64) (lat []time.Duration, refused int) {
 	rng := rand.New(rand.NewSource(seed))

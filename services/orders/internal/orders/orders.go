@@ -690,13 +690,14 @@ func (s *Service) PaymentSettled(ctx context.Context, orderID, paymentID string)
 		// then confirm. Completing may cancel it instead (a product gone,
 		// stock short): then the charge this event announces is refunded
 		// below, not dropped with the client error.
-		if o, err = s.complete(ctx, l, o); err != nil && o.Status != Cancelled {
-			return err
-		}
-		if o.Status != Cancelled {
-			o, err = s.confirm(ctx, l, orderID, paymentID)
-		} else {
+		o, err = s.complete(ctx, l, o)
+		switch {
+		case o.Status == Cancelled:
 			err = nil
+		case err != nil:
+			return err
+		default:
+			o, err = s.confirm(ctx, l, orderID, paymentID)
 		}
 	}
 	if errors.Is(err, errCancelling) {

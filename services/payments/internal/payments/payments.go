@@ -246,9 +246,12 @@ func (s *Service) settle(ctx context.Context, req ChargeRequest, key string, c C
 	}
 	c.UpdatedAt = s.Now().UTC()
 	if err := s.Store.Update(ctx, c, etag, eventFor(c, typ)); err != nil {
-		if cur, cerr := s.Store.Get(ctx, c.ID); apierr.CodeOf(err) == apierr.Conflict && cerr == nil && cur.Status == c.Status {
-			// Taken over while this request waited (frozen past the claim
-			// timeout): the other recorded the provider's same answer.
+		if apierr.CodeOf(err) != apierr.Conflict {
+			return Charge{}, false, err
+		}
+		// Taken over while this request waited (frozen past the claim
+		// timeout): the other may have recorded the provider's same answer.
+		if cur, cerr := s.Store.Get(ctx, c.ID); cerr == nil && cur.Status == c.Status {
 			return cur, false, nil
 		}
 		return Charge{}, false, err
