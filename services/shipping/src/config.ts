@@ -19,7 +19,7 @@ export interface Config {
   appApiToken: string;
   daprHttpPort: number;
   daprGrpcPort: number;
-  /** daprApiToken is sent to daprd on every call (the SDK reads DAPR_API_TOKEN itself). */
+  /** daprApiToken is sent to daprd on every call (dapr-api-token). */
   daprApiToken: string;
   stateStore: string;
   secretStore: string;

@@ -23,18 +23,30 @@
  *   - Every call goes through a circuit breaker per component (lib/breaker
  *     settings): conflicts and missing keys are answers, not failures.
  *
- * The SDK reads DAPR_API_TOKEN itself and sends it on every call. Its HTTP
- * client fetches through a static fetch function; this module replaces it
- * (install) with one that adds what the SDK's methods cannot take: the
- * work's traceparent, a timeout bounded by the work's deadline (a lease's
- * step), and the sidecar call metrics (op, target, outcome, duration). It
- * sends with node:http itself (send), not node-fetch: the SDK reads only a
- * reply's status and text, and node-fetch's streams and header objects, with
- * an abort signal per call, took a fifth of shipping's CPU per order
- * (docs/performance.md).
+ * The SDK's state, secret and invocation APIs (HTTPClientState,
+ * HTTPClientSecret, HTTPClientInvoker: what DaprClient's HTTP client is made
+ * of) run over a Transport of shipping's own in place of the SDK's
+ * HTTPClient, for two reasons. Memory: HTTPClient imports the package's
+ * index, and with it gRPC, Express, the actor and workflow clients, none of
+ * which shipping uses: the process was resident at 83 MB with nothing
+ * done, 47 MB without them (Node.js alone: 39 MB; docs/performance.md). And
+ * the call path: the transport sends with node:http (one keep-alive agent
+ * per sidecar) and adds what the SDK's methods cannot take: the API token
+ * (DAPR_API_TOKEN, from the configuration), the work's traceparent, a
+ * timeout bounded by the work's deadline (a lease's step) and the sidecar
+ * call metrics (op, target, outcome, duration). HTTPClient's node-fetch
+ * streams, header objects and per-call debug line took a fifth of
+ * shipping's CPU per order.
  */
 import { Agent, request as httpRequest, type OutgoingHttpHeaders } from "node:http";
-import { CommunicationProtocolEnum, DaprClient, HTTPClient, HttpMethod, LogLevel, StateConcurrencyEnum, type LoggerService } from "@dapr/dapr";
+import { HttpMethod } from "@dapr/dapr/enum/HttpMethod.enum";
+import { StateConcurrencyEnum } from "@dapr/dapr/enum/StateConcurrency.enum";
+import type HTTPClient from "@dapr/dapr/implementation/Client/HTTPClient/HTTPClient";
+import HTTPClientInvoker from "@dapr/dapr/implementation/Client/HTTPClient/invoker";
+import HTTPClientSecret from "@dapr/dapr/implementation/Client/HTTPClient/secret";
+import HTTPClientState from "@dapr/dapr/implementation/Client/HTTPClient/state";
+import { LogLevel } from "@dapr/dapr/types/logger/LogLevel";
+import type { LoggerService } from "@dapr/dapr/types/logger/LoggerService";
 import type { OperationType } from "@dapr/dapr/types/Operation.type";
 import { errorf, unavailable } from "./apierr";
 import { Breaker, type BreakerSettings, type StateGauge } from "./breaker";
@@ -52,6 +64,8 @@ export interface Observer {
 /** SidecarOptions say how to reach the sidecar and what to record. */
 export interface SidecarOptions {
   httpPort: number;
+  /** apiToken is sent in dapr-api-token on every call (DAPR_API_TOKEN); empty: none. */
+  apiToken: string;
   /** timeoutMs bounds each call (less when the work's deadline is nearer). */
   timeoutMs: number;
   log: Logger;
@@ -61,31 +75,24 @@ export interface SidecarOptions {
   gauge?: StateGauge;
 }
 
-/** Reply is what the SDK reads of a sidecar's reply. */
+/** Reply is a sidecar's whole reply. */
 interface Reply {
   status: number;
-  statusText: string;
-  text(): Promise<string>;
+  text: string;
 }
-
-type Fetch = (url: string, init?: Record<string, unknown>) => Promise<Reply>;
-
-/** agent keeps the connections to the sidecar open between calls. */
-const agent = new Agent({ keepAlive: true, keepAliveMsecs: 30_000 });
 
 /**
  * send makes one HTTP call to the sidecar and reads its whole reply; it
  * fails after timeoutMs (the connection is dropped) or on a network error.
  */
-function send(url: string, method: string, headers: OutgoingHttpHeaders, body: string | Buffer | undefined, timeoutMs: number): Promise<Reply> {
+function send(url: string, agent: Agent, method: string, headers: OutgoingHttpHeaders, body: string | undefined, timeoutMs: number): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
         clearTimeout(timer);
-        const text = Buffer.concat(chunks).toString("utf8");
-        resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? "", text: async () => text });
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
       });
       res.on("error", (err) => {
         clearTimeout(timer);
@@ -101,53 +108,92 @@ function send(url: string, method: string, headers: OutgoingHttpHeaders, body: s
   });
 }
 
-/** transports maps a sidecar's base URL to what its calls go through; the SDK's fetch is one per process. */
-const transports = new Map<string, { timeoutMs: number; observer?: Observer }>();
-const wrapped = Symbol("shipping transport");
+/** SidecarError is a reply of daprd outside 2xx-3xx: its status and body. */
+export class SidecarError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    what: string,
+  ) {
+    super(`${what}: daprd answered ${status}: ${body.slice(0, 300)}`);
+    this.name = "SidecarError";
+  }
+}
+
+/** Params is what the SDK's API classes hand HTTPClient.execute. */
+interface Params {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
 
 /**
- * install replaces the SDK's fetch once: every call gets the work's
- * traceparent and a timeout, and is observed by its sidecar's observer.
+ * Transport keeps HTTPClient.execute's contract for the SDK's API classes
+ * (a path under /v1.0, a body serialized as JSON, the reply parsed as JSON
+ * when it is, a status outside 2xx-3xx thrown) over node:http, with the
+ * token, trace context, deadline and metrics described at the top.
  */
-function install(): void {
-  const holder = HTTPClient as unknown as { client?: Fetch & { [wrapped]?: true } };
-  if (holder.client?.[wrapped]) return;
-  const fetchWith: Fetch & { [wrapped]?: true } = async (url, init = {}) => {
-    const base = /^https?:\/\/[^/]+/.exec(url)?.[0] ?? "";
-    const t = transports.get(base);
-    const headers = { ...((init.headers as Record<string, string>) ?? {}) };
+class Transport {
+  /** options is what the API classes read of their client: the logger settings. */
+  readonly options: { daprApiToken: string; logger: { level: LogLevel; service: LoggerService } };
+  private readonly base: string;
+  private readonly agent = new Agent({ keepAlive: true, keepAliveMsecs: 30_000 });
+
+  constructor(private readonly o: SidecarOptions) {
+    this.base = `http://127.0.0.1:${o.httpPort}/v1.0`;
+    this.options = { daprApiToken: o.apiToken, logger: { level: LogLevel.Info, service: sdkLogger(o.log) } };
+  }
+
+  async execute(path: string, params: Params = {}): Promise<unknown> {
+    const method = params.method?.toUpperCase() ?? (params.body === undefined ? "GET" : "POST");
+    const headers: OutgoingHttpHeaders = { ...params.headers };
+    if (this.o.apiToken) headers["dapr-api-token"] = this.o.apiToken;
     const tp = traceparent();
     if (tp) headers.traceparent = tp;
+    let body: string | undefined;
+    if (params.body !== undefined) {
+      body = typeof params.body === "string" ? params.body : JSON.stringify(params.body);
+      headers["content-type"] ??= typeof params.body === "string" ? "text/plain" : "application/json";
+    }
     const dl = deadline();
-    const timeout = Math.min(t?.timeoutMs ?? 5000, dl === undefined ? Infinity : dl - Date.now());
-    const { op, target } = operation(String(init.method ?? "GET"), url.slice(base.length));
+    const timeout = Math.min(this.o.timeoutMs, dl === undefined ? Infinity : dl - Date.now());
+    const { op, target } = operation(method, path);
     const start = performance.now();
     const observe = (outcome: string) => {
-      if (t?.observer && op) t.observer.observeCall(op, target, outcome, (performance.now() - start) / 1000);
+      if (this.o.observer && op) this.o.observer.observeCall(op, target, outcome, (performance.now() - start) / 1000);
     };
     if (!(timeout > 0)) {
       observe("unavailable");
       throw new Error("deadline passed before the call to the sidecar");
     }
+    let res: Reply;
     try {
-      const body = init.body as string | Buffer | undefined;
-      const res = await send(url, String(init.method ?? "GET"), headers, body, timeout);
-      observe(res.status < 300 ? "ok" : res.status < 500 ? "client_error" : "server_error");
-      return res;
+      res = await send(this.base + path, this.agent, method, headers, body, timeout);
     } catch (err) {
       observe("unavailable");
       throw err;
     }
-  };
-  fetchWith[wrapped] = true;
-  holder.client = fetchWith;
+    observe(res.status < 300 ? "ok" : res.status < 500 ? "client_error" : "server_error");
+    if (res.status < 200 || res.status > 399) throw new SidecarError(res.status, res.text, `${method} ${path.split("?")[0]}`);
+    if (res.text === "") return "";
+    try {
+      return JSON.parse(res.text);
+    } catch {
+      return res.text;
+    }
+  }
+
+  /** close drops the idle connections. */
+  close(): void {
+    this.agent.destroy();
+  }
 }
 
-/** operation names a call to daprd's HTTP API as lib/sidecar does: state_get, state_save... and its component. */
+/** operation names a call to daprd's HTTP API (a path under /v1.0) as lib/sidecar does: state_get, state_save... and its component. */
 export function operation(method: string, path: string): { op?: string; target: string } {
   const p = path.split("?")[0]!.split("/");
-  // ["", "v1.0", api, component, ...]
-  const [, , api, target = "", rest] = p;
+  // ["", api, component, ...]
+  const [, api, target = "", rest] = p;
   switch (api) {
     case "state":
       if (rest === "bulk") return { op: "state_bulk_get", target };
@@ -164,22 +210,21 @@ export function operation(method: string, path: string): { op?: string; target: 
   return { target }; // healthz, metadata: not observed, as in Go
 }
 
-/** Sidecar is shipping's connection to its daprd: the SDK client and a breaker per component. */
+/** Sidecar is shipping's connection to its daprd: the SDK's state, secret and invocation APIs, and a breaker per component. */
 export class Sidecar {
-  readonly client: DaprClient;
+  readonly state: HTTPClientState;
+  readonly secrets: HTTPClientSecret;
+  readonly invoker: HTTPClientInvoker;
+  private readonly transport: Transport;
   private readonly breakers = new Map<string, Breaker>();
-  private started = false;
-  private starting?: Promise<void>;
 
   constructor(private readonly o: SidecarOptions) {
-    this.client = new DaprClient({
-      daprHost: "127.0.0.1",
-      daprPort: String(o.httpPort),
-      communicationProtocol: CommunicationProtocolEnum.HTTP,
-      logger: { level: LogLevel.Info, service: sdkLogger(o.log) },
-    });
-    install();
-    transports.set(`http://127.0.0.1:${o.httpPort}`, { timeoutMs: o.timeoutMs, observer: o.observer });
+    this.transport = new Transport(o);
+    // The API classes take an HTTPClient and use only its execute and options.
+    const client = this.transport as unknown as HTTPClient;
+    this.state = new HTTPClientState(client);
+    this.secrets = new HTTPClientSecret(client);
+    this.invoker = new HTTPClientInvoker(client);
   }
 
   /** breaker returns the breaker of a component, made on first use (its gauge series from then on). */
@@ -192,41 +237,17 @@ export class Sidecar {
     return b;
   }
 
-  /**
-   * start makes sure the SDK client is started before a call: the SDK would
-   * otherwise hold a first call for up to 30 s while it waits for the
-   * sidecar. Here a call while the sidecar is down fails at once
-   * (unavailable), and the first one after it came up starts the client.
-   */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.starting ??= (async () => {
-      try {
-        await this.healthy();
-        await this.client.start();
-        this.started = true;
-      } catch (err) {
-        throw unavailable(err, "dapr sidecar unavailable");
-      } finally {
-        this.starting = undefined;
-      }
-    })();
-    await this.starting;
-  }
-
   /** healthy resolves when daprd answers /v1.0/healthz/outbound (its components are ready), and throws otherwise. */
   async healthy(): Promise<void> {
-    const http = this.client.daprClient as HTTPClient;
-    await http.execute("/healthz/outbound", { method: "GET" }, false);
+    await this.transport.execute("/healthz/outbound", { method: "GET" });
   }
 
   /** secret reads one value of a secret store: the key of the same name in secret name. */
   async secret(store: string, name: string): Promise<string> {
     return this.breaker(store).run(async () => {
-      await this.start();
       let vals: unknown;
       try {
-        vals = await this.client.secret.get(store, name);
+        vals = await this.secrets.get(store, name);
       } catch (err) {
         throw unavailable(err, "secret store unavailable");
       }
@@ -238,12 +259,9 @@ export class Sidecar {
     });
   }
 
-  /** stop closes the SDK's connections. */
+  /** stop closes the connections to the sidecar. */
   async stop(): Promise<void> {
-    transports.delete(`http://127.0.0.1:${this.o.httpPort}`);
-    await this.client.stop();
-    // As the SDK does with its own agents: no idle connection outlives it.
-    agent.destroy();
+    this.transport.close();
   }
 }
 
@@ -263,20 +281,9 @@ function sdkLogger(log: Logger): LoggerService {
   };
 }
 
-/** DaprError is what daprd answered a call with: its status and body. */
-interface DaprError {
-  status?: number;
-  body?: string;
-}
-
-/** daprError reads the SDK's error for a non-2xx reply ({error, error_msg, status} as JSON text). */
-function daprError(err: unknown): DaprError {
-  try {
-    const v = JSON.parse((err as Error).message) as { status?: number; error_msg?: string };
-    return { status: v.status, body: v.error_msg };
-  } catch {
-    return {};
-  }
+/** statusOf is the status daprd answered with (SidecarError), undefined for a failure to reach it. */
+function statusOf(err: unknown): number | undefined {
+  return err instanceof SidecarError ? err.status : undefined;
 }
 
 interface BulkItem {
@@ -325,12 +332,11 @@ export class DaprUsers implements Recipients {
 
   async nameOf(userId: string): Promise<string> {
     return this.sidecar.breaker(this.app).run(async () => {
-      await this.sidecar.start();
       let reply: unknown;
       try {
-        reply = await this.sidecar.client.invoker.invoke(this.app, "users/" + encodeURIComponent(userId), HttpMethod.GET);
+        reply = await this.sidecar.invoker.invoke(this.app, "users/" + encodeURIComponent(userId), HttpMethod.GET);
       } catch (err) {
-        if (daprError(err).status === 404) throw errorf("not_found", `no account ${userId}`);
+        if (statusOf(err) === 404) throw errorf("not_found", `no account ${userId}`);
         throw unavailable(err, `${this.app} unavailable`);
       }
       const name = (reply as { name?: unknown } | undefined)?.name;
@@ -349,14 +355,11 @@ export class DaprStore implements Store {
   ) {}
 
   private run<T>(fn: () => Promise<T>): Promise<T> {
-    return this.sidecar.breaker(this.name).run(async () => {
-      await this.sidecar.start();
-      return fn();
-    });
+    return this.sidecar.breaker(this.name).run(fn);
   }
 
   private get state() {
-    return this.sidecar.client.state;
+    return this.sidecar.state;
   }
 
   /** bulk reads keys in one call; a key's own error is a failure, not a missing key. */
@@ -402,8 +405,7 @@ export class DaprStore implements Store {
     for (let attempt = 0; ; attempt++) {
       const res = await this.state.save(this.name, [item as never]);
       if (!res.error) return;
-      const e = daprError(res.error);
-      if (e.status === 409) throw errorf("conflict", `${this.name} changed meanwhile`);
+      if (statusOf(res.error) === 409) throw errorf("conflict", `${this.name} changed meanwhile`);
       if (version !== undefined) throw unavailable(res.error, `${this.name} unavailable`);
       const existing = await this.read(key);
       if (existing) throw errorf("conflict", `${this.name}: key exists`);
@@ -468,7 +470,7 @@ export class DaprStore implements Store {
       concurrency: StateConcurrencyEnum.CONCURRENCY_FIRST_WRITE,
     } as never);
     if (!res.error) return;
-    if (daprError(res.error).status !== 409) throw unavailable(res.error, `${this.name} unavailable`);
+    if (statusOf(res.error) !== 409) throw unavailable(res.error, `${this.name} unavailable`);
     // PostgreSQL answers a missing key like a changed one.
     if (await this.read(key)) throw errorf("conflict", `${this.name} changed meanwhile`);
   }

@@ -22,6 +22,7 @@ async function run(cfg: Config, log: Logger, stop: AbortSignal): Promise<void> {
   const metrics = new Metrics(service);
   const sidecar = new Sidecar({
     httpPort: cfg.daprHttpPort,
+    apiToken: cfg.daprApiToken,
     timeoutMs: cfg.sidecarTimeoutMs,
     log,
     observer: metrics,

@@ -1,7 +1,6 @@
 /**
  * The Dapr adapter's transport against a fake daprd: what every call to the
- * sidecar carries (the API token the SDK reads from DAPR_API_TOKEN, the
- * work's traceparent), its timeout, its metrics, and the circuit breaker that
+ * sidecar carries (the API token, the work's traceparent), its timeout, its metrics, and the circuit breaker that
  * opens on failures of the sidecar but never on conflicts.
  */
 import assert from "node:assert/strict";
@@ -48,9 +47,9 @@ async function fakeDaprd(answer: (s: Seen) => { status: number; body?: string } 
 }
 
 function sidecar(port: number, metrics = new Metrics("shipping"), timeoutMs = 1000) {
-  process.env.DAPR_API_TOKEN = "sidecar-token";
   const s = new Sidecar({
     httpPort: port,
+    apiToken: "sidecar-token",
     timeoutMs,
     log: discard,
     observer: metrics,
@@ -104,11 +103,11 @@ describe("sidecar transport", () => {
   });
 
   it("names operations as lib/sidecar does", () => {
-    assert.deepEqual(operation("POST", "/v1.0/state/s/bulk?x"), { op: "state_bulk_get", target: "s" });
-    assert.deepEqual(operation("POST", "/v1.0/state/s/transaction"), { op: "state_transaction", target: "s" });
-    assert.deepEqual(operation("POST", "/v1.0/state/s?"), { op: "state_save", target: "s" });
-    assert.deepEqual(operation("DELETE", "/v1.0/state/s/k?"), { op: "state_delete", target: "s" });
-    assert.deepEqual(operation("GET", "/v1.0/secrets/secrets/k"), { op: "secret", target: "secrets" });
-    assert.equal(operation("GET", "/v1.0/healthz/outbound").op, undefined);
+    assert.deepEqual(operation("POST", "/state/s/bulk?x"), { op: "state_bulk_get", target: "s" });
+    assert.deepEqual(operation("POST", "/state/s/transaction"), { op: "state_transaction", target: "s" });
+    assert.deepEqual(operation("POST", "/state/s?"), { op: "state_save", target: "s" });
+    assert.deepEqual(operation("DELETE", "/state/s/k?"), { op: "state_delete", target: "s" });
+    assert.deepEqual(operation("GET", "/secrets/secrets/k"), { op: "secret", target: "secrets" });
+    assert.equal(operation("GET", "/healthz/outbound").op, undefined);
   });
 });

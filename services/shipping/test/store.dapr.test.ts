@@ -3,8 +3,7 @@
  * 1.14 with Redis, and what only the real sidecar can show: the outbox
  * publishes exactly one CloudEvent per transaction with type = data.type and
  * JSON data, a refused first-write is a conflict, the label key is read from
- * the secret store, the API token (read by the SDK from DAPR_API_TOKEN) is
- * sent and required, and the calls are measured. Skipped when daprd or
+ * the secret store, the API token is sent and required, and the calls are measured. Skipped when daprd or
  * redis-server is missing, unless SHIPPING_INTEGRATION=1.
  */
 import assert from "node:assert/strict";
@@ -25,20 +24,25 @@ const skip = why ? `needs a real daprd and redis-server: ${why}` : undefined;
 
 let started: Promise<{ d: Daprd; sidecar: Sidecar; store: DaprStore; metrics: Metrics }> | undefined;
 
-/** setup starts daprd once for the file; the SDK reads the API token from DAPR_API_TOKEN, as in production. */
+/** sidecarOf is a Sidecar for d that sends apiToken. */
+function sidecarOf(d: Daprd, apiToken: string, metrics = new Metrics("shipping")): Sidecar {
+  return new Sidecar({
+    httpPort: d.httpPort,
+    apiToken,
+    timeoutMs: 5000,
+    log: discard,
+    observer: metrics,
+    breaker: { maxRequests: 1, intervalMs: 30_000, timeoutMs: 10_000, consecutiveFailures: 5 },
+    gauge: metrics.breakerState,
+  });
+}
+
+/** setup starts daprd once for the file. */
 function setup() {
   started ??= (async () => {
     const d = await startDaprd();
-    process.env.DAPR_API_TOKEN = d.token;
     const metrics = new Metrics("shipping");
-    const sidecar = new Sidecar({
-      httpPort: d.httpPort,
-      timeoutMs: 5000,
-      log: discard,
-      observer: metrics,
-      breaker: { maxRequests: 1, intervalMs: 30_000, timeoutMs: 10_000, consecutiveFailures: 5 },
-      gauge: metrics.breakerState,
-    });
+    const sidecar = sidecarOf(d, d.token, metrics);
     return { d, sidecar, store: new DaprStore(sidecar, "shipping-store"), metrics };
   })();
   return started;
@@ -116,7 +120,7 @@ describe("dapr adapter on a real daprd", { skip }, () => {
     await assert.rejects(sidecar.secret("secrets", "no-such-secret"), { code: "unavailable" });
   });
 
-  it("sends the API token daprd requires, read by the SDK from DAPR_API_TOKEN", async () => {
+  it("sends the API token daprd requires", async () => {
     const { d, sidecar } = await setup();
     await sidecar.healthy();
     const without = await fetch(`http://127.0.0.1:${d.httpPort}/v1.0/state/shipping-store/bulk`, {
@@ -124,7 +128,12 @@ describe("dapr adapter on a real daprd", { skip }, () => {
       body: JSON.stringify({ keys: ["x"] }),
     });
     assert.equal(without.status, 401, "daprd refuses a call without the token");
-    assert.equal(sidecar.client.options.daprApiToken, d.token);
+    assert.equal(await sidecar.secret("secrets", "shipping-label-key"), d.secret);
+    for (const token of ["", "wrong-" + d.token]) {
+      const other = sidecarOf(d, token);
+      await assert.rejects(new DaprStore(other, "shipping-store").getShipment("shp_000000000000000000000001"), (err: Error) => /401/.test(String((err as { cause?: unknown }).cause)));
+      await other.stop();
+    }
   });
 
   it("measures every call: sidecar_calls_total by op, target and outcome", async () => {
