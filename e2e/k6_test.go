@@ -63,7 +63,7 @@ func TestK6Smoke(t *testing.T) {
 // other work too): every refusal a 503 or 429 with Retry-After, no other
 // 5xx, every accepted order settled and listed exactly once, every
 // confirmed order shipped, every Go service under 40 MB resident (shipping,
-// on Node.js, under 160 MB). It runs once, on the redis profile's pass (one
+// on Node.js, under 100 MB). It runs once, on the redis profile's pass (one
 // instance of each service, whose /metrics k6 reads).
 func TestK6Stress(t *testing.T) {
 	if env.profile != "redis" {
