@@ -343,7 +343,7 @@ export function watchMemory() {
 // memoryThresholds bounds the resident memory of every service of METRICS:
 // mb each, nodeMb for the services on Node.js (NODE_SERVICES, default
 // shipping): Node.js alone is resident at 39 MB, shipping idles at about
-// 57 and measured 70-75 under the overloads (docs/performance.md).
+// 55 and measured 70-75 under the overloads (docs/performance.md).
 export function memoryThresholds(mb, nodeMb) {
   const node = (__ENV.NODE_SERVICES || 'shipping').split(',');
   const t = {};

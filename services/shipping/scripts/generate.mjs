@@ -28,7 +28,9 @@ const topics = [
   { schema: join(root, "events.schema.json"), module: "shipments-events", validator: "shipments" },
 ];
 
-// The validators' code takes the formats from ajv-formats at run time.
+// The validators' code takes the formats from ajv-formats at run time, and
+// for some keywords (maxLength, uniqueItems...) helpers of ajv's runtime:
+// ajv stays a dependency of the service, not of the build alone.
 const ajv = new Ajv2020.default({
   allErrors: true,
   strict: true,

@@ -28,9 +28,12 @@
  * of) run over a Transport of shipping's own in place of the SDK's
  * HTTPClient, for two reasons. Memory: HTTPClient imports the package's
  * index, and with it gRPC, Express, the actor and workflow clients, none of
- * which shipping uses: the process was resident at 83 MB with nothing
- * done, 47 MB without them (Node.js alone: 39 MB; docs/performance.md). And
- * the call path: the transport sends with node:http (one keep-alive agent
+ * which shipping uses (`require` of the package: 83 MB resident, of this
+ * module: 48 MB, of nothing: 39 MB; shipping idled at 93 MB before, 57
+ * after; docs/performance.md). These are deep imports, not the package's
+ * public API: they hold because @dapr/dapr is pinned exactly and has no
+ * exports map, and tsc fails the build if a path moves; an upgrade of the
+ * SDK re-checks Transport against its HTTPClient.execute. And the call path: the transport sends with node:http (one keep-alive agent
  * per sidecar) and adds what the SDK's methods cannot take: the API token
  * (DAPR_API_TOKEN, from the configuration), the work's traceparent, a
  * timeout bounded by the work's deadline (a lease's step) and the sidecar
@@ -40,6 +43,8 @@
  */
 import { Agent, request as httpRequest, type OutgoingHttpHeaders } from "node:http";
 import { HttpMethod } from "@dapr/dapr/enum/HttpMethod.enum";
+import { serializeHttp } from "@dapr/dapr/utils/Serializer.util";
+import { SDK_VERSION } from "@dapr/dapr/version";
 import { StateConcurrencyEnum } from "@dapr/dapr/enum/StateConcurrency.enum";
 import type HTTPClient from "@dapr/dapr/implementation/Client/HTTPClient/HTTPClient";
 import HTTPClientInvoker from "@dapr/dapr/implementation/Client/HTTPClient/invoker";
@@ -85,7 +90,7 @@ interface Reply {
  * send makes one HTTP call to the sidecar and reads its whole reply; it
  * fails after timeoutMs (the connection is dropped) or on a network error.
  */
-function send(url: string, agent: Agent, method: string, headers: OutgoingHttpHeaders, body: string | undefined, timeoutMs: number): Promise<Reply> {
+function send(url: string, agent: Agent, method: string, headers: OutgoingHttpHeaders, body: string | Buffer | undefined, timeoutMs: number): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
@@ -129,31 +134,38 @@ interface Params {
 
 /**
  * Transport keeps HTTPClient.execute's contract for the SDK's API classes
- * (a path under /v1.0, a body serialized as JSON, the reply parsed as JSON
- * when it is, a status outside 2xx-3xx thrown) over node:http, with the
+ * (a path under the API version, the method GET without a body and POST
+ * with one, a body serialized by the SDK's serializer after its
+ * Content-Type, the reply parsed as JSON when it is, a status outside
+ * 2xx-3xx thrown; redirects are not followed) over node:http, with the
  * token, trace context, deadline and metrics described at the top.
  */
 class Transport {
   /** options is what the API classes read of their client: the logger settings. */
   readonly options: { daprApiToken: string; logger: { level: LogLevel; service: LoggerService } };
-  private readonly base: string;
+  private readonly origin: string;
   private readonly agent = new Agent({ keepAlive: true, keepAliveMsecs: 30_000 });
 
   constructor(private readonly o: SidecarOptions) {
-    this.base = `http://127.0.0.1:${o.httpPort}/v1.0`;
+    this.origin = `http://127.0.0.1:${o.httpPort}`;
     this.options = { daprApiToken: o.apiToken, logger: { level: LogLevel.Info, service: sdkLogger(o.log) } };
   }
 
   async execute(path: string, params: Params = {}): Promise<unknown> {
-    const method = params.method?.toUpperCase() ?? (params.body === undefined ? "GET" : "POST");
-    const headers: OutgoingHttpHeaders = { ...params.headers };
+    return this.executeWithApiVersion("v1.0", path, params);
+  }
+
+  async executeWithApiVersion(apiVersion: string, path: string, params: Params = {}): Promise<unknown> {
+    const method = params.method?.toUpperCase() ?? (params.body ? "POST" : "GET");
+    const headers: OutgoingHttpHeaders = { ...params.headers, "user-agent": `dapr-sdk-js/v${SDK_VERSION} http/1` };
     if (this.o.apiToken) headers["dapr-api-token"] = this.o.apiToken;
     const tp = traceparent();
     if (tp) headers.traceparent = tp;
-    let body: string | undefined;
-    if (params.body !== undefined) {
-      body = typeof params.body === "string" ? params.body : JSON.stringify(params.body);
-      headers["content-type"] ??= typeof params.body === "string" ? "text/plain" : "application/json";
+    let body: string | Buffer | undefined;
+    if (params.body) {
+      const { serializedData, contentType } = serializeHttp(params.body, params.headers?.["Content-Type"]);
+      headers["Content-Type"] = contentType;
+      body = serializedData as string | Buffer; // JSON or text, or the caller's bytes as they are
     }
     const dl = deadline();
     const timeout = Math.min(this.o.timeoutMs, dl === undefined ? Infinity : dl - Date.now());
@@ -168,7 +180,7 @@ class Transport {
     }
     let res: Reply;
     try {
-      res = await send(this.base + path, this.agent, method, headers, body, timeout);
+      res = await send(`${this.origin}/${apiVersion}${path}`, this.agent, method, headers, body, timeout);
     } catch (err) {
       observe("unavailable");
       throw err;
