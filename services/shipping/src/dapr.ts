@@ -30,21 +30,21 @@
  * index, and with it gRPC, Express, the actor and workflow clients, none of
  * which shipping uses (`require` of the package: 83 MB resident, of this
  * module: 48 MB, of nothing: 39 MB; shipping idled at 93 MB before, 57
- * after; docs/performance.md). These are deep imports, not the package's
- * public API: they hold because @dapr/dapr is pinned exactly and has no
- * exports map, and tsc fails the build if a path moves; an upgrade of the
- * SDK re-checks Transport against its HTTPClient.execute. And the call path: the transport sends with node:http (one keep-alive agent
- * per sidecar) and adds what the SDK's methods cannot take: the API token
+ * after; docs/performance.md). And the call path: the transport sends with
+ * node:http (one keep-alive agent per sidecar), not HTTPClient's
+ * node-fetch, whose streams and header objects took a fifth of shipping's
+ * CPU per order, and adds what the SDK's methods cannot take: the API token
  * (DAPR_API_TOKEN, from the configuration), the work's traceparent, a
  * timeout bounded by the work's deadline (a lease's step) and the sidecar
- * call metrics (op, target, outcome, duration). HTTPClient's node-fetch
- * streams, header objects and per-call debug line took a fifth of
- * shipping's CPU per order.
+ * call metrics (op, target, outcome, duration).
+ *
+ * These are deep imports, not the package's public API: they hold because
+ * @dapr/dapr is pinned exactly and has no exports map; tsc fails the build
+ * if a path moves, and test/transport.test.ts if HTTPClient and Transport
+ * put different requests on the wire.
  */
 import { Agent, request as httpRequest, type OutgoingHttpHeaders } from "node:http";
 import { HttpMethod } from "@dapr/dapr/enum/HttpMethod.enum";
-import { serializeHttp } from "@dapr/dapr/utils/Serializer.util";
-import { SDK_VERSION } from "@dapr/dapr/version";
 import { StateConcurrencyEnum } from "@dapr/dapr/enum/StateConcurrency.enum";
 import type HTTPClient from "@dapr/dapr/implementation/Client/HTTPClient/HTTPClient";
 import HTTPClientInvoker from "@dapr/dapr/implementation/Client/HTTPClient/invoker";
@@ -53,6 +53,8 @@ import HTTPClientState from "@dapr/dapr/implementation/Client/HTTPClient/state";
 import { LogLevel } from "@dapr/dapr/types/logger/LogLevel";
 import type { LoggerService } from "@dapr/dapr/types/logger/LoggerService";
 import type { OperationType } from "@dapr/dapr/types/Operation.type";
+import { serializeHttp } from "@dapr/dapr/utils/Serializer.util";
+import { SDK_VERSION } from "@dapr/dapr/version";
 import { errorf, unavailable } from "./apierr";
 import { Breaker, type BreakerSettings, type StateGauge } from "./breaker";
 import type { ShipmentEvent } from "./contracts";
@@ -151,10 +153,12 @@ class Transport {
     this.options = { daprApiToken: o.apiToken, logger: { level: LogLevel.Info, service: sdkLogger(o.log) } };
   }
 
+  /** execute calls path under /v1.0, as HTTPClient.execute. */
   async execute(path: string, params: Params = {}): Promise<unknown> {
     return this.executeWithApiVersion("v1.0", path, params);
   }
 
+  /** executeWithApiVersion calls path under apiVersion (the state query API is v1.0-alpha1). */
   async executeWithApiVersion(apiVersion: string, path: string, params: Params = {}): Promise<unknown> {
     const method = params.method?.toUpperCase() ?? (params.body ? "POST" : "GET");
     const headers: OutgoingHttpHeaders = { ...params.headers, "user-agent": `dapr-sdk-js/v${SDK_VERSION} http/1` };
