@@ -9,7 +9,7 @@ NODE_SERVICES := shipping
 MODULES  := lib $(addprefix services/,$(SERVICES)) tools k8s e2e
 PROFILE  ?= redis
 
-.PHONY: help tools build images run run-check observe test test-check test-unit test-fuzz test-e2e loadtest bench fuzz fmt vet clean
+.PHONY: help tools build images run run-check observe test test-check test-unit test-fuzz test-e2e loadtest loadtest-check bench bench-check fuzz fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -138,11 +138,17 @@ test-e2e: ## integration tests on both profiles (real daprd sidecars, Redis, the
 
 SCENARIO ?= load
 
-loadtest: tools build ## run loadtest/<SCENARIO>.js with k6 (default: load, 30/s for 30s; starts the suite if needed); DURATION=... RATE=... PROFILE=...
+loadtest: loadtest-check tools build ## run loadtest/<SCENARIO>.js with k6 (SCENARIO=load by default, smoke, stress, spike or soak; starts the suite if none answers); DURATION, RATE (load, soak), MAX_RATE and RAMP (stress), SPIKE_RATE (spike), LATENCY=0 (no latency thresholds), PROFILE
 	@PROFILE=$(PROFILE) bash tools/loadtest.sh $(SCENARIO)
 
-bench: tools build ## the sidecar floor, each sidecar operation's cost, a stream of orders (BENCH_STREAM_RATE, BENCH_STREAM_DURATION) and the overload (BENCH_RATE); PROFILE=kafka-postgres; starts the suite if needed
+bench: bench-check tools build ## the sidecar floor, each sidecar operation's cost, a stream of orders (BENCH_STREAM_RATE: 0 calibrates, BENCH_STREAM_DURATION, BENCH_SHIPPING_STEPS) and the overload (BENCH_RATE, BENCH_DURATION); PROFILE=kafka-postgres; starts a suite of its own (stop make run first)
 	@PROFILE=$(PROFILE) BENCH_RATE=$(BENCH_RATE) BENCH_DURATION=$(BENCH_DURATION) bash tools/loadtest.sh bench
+
+# The settings of loadtest and bench, checked before minutes of building.
+loadtest-check:
+	@PROFILE=$(PROFILE) bash tools/loadtest.sh --check $(SCENARIO)
+bench-check:
+	@PROFILE=$(PROFILE) BENCH_RATE=$(BENCH_RATE) BENCH_DURATION=$(BENCH_DURATION) bash tools/loadtest.sh --check bench
 
 BENCH_RATE ?= 200
 BENCH_DURATION ?= 10s

@@ -6,6 +6,8 @@
 # and stops it afterwards.
 # Writes loadtest/results/<scenario>.json and <scenario>.txt (bench: bench.md).
 # Usage: tools/loadtest.sh [scenario]
+#        tools/loadtest.sh --check [scenario]   only check the settings below
+#                                               (make runs it before building)
 #   env: DURATION, RATE, PROFILE, BASE_URL; BENCH_RATE, BENCH_DURATION,
 #   BENCH_STREAM_RATE (0: three quarters of what the machine sustains, priced
 #   by a calibration stream), BENCH_STREAM_DURATION (60s),
@@ -18,12 +20,45 @@
 #   starts, and of k6; see below)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CHECK_ONLY=""
+if [[ "${1:-}" == --check ]]; then CHECK_ONLY=1; shift; fi
 SCENARIO="${1:-smoke}"
 BASE_URL="${BASE_URL:-http://127.0.0.1:8080}"
 PROFILE="${PROFILE:-redis}"
 SCRIPT="$ROOT/loadtest/$SCENARIO.js"
 OUT="$ROOT/loadtest/results"
-[[ -f "$SCRIPT" || "$SCENARIO" == bench ]] || { echo "no scenario $SCENARIO (have: $(cd "$ROOT/loadtest" && ls *.js | sed 's/\.js$//' | tr '\n' ' '))" >&2; exit 1; }
+
+# Every setting is checked before anything is built or started, each
+# problem naming the variable that has it.
+problems=()
+[[ -f "$SCRIPT" || "$SCENARIO" == bench ]] ||
+  problems+=("SCENARIO=$SCENARIO: no such scenario (have: $(cd "$ROOT/loadtest" && ls *.js | sed 's/\.js$//' | tr '\n' ' ')bench)")
+[[ -n "$PROFILE" && "$PROFILE" != config && -d "$ROOT/components/$PROFILE" ]] ||
+  problems+=("PROFILE=$PROFILE: no such profile (profiles: $(cd "$ROOT/components" && ls -d */ | tr -d / | grep -vx config | tr '\n' ' '))")
+for v in RATE MAX_RATE SPIKE_RATE CALM_RATE BENCH_RATE BENCH_STREAM_RATE MAX_RSS_MB MAX_RSS_MB_NODE; do
+  [[ -z "${!v:-}" || "${!v}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || problems+=("$v=${!v}: must be a number, e.g. 30")
+done
+for v in BENCH_KAFKA_PARTITIONS; do
+  [[ -z "${!v:-}" || "${!v}" =~ ^[0-9]+$ ]] || problems+=("$v=${!v}: must be a whole number")
+done
+for v in GATEWAY_NICE K6_NICE; do
+  [[ -z "${!v:-}" || "${!v}" =~ ^-?[0-9]+$ ]] || problems+=("$v=${!v}: must be a nice value, -20 to 19")
+done
+for v in DURATION RAMP SETTLE BENCH_DURATION BENCH_STREAM_DURATION; do
+  [[ -z "${!v:-}" || "${!v}" =~ ^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$ ]] || problems+=("$v=${!v}: must be a duration such as 500ms, 30s or 1m30s")
+done
+if [[ "$SCENARIO" == bench && ${#problems[@]} -eq 0 ]] && curl -fsS -o /dev/null "$BASE_URL/healthz" 2>/dev/null; then
+  # The bench's suite has settings of its own (profiling endpoints, users'
+  # login limit for its 125 customers, a shipment's pace) and its own empty
+  # store and broker, whose records it counts: a suite started otherwise
+  # (make run) refused its sign-ups a minute in.
+  problems+=("a suite already answers at $BASE_URL: make bench measures a suite it starts itself; stop that one (Ctrl-C in make run) and run make bench again")
+fi
+if [[ ${#problems[@]} -gt 0 ]]; then
+  printf '%s\n' "${problems[@]}" >&2
+  exit 2
+fi
+[[ -z "$CHECK_ONLY" ]] || exit 0
 mkdir -p "$OUT"
 
 started=""

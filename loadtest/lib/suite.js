@@ -224,7 +224,14 @@ export function journey(data) {
 // env reads a number from the environment, with a default.
 export function num(name, dflt) {
   const v = __ENV[name];
-  return v === undefined || v === '' ? dflt : Number(v);
+  if (v === undefined || v === '') {
+    return dflt;
+  }
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new Error(`${name}=${v}: must be a number, e.g. 30`);
+  }
+  return n;
 }
 
 // settle is the overload scenarios' teardown: it waits (up to SETTLE, 60s by

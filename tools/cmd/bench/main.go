@@ -239,7 +239,7 @@ func measureSuite(ctx context.Context, o options, rep *report) error {
 	}
 	rep.Confirmed = &f
 	for _, m := range reads {
-		say("suite: %s", m.name)
+		say("%s", m.name)
 		rep.Results = append(rep.Results, bench.Measure(ctx, m.name, o.rate, o.duration, m.req))
 	}
 	if o.streamRate <= 0 {

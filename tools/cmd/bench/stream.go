@@ -493,7 +493,7 @@ func cpuTable(cpu []cpuFigure, floorCPU float64, cores int) string {
 	row("**all sidecars**", cars)
 	row("**all services**", total-cars)
 	row("**one order, every process**", total)
-	fmt.Fprintf(&b, "\nAt this cost %d cores serve at most %.0f orders/s (Redis or Kafka and PostgreSQL, and the generator, not counted).", cores, 1000*float64(cores)/total)
+	fmt.Fprintf(&b, "\nAt this cost %d cores serve about %.0f orders/s (Redis or Kafka and PostgreSQL, and the generator, not counted; the cost is this stream's, whose share of what the suite spends idle, probes and pollers, is smaller at a higher rate, so the suite may serve more; the overload's orders done per second tell).", cores, 1000*float64(cores)/total)
 	if floorCPU > 0 {
 		fmt.Fprintf(&b, " One order costs %.1f times the CPU of a two-hop no-op call (%.3f ms, the floor's two sidecars); its sidecars alone %.1f times.", total/floorCPU, floorCPU, cars/floorCPU)
 	}
