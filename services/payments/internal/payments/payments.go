@@ -279,24 +279,38 @@ func (s *Service) resolve(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	c.KeyFingerprint, c.UpdatedAt = Fingerprint(key), s.Now().UTC()
-	if etag, err = s.Store.Claim(ctx, c, etag); apierr.CodeOf(err) == apierr.Conflict {
-		return nil // taken over by another: the refund finds it in progress
-	} else if err != nil {
-		return err
-	}
 	req := ChargeRequest{OrderID: c.OrderID, UserID: c.UserID, Amount: c.Amount, Currency: c.Currency, IdempotencyKey: c.IdempotencyKey}
-	_, _, err = s.settle(ctx, req, key, c, etag)
+	if _, _, err = s.takeOver(ctx, req, key, c, etag); errors.Is(err, errTakenOver) {
+		return nil // the refund finds it in progress
+	}
 	return err
+}
+
+// errTakenOver is takeOver's answer when another request took the claim
+// over first.
+var errTakenOver = errors.New("the claim was taken over by another request")
+
+// takeOver claims the stale charge c, read at etag, for req (its request
+// died, or gave the claim up) and asks the provider again under key, which
+// answers as the first time. Over the ETag read, so that of two requests
+// taking it over one does; the other gets errTakenOver.
+func (s *Service) takeOver(ctx context.Context, req ChargeRequest, key string, c Charge, etag string) (Charge, bool, error) {
+	c.UserID, c.KeyFingerprint, c.UpdatedAt = req.UserID, Fingerprint(key), s.Now().UTC()
+	etag, err := s.Store.Claim(ctx, c, etag)
+	if apierr.CodeOf(err) == apierr.Conflict {
+		return Charge{}, false, errTakenOver
+	}
+	if err != nil {
+		return Charge{}, false, err
+	}
+	return s.settle(ctx, req, key, c, etag)
 }
 
 // replay answers a repeated request from the stored charge. A claim left
 // processing for longer than ClaimTimeout belongs to a request that died
 // between claiming the key and recording the outcome (payments was killed),
-// or was given up (the provider did not answer): it is taken over, over its
-// ETag, so that of two requests taking it over one does, and the charge is
-// asked again, which the provider answers as the first time (same
-// idempotency key); key is the provider key.
+// or was given up (the provider did not answer): it is taken over
+// (takeOver); key is the provider key.
 func (s *Service) replay(ctx context.Context, req ChargeRequest, key, id string) (Charge, bool, error) {
 	prev, etag, err := s.Store.GetWithETag(ctx, id)
 	if err != nil {
@@ -312,16 +326,11 @@ func (s *Service) replay(ctx context.Context, req ChargeRequest, key, id string)
 	if s.Now().Sub(prev.UpdatedAt) <= s.claimTimeout() {
 		return Charge{}, false, inProgress
 	}
-	c := prev
-	c.UserID, c.KeyFingerprint, c.UpdatedAt = req.UserID, Fingerprint(key), s.Now().UTC()
-	etag, err = s.Store.Claim(ctx, c, etag)
-	if apierr.CodeOf(err) == apierr.Conflict {
-		return Charge{}, false, inProgress // another request took it over
+	c, created, err := s.takeOver(ctx, req, key, prev, etag)
+	if errors.Is(err, errTakenOver) {
+		return Charge{}, false, inProgress
 	}
-	if err != nil {
-		return Charge{}, false, err
-	}
-	return s.settle(ctx, req, key, c, etag)
+	return c, created, err
 }
 
 // Refund gives back the money of the charge made with idempotencyKey, once.
@@ -356,10 +365,10 @@ func (s *Service) Refund(ctx context.Context, idempotencyKey string) (Charge, er
 	return optimistic.Update(ctx, optimistic.Policy(), "charge "+id,
 		func(ctx context.Context) (Charge, string, error) { return s.Store.GetWithETag(ctx, id) },
 		func(c *Charge) error {
-			switch {
-			case c.Status == Processing:
+			switch c.Status {
+			case Processing:
 				return &apierr.Error{Code: apierr.Conflict, Message: "the charge is still in progress", RetryAfter: time.Second}
-			case c.Status == Declined || c.Status == Refunded:
+			case Declined, Refunded:
 				return optimistic.ErrUnchanged
 			}
 			key, err := s.Keys.ProviderKey(ctx)
