@@ -1,12 +1,14 @@
 /**
  * The Dapr adapter's transport against a fake daprd: what every call to the
- * sidecar carries (the API token, the work's traceparent), its timeout, its metrics, and the circuit breaker that
- * opens on failures of the sidecar but never on conflicts.
+ * sidecar carries (the API token, the work's traceparent), its timeout, its
+ * metrics, and the circuit breaker (the configuration's defaults) that opens
+ * on failures of the sidecar but never on conflicts.
  */
 import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { after, describe, it } from "node:test";
 import { codeOf } from "../src/apierr";
+import { parseConfig } from "../src/config";
 import { DaprStore, operation, Sidecar } from "../src/dapr";
 import { discard } from "../src/log";
 import { Metrics } from "../src/metrics";
@@ -53,7 +55,7 @@ function sidecar(port: number, metrics = new Metrics("shipping"), timeoutMs = 10
     timeoutMs,
     log: discard,
     observer: metrics,
-    breaker: { maxRequests: 1, intervalMs: 30_000, timeoutMs: 10_000, consecutiveFailures: 5 },
+    breaker: parseConfig({}).breaker,
     gauge: metrics.breakerState,
   });
   return { s, store: new DaprStore(s, "shipping-store"), metrics };

@@ -3,11 +3,13 @@
  * 1.14 with Redis, and what only the real sidecar can show: the outbox
  * publishes exactly one CloudEvent per transaction with type = data.type and
  * JSON data, a refused first-write is a conflict, the label key is read from
- * the secret store, the API token is sent and required, and the calls are measured. Skipped when daprd or
- * redis-server is missing, unless SHIPPING_INTEGRATION=1.
+ * the secret store, the API token is sent and required, and the calls are
+ * measured. Skipped when daprd or redis-server is missing, unless
+ * SHIPPING_INTEGRATION=1.
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { parseConfig } from "../src/config";
 import { DaprStore, LabelKey, Sidecar } from "../src/dapr";
 import { discard } from "../src/log";
 import { Metrics } from "../src/metrics";
@@ -32,7 +34,7 @@ function sidecarOf(d: Daprd, apiToken: string, metrics = new Metrics("shipping")
     timeoutMs: 5000,
     log: discard,
     observer: metrics,
-    breaker: { maxRequests: 1, intervalMs: 30_000, timeoutMs: 10_000, consecutiveFailures: 5 },
+    breaker: parseConfig({}).breaker,
     gauge: metrics.breakerState,
   });
 }

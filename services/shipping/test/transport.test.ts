@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { CommunicationProtocolEnum, DaprClient, HttpMethod, LogLevel, StateConcurrencyEnum } from "@dapr/dapr";
+import { parseConfig } from "../src/config";
 import { SidecarError, Sidecar } from "../src/dapr";
 import { discard } from "../src/log";
 
@@ -42,7 +43,7 @@ before(async () => {
   sdk = new DaprClient({ daprHost: "127.0.0.1", daprPort: String(port), communicationProtocol: CommunicationProtocolEnum.HTTP, logger: { level: LogLevel.Error } });
   // No wait for a sidecar's health: the fake has none.
   (sdk.daprClient as unknown as { setIsInitialized(v: boolean): void }).setIsInitialized(true);
-  ours = new Sidecar({ httpPort: port, apiToken: "token", timeoutMs: 1000, log: discard, breaker: { maxRequests: 1, intervalMs: 30_000, timeoutMs: 10_000, consecutiveFailures: 5 } });
+  ours = new Sidecar({ httpPort: port, apiToken: "token", timeoutMs: 1000, log: discard, breaker: parseConfig({}).breaker });
 });
 
 after(async () => {
